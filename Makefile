@@ -1,0 +1,33 @@
+# pman's make targets. Every target prepares what it needs on first use
+# (Debian packages, .venv); see scripts/bootstrap.
+
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test serve lint format bench clean venv
+
+venv:
+	@scripts/bootstrap
+
+demo: venv
+	@$(BIN)/python -m localcluster example
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: venv
+	@scripts/bootstrap rclone
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .venv-* build dist *.egg-info .pytest_cache .ruff_cache .demo .state

@@ -264,7 +264,6 @@ class SwiftAIO:
             f"project_name = {service_project}\n"
             f"username = {service_user}\npassword = {service_password}\n"
             "delay_auth_decision = True\n"
-            f"memcached_servers = {HOST}:{self.ports['memcached']}\n"
             "[filter:keystoneauth]\nuse = egg:swift#keystoneauth\n"
             "operator_roles = admin, member\n"
         )

@@ -1,0 +1,69 @@
+"""pman's own errors: what callers see instead of library exceptions.
+
+Each error carries the HTTP status the REST API answers with, so the Flask layer
+turns any of them into ``{"message": ...}`` without knowing where it came from.
+"""
+
+from __future__ import annotations
+
+
+class PmanError(Exception):
+    """Base class: an error with an HTTP status and a message for the client."""
+
+    status = 500
+
+    def __init__(self, message: str | dict[str, str]) -> None:
+        super().__init__(message if isinstance(message, str) else "; ".join(message.values()))
+        self.message = message
+
+
+class BadRequest(PmanError):
+    """The request is malformed; ``message`` may map each bad field to what is wrong."""
+
+    status = 400
+
+
+class Unauthorized(PmanError):
+    """The request lacks the configured bearer token."""
+
+    status = 401
+
+
+class Forbidden(PmanError):
+    """Kubernetes refused the request for lack of a permission."""
+
+    status = 403
+
+
+class JobNotFound(PmanError):
+    """No job with this jid exists."""
+
+    status = 404
+
+
+class JobExists(PmanError):
+    """A job with this jid already exists."""
+
+    status = 409
+
+
+class UnsupportedMediaType(PmanError):
+    """The request body is not declared as JSON."""
+
+    status = 415
+
+
+class ClusterUnavailable(PmanError):
+    """The Kubernetes API cannot be reached or answered with a server error."""
+
+    status = 503
+
+
+class ClusterError(PmanError):
+    """Kubernetes answered with an error pman did not expect."""
+
+    status = 502
+
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; the message names each of them."""

@@ -1,0 +1,327 @@
+"""The REST API's data: job requests parsed and validated, answers, and their JSON schemas.
+
+One set of pydantic definitions both validates ``POST /api/v1/`` bodies and
+produces the OpenAPI document, so the two cannot drift apart. Validation reports
+every bad field at once, each with a sentence a client developer can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from pman.errors import BadRequest
+
+INPUT_DIR = "/share/incoming"
+OUTPUT_DIR = "/share/outgoing"
+
+JID_PATTERN = r"^/?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A path segment must contain something besides dots, so "." and ".." never pass.
+_SEGMENT = r"[^/\x00]*[^/.\x00][^/\x00]*"
+STORAGE_PATH_PATTERN = rf"^/?{_SEGMENT}(/{_SEGMENT})*/*$"
+_STORAGE_PATH = re.compile(STORAGE_PATH_PATTERN)
+ENV_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*=[^\x00]*$"
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+MAX_PATH_LENGTH = 1024
+
+
+def _integer(minimum: int, digits: int) -> Any:
+    """An integer field that also takes numeric strings (pfcon sends ``"1000"``)."""
+    maximum = 10**digits - 1
+    first = "[1-9]" if minimum else "[0-9]"
+    schema = {
+        "anyOf": [
+            {"type": "integer", "minimum": minimum, "maximum": maximum},
+            {"type": "string", "pattern": f"^0*{first}[0-9]{{0,{digits - 1}}}$"},
+        ]
+    }
+    if minimum == 0:
+        schema["anyOf"][1]["pattern"] = f"^0*[0-9]{{1,{digits}}}$"
+
+    def check(value: Any) -> int:
+        number = _as_integer(value)
+        if not minimum <= number <= maximum:
+            raise ValueError(f"must be an integer from {minimum} to {maximum}")
+        return number
+
+    return Annotated[int, BeforeValidator(check), WithJsonSchema(schema)]
+
+
+def _as_integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value.lstrip("0") or "0")
+    raise ValueError("must be a whole number, as a JSON number or a string of digits")
+
+
+def is_jid(value: str) -> bool:
+    """Whether ``value`` is a jid pman could have accepted (without the leading /)."""
+    return len(value) <= 63 and bool(_DNS_LABEL.match(value))
+
+
+def _check_jid(value: str) -> str:
+    jid = value.removeprefix("/")
+    if not jid:
+        raise ValueError("must not be empty")
+    if len(jid) > 63:
+        raise ValueError("must be at most 63 characters: it becomes the Kubernetes Job name")
+    if not _DNS_LABEL.match(jid):
+        raise ValueError(
+            "must be a DNS-1123 label (lower-case letters, digits and '-', starting and "
+            "ending with a letter or digit): it becomes the Kubernetes Job name"
+        )
+    return jid
+
+
+def _check_storage_path(value: str) -> str:
+    if len(value) > MAX_PATH_LENGTH:
+        raise ValueError(f"must be at most {MAX_PATH_LENGTH} characters")
+    path = value.removeprefix("/").rstrip("/")
+    if "\x00" in path:
+        raise ValueError("must not contain NUL characters")
+    if not path:
+        raise ValueError("must be <swift container>/<prefix>, not empty")
+    if path.startswith("/"):
+        raise ValueError("must be a relative path <swift container>/<prefix>, not absolute")
+    segments = path.split("/")
+    if not segments[0]:
+        raise ValueError("must start with a Swift container name")
+    if any(not segment for segment in segments):
+        raise ValueError("must not contain empty path segments ('//')")
+    if any(set(segment) == {"."} for segment in segments):
+        raise ValueError("must not contain '.' or '..' segments")
+    return path
+
+
+def _check_env(value: str) -> str:
+    name, sep, _ = value.partition("=")
+    if not sep:
+        raise ValueError(f"{value!r} is not KEY=VALUE")
+    if not _ENV_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid environment variable name")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _check_image(value: str) -> str:
+    if not value or "\x00" in value or any(c.isspace() for c in value):
+        raise ValueError("must be an image reference without spaces, e.g. docker.io/org/app:1.0")
+    return value
+
+
+Text = Annotated[
+    StrictStr,
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "pattern": "^[^\\x00]*$"}),
+]
+Auid = Annotated[
+    StrictStr,
+    AfterValidator(_no_nul),
+    Field(max_length=256),
+    WithJsonSchema({"type": "string", "pattern": "^[^\\x00]*$", "maxLength": 256}),
+]
+Jid = Annotated[
+    StrictStr,
+    AfterValidator(_check_jid),
+    WithJsonSchema({"type": "string", "pattern": JID_PATTERN, "maxLength": 64}),
+]
+StoragePath = Annotated[
+    StrictStr,
+    AfterValidator(_check_storage_path),
+    WithJsonSchema(
+        {"type": "string", "pattern": STORAGE_PATH_PATTERN, "maxLength": MAX_PATH_LENGTH}
+    ),
+]
+EnvItem = Annotated[
+    StrictStr,
+    AfterValidator(_check_env),
+    WithJsonSchema({"type": "string", "pattern": ENV_PATTERN}),
+]
+Image = Annotated[
+    StrictStr,
+    AfterValidator(_check_image),
+    WithJsonSchema({"type": "string", "pattern": r"^[^\s\x00]+$"}),
+]
+Workers = _integer(1, 3)
+Millicores = _integer(1, 7)
+Mebibytes = _integer(1, 8)
+Gpus = _integer(0, 3)
+JobType = Literal["ds", "fs", "ts"]
+JobStatus = Literal[
+    "notstarted", "started", "finishedSuccessfully", "finishedWithError", "undefined"
+]
+JobPhase = Literal["pending", "staging-in", "running", "publishing", "done"]
+
+
+class JobRequest(BaseModel):
+    """The body of POST /api/v1/: the pman v6 job request."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, title="JobRequest")
+
+    jid: Jid = Field(description="Job id; becomes the Kubernetes Job name. A leading / is dropped.")
+    args: list[Text] = Field(description="Arguments after the entrypoint; may be empty.")
+    args_path_flags: list[Text] = Field(
+        default=[], description="Flags whose following argument is replaced by /share/incoming."
+    )
+    auid: Auid = Field(description="Owner's user name.")
+    number_of_workers: Workers = Field(description="Parallelism and completions.")
+    cpu_limit: Millicores = Field(description="CPU limit in millicores.")
+    memory_limit: Mebibytes = Field(description="Memory limit in MiB.")
+    gpu_limit: Gpus = Field(description="Number of nvidia.com/gpu.")
+    image: Image = Field(description="Image of the processor.")
+    entrypoint: Annotated[list[Text], Field(min_length=1)] = Field(
+        description="Command of the processor; must not be empty."
+    )
+    type: JobType = Field(description="ds, fs or ts.")
+    env: list[EnvItem] = Field(default=[], description="KEY=VALUE environment of the processor.")
+    input_dir: StoragePath | None = Field(
+        default=None,
+        description="<swift container>/<prefix> of the input; default key-<jid>/incoming.",
+    )
+    output_dir: StoragePath | None = Field(
+        default=None,
+        description="<swift container>/<prefix> of the output; default key-<jid>/outgoing.",
+    )
+
+    @model_validator(mode="after")
+    def _default_dirs(self) -> JobRequest:
+        # Older clients omit the directories; the original layout puts them under key-<jid>.
+        if self.input_dir is None:
+            object.__setattr__(self, "input_dir", f"key-{self.jid}/incoming")
+        if self.output_dir is None:
+            object.__setattr__(self, "output_dir", f"key-{self.jid}/outgoing")
+        return self
+
+    @property
+    def env_pairs(self) -> list[tuple[str, str]]:
+        """``env`` split at the first ``=``."""
+        return [tuple(item.split("=", 1)) for item in self.env]  # type: ignore[misc]
+
+    @property
+    def command(self) -> list[str]:
+        """The processor's full command line (CONTRACT.md, "Command the processor runs")."""
+        command = [*self.entrypoint, *localize(self.args, set(self.args_path_flags))]
+        if self.type == "ds":
+            command.append(INPUT_DIR)
+        command.append(OUTPUT_DIR)
+        return command
+
+
+def localize(args: list[str], path_flags: set[str]) -> list[str]:
+    """Replace the value after each path flag with the input directory."""
+    result: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        result.append(arg)
+        if arg in path_flags:
+            result.append(INPUT_DIR)
+            skip = True
+    return result
+
+
+class JobObject(BaseModel):
+    """A job as pman reports it (POST 201, GET 200)."""
+
+    model_config = ConfigDict(title="Job")
+
+    jid: str
+    image: str
+    cmd: str = Field(description="The processor's command, words joined by spaces.")
+    status: JobStatus
+    message: str = Field(description="Human-readable detail of the status.")
+    timestamp: str = Field(description="ISO-8601 completion time, or empty while not finished.")
+    logs: str = Field(description="Last lines of the processor's output, or why there are none.")
+    phase: JobPhase = Field(description="Where the job is: pending ... done.")
+    reason: str = Field(description="Why it failed or waits (e.g. OOMKilled), or empty.")
+
+
+class ServerInfo(BaseModel):
+    """GET /api/v1/: what this server is."""
+
+    server_version: str
+    container_env: str
+    storage_type: str
+
+
+class JobList(BaseModel):
+    """GET /api/v1/_jobs/: every job pman manages in its namespace (logs left empty)."""
+
+    jobs: list[JobObject]
+
+
+class ErrorBody(BaseModel):
+    """Every error: a sentence, or for invalid fields one sentence per field."""
+
+    model_config = ConfigDict(title="Error")
+
+    message: str | dict[str, str]
+
+
+def parse_job_request(body: Any) -> JobRequest:
+    """Validate a decoded JSON body; raise :class:`BadRequest` naming every bad field."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    try:
+        return JobRequest.model_validate(body)
+    except ValidationError as error:
+        raise BadRequest(field_messages(error)) from None
+
+
+def field_messages(error: ValidationError) -> dict[str, str]:
+    """One sentence per field from pydantic's error list."""
+    messages: dict[str, list[str]] = {}
+    for item in error.errors():
+        location = item["loc"]
+        name = str(location[0]) if location else "body"
+        text = _describe(item)
+        if len(location) > 1 and isinstance(location[1], int):
+            text = f"item {location[1]}: {text}"
+        messages.setdefault(name, []).append(text)
+    return {name: "; ".join(texts) for name, texts in messages.items()}
+
+
+def _describe(item: Any) -> str:
+    kind = item["type"]
+    if kind == "missing":
+        return "is required"
+    if kind == "string_type":
+        return "must be a string"
+    if kind == "list_type":
+        return "must be an array of strings"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "string_too_long":
+        return f"must be at most {item['ctx']['max_length']} characters"
+    if kind == "literal_error":
+        return "must be one of 'ds', 'fs', 'ts'"
+    if kind == "value_error":
+        return str(item["ctx"]["error"])
+    return item["msg"]

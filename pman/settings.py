@@ -1,0 +1,254 @@
+"""pman's settings: one typed object, read once from the environment at start.
+
+Names follow upstream pman where a setting existed there (``JOB_NAMESPACE``,
+``JOB_LOGS_TAIL``, ...), with the same meaning and value formats. Every other
+module receives a :class:`Settings`; only entry points call :meth:`Settings.from_env`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pman import __version__
+from pman.errors import SettingsError
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_TRUE = {"1", "true", "yes", "y", "on", "t"}
+_FALSE = {"0", "false", "no", "n", "off", "f"}
+
+ONE_DAY = 86400
+ONE_WEEK = 7 * ONE_DAY
+
+
+@dataclass(frozen=True)
+class ContainerUser:
+    """``CONTAINER_USER``: the UID and GID job containers run as, each fixed or a range."""
+
+    uid: int | tuple[int, int] | None = None
+    gid: int | tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything pman can be configured with. Defaults suit a development machine."""
+
+    container_env: str = "kubernetes"
+    """``CONTAINER_ENV``: reported by ``GET /api/v1/``; ``kubernetes`` or ``openshift``."""
+
+    job_namespace: str = "default"
+    """``JOB_NAMESPACE``: where Jobs are created (upstream default)."""
+
+    job_logs_tail: int = 1000
+    """``JOB_LOGS_TAIL``: how many last lines of the processor's log a GET returns."""
+
+    remove_jobs: bool = True
+    """``REMOVE_JOBS``: when false, DELETE answers 204 but leaves the Job (for debugging)."""
+
+    job_labels: Mapping[str, str] = field(default_factory=dict)
+    """``JOB_LABELS``: ``key=value,...`` labels added to every Job and pod."""
+
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    """``NODE_SELECTOR``: ``key=value,...``, the pods' ``nodeSelector``."""
+
+    image_pull_secrets: tuple[str, ...] = ()
+    """``IMAGE_PULL_SECRETS``: comma-separated Secret names for pulling images."""
+
+    container_user: ContainerUser | None = None
+    """``CONTAINER_USER``: ``UID:GID``, either may be a ``low-high`` range picked at random
+    per job; unset lets the cluster choose (OpenShift assigns a UID per namespace)."""
+
+    shm_size_mib: int | None = None
+    """``SHM_SIZE``: size of the processor's ``/dev/shm`` in MiB; unset keeps the default."""
+
+    ignore_limits: bool = False
+    """``IGNORE_LIMITS``: when true, the processor gets no CPU, memory or GPU limits."""
+
+    enable_home_workaround: bool = False
+    """``ENABLE_HOME_WORKAROUND``: when true, the processor gets ``HOME=/tmp``, for images
+    that write to a home directory an arbitrary UID does not own."""
+
+    publisher_image: str = f"pman-publisher:{__version__}"
+    """``PUBLISHER_IMAGE``: image of the stage-in and publish containers."""
+
+    swift_secret_name: str = "swift-credentials"
+    """``SWIFT_SECRET_NAME``: Secret holding ``swift-credentials.cfg``."""
+
+    publisher_service_account: str = "pman-publisher"
+    """``PUBLISHER_SERVICE_ACCOUNT``: service account whose token the publish container
+    uses to watch its own pod."""
+
+    job_deadline_seconds: int = ONE_WEEK
+    """``JOB_DEADLINE_SECONDS``: ``activeDeadlineSeconds``; upstream's week-long default."""
+
+    job_ttl_seconds: int = ONE_DAY
+    """``JOB_TTL_SECONDS``: ``ttlSecondsAfterFinished``; clients expect a finished job to
+    stay queryable for at least a day."""
+
+    api_token: str | None = None
+    """``PMAN_API_TOKEN``: when set, API requests need ``Authorization: Bearer <token>``."""
+
+    max_body_bytes: int = 1024 * 1024
+    """``PMAN_MAX_BODY_SIZE``: largest request body accepted, in bytes (larger gets 413);
+    a real job request is well under a kilobyte."""
+
+    status_cache: bool = True
+    """``PMAN_STATUS_CACHE``: serve status from watches on Jobs and pods instead of asking
+    Kubernetes on every GET."""
+
+    kubeconfig: str | None = None
+    """``KUBECONFIG``: kubeconfig file used when pman does not run inside a cluster."""
+
+    server_version: str = __version__
+    """Reported by ``GET /api/v1/``; not configurable."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from environment variables, reporting every bad one at once."""
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for variable, (name, parse) in _VARIABLES.items():
+            raw = environ.get(variable)
+            if raw is None or not raw.strip():
+                continue
+            try:
+                values[name] = parse(raw.strip())
+            except ValueError as error:
+                problems.append(f"{variable}={raw!r}: {error}")
+        if problems:
+            raise SettingsError("invalid settings: " + "; ".join(problems))
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (for tests and tools)."""
+        return dataclasses.replace(self, **changes)
+
+
+def parse_bool(raw: str) -> bool:
+    """Upstream's boolean spellings: yes/no, true/false, 1/0, on/off."""
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected yes or no (also true/false, 1/0, on/off)")
+
+
+def _parse_int(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError("expected one of " + ", ".join(choices))
+        return raw
+
+    return parse
+
+
+def _parse_name(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not pattern.match(raw):
+            raise ValueError(f"not a valid {what}")
+        return raw
+
+    return parse
+
+
+def parse_labels(raw: str) -> dict[str, str]:
+    """``key=value,key2=value2`` (upstream's format) into a dict of valid labels."""
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{item!r} is not key=value")
+        if not _valid_label_key(key):
+            raise ValueError(f"{key!r} is not a valid label key")
+        if not _LABEL_VALUE.match(value):
+            raise ValueError(f"{value!r} is not a valid label value")
+        labels[key] = value
+    return labels
+
+
+def _valid_label_key(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return bool(_LABEL_NAME.match(name))
+
+
+def _parse_secret_names(raw: str) -> tuple[str, ...]:
+    names = tuple(filter(None, (part.strip() for part in raw.split(","))))
+    for name in names:
+        if not _DNS_SUBDOMAIN.match(name):
+            raise ValueError(f"{name!r} is not a valid Secret name")
+    return names
+
+
+def parse_container_user(raw: str) -> ContainerUser:
+    """``UID:GID`` where each side is empty, a number, or a ``low-high`` range."""
+    uid, sep, gid = raw.partition(":")
+    if not sep or ":" in gid:
+        raise ValueError("expected UID:GID, e.g. 1001:0 or 1000000000-1000009999:0")
+    return ContainerUser(uid=_parse_id(uid), gid=_parse_id(gid))
+
+
+def _parse_id(raw: str) -> int | tuple[int, int] | None:
+    if not raw:
+        return None
+    low, sep, high = raw.partition("-")
+    try:
+        if sep:
+            bounds = (int(low), int(high))
+            if not 0 <= bounds[0] <= bounds[1]:
+                raise ValueError
+            return bounds
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a non-negative number or low-high range") from None
+    if value < 0:
+        raise ValueError(f"{raw!r} is negative")
+    return value
+
+
+_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "CONTAINER_ENV": ("container_env", _parse_choice("kubernetes", "openshift")),
+    "JOB_NAMESPACE": ("job_namespace", _parse_name(_DNS_LABEL, "namespace name")),
+    "JOB_LOGS_TAIL": ("job_logs_tail", _parse_int(1)),
+    "REMOVE_JOBS": ("remove_jobs", parse_bool),
+    "JOB_LABELS": ("job_labels", parse_labels),
+    "NODE_SELECTOR": ("node_selector", parse_labels),
+    "IMAGE_PULL_SECRETS": ("image_pull_secrets", _parse_secret_names),
+    "CONTAINER_USER": ("container_user", parse_container_user),
+    "SHM_SIZE": ("shm_size_mib", _parse_int(1)),
+    "IGNORE_LIMITS": ("ignore_limits", parse_bool),
+    "ENABLE_HOME_WORKAROUND": ("enable_home_workaround", parse_bool),
+    "PUBLISHER_IMAGE": ("publisher_image", str),
+    "SWIFT_SECRET_NAME": ("swift_secret_name", _parse_name(_DNS_SUBDOMAIN, "Secret name")),
+    "PUBLISHER_SERVICE_ACCOUNT": (
+        "publisher_service_account",
+        _parse_name(_DNS_SUBDOMAIN, "service account name"),
+    ),
+    "JOB_DEADLINE_SECONDS": ("job_deadline_seconds", _parse_int(1)),
+    "JOB_TTL_SECONDS": ("job_ttl_seconds", _parse_int(0)),
+    "PMAN_API_TOKEN": ("api_token", str),
+    "PMAN_MAX_BODY_SIZE": ("max_body_bytes", _parse_int(1024)),
+    "PMAN_STATUS_CACHE": ("status_cache", parse_bool),
+    "KUBECONFIG": ("kubeconfig", str),
+}

@@ -1,0 +1,270 @@
+"""Build the Kubernetes Job for a job request: pure functions, plain dicts, no I/O.
+
+The pod follows the contract the publisher relies on: an init container
+``stage-in`` downloads the input into the ``share`` emptyDir, the ``processor``
+runs the request's image and command, and the ``publish`` sidecar waits for the
+processor to end and uploads ``/share/outgoing``. Only stage-in and publish see
+the Swift credentials; only publish gets a (short-lived) Kubernetes token.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from pman.models import JobRequest
+from pman.settings import ContainerUser, Settings
+
+Manifest = dict[str, Any]
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "pman"
+JID_LABEL = "pman.chrisproject.org/jid"
+AUID_LABEL = "pman.chrisproject.org/auid"
+AUID_ANNOTATION = "pman.chrisproject.org/auid"
+INPUT_ANNOTATION = "pman.chrisproject.org/input-dir"
+OUTPUT_ANNOTATION = "pman.chrisproject.org/output-dir"
+SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+
+SHARE = "/share"
+# Paths inside the job's containers, not temporary files of pman's own.
+SHM_DIR = "/dev/shm"  # noqa: S108
+HOME_WORKAROUND = "/tmp"  # noqa: S108
+CREDENTIALS_DIR = "/etc/swift"
+CREDENTIALS_FILE = f"{CREDENTIALS_DIR}/swift-credentials.cfg"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# A short-lived token: the publisher only needs it until its job's pod ends.
+TOKEN_SECONDS = 3600
+# Small requests so the sidecars schedule in quota-limited namespaces; no limits,
+# so a large upload is never OOM-killed after the processor has done its work.
+SIDECAR_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}}
+
+Uid = int | None
+
+
+def jid_selector(jid: str) -> str:
+    """Label selector of the pods (and Job) of one job."""
+    return f"{JID_LABEL}={jid}"
+
+
+def pick_user(user: ContainerUser | None, *, choose: Callable[[int, int], int] = random.randint):
+    """Resolve ``CONTAINER_USER`` ranges to the UID and GID of one job."""
+    if user is None:
+        return None, None
+    return _pick(user.uid, choose), _pick(user.gid, choose)
+
+
+def _pick(value: int | tuple[int, int] | None, choose: Callable[[int, int], int]) -> Uid:
+    return choose(*value) if isinstance(value, tuple) else value
+
+
+def build_job(
+    request: JobRequest, settings: Settings, *, uid: Uid = None, gid: Uid = None
+) -> Manifest:
+    """The batch/v1 Job that runs ``request``."""
+    metadata = {"labels": labels(request, settings), "annotations": annotations(request)}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": request.jid, **metadata},
+        "spec": {
+            "parallelism": request.number_of_workers,
+            "completions": request.number_of_workers,
+            # The processor is never re-run: publish retries happen inside the publisher.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": settings.job_deadline_seconds,
+            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+            "template": {
+                "metadata": metadata,
+                "spec": pod_spec(request, settings, uid=uid, gid=gid),
+            },
+        },
+    }
+
+
+def labels(request: JobRequest, settings: Settings) -> dict[str, str]:
+    """Operator labels first, so they can never hide pman's own."""
+    result = {**settings.job_labels, MANAGED_BY_LABEL: MANAGED_BY, JID_LABEL: request.jid}
+    if _is_label_value(request.auid):
+        result[AUID_LABEL] = request.auid
+    return result
+
+
+def _is_label_value(value: str) -> bool:
+    return (
+        0 < len(value) <= 63
+        and value.isascii()
+        and value[0].isalnum()
+        and value[-1].isalnum()
+        and all(c.isalnum() or c in "-_." for c in value)
+    )
+
+
+def annotations(request: JobRequest) -> dict[str, str]:
+    """What a label cannot hold: the owner verbatim and where the data lives."""
+    return {
+        AUID_ANNOTATION: request.auid,
+        INPUT_ANNOTATION: str(request.input_dir),
+        OUTPUT_ANNOTATION: str(request.output_dir),
+    }
+
+
+def pod_spec(request: JobRequest, settings: Settings, *, uid: Uid, gid: Uid) -> Manifest:
+    """The pod: stage-in, then the processor beside the publish sidecar."""
+    spec: Manifest = {
+        "restartPolicy": "Never",
+        "serviceAccountName": settings.publisher_service_account,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(uid=uid, gid=gid),
+        "initContainers": [stage_in_container(request, settings)],
+        "containers": [
+            processor_container(request, settings),
+            publish_container(request, settings),
+        ],
+        "volumes": volumes(settings),
+    }
+    if settings.node_selector:
+        spec["nodeSelector"] = dict(settings.node_selector)
+    if settings.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
+    return spec
+
+
+def pod_security_context(*, uid: Uid, gid: Uid) -> Manifest:
+    """What OpenShift's restricted policy requires; the UID is the cluster's unless set."""
+    context: Manifest = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if uid is not None:
+        context["runAsUser"] = uid
+    if gid is not None:
+        context["runAsGroup"] = gid
+        context["fsGroup"] = gid
+    return context
+
+
+def container_security_context() -> Manifest:
+    """No privilege escalation and no capabilities, in every container."""
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def stage_in_container(request: JobRequest, settings: Settings) -> Manifest:
+    """``publisher download`` of the input prefix into ``/share/incoming``."""
+    command = ["publisher", "download", "--credentials", CREDENTIALS_FILE]
+    if request.type == "fs":
+        # An fs plugin's input may legitimately be empty.
+        command.append("--allow-empty")
+    command += [f"swift://{request.input_dir}", f"{SHARE}/incoming"]
+    return {
+        "name": "stage-in",
+        "image": settings.publisher_image,
+        "command": command,
+        "resources": SIDECAR_RESOURCES,
+        "securityContext": container_security_context(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [_share_mount(), _credentials_mount()],
+    }
+
+
+def processor_container(request: JobRequest, settings: Settings) -> Manifest:
+    """The request's image and command, its resources and environment."""
+    container: Manifest = {
+        "name": "processor",
+        "image": request.image,
+        "command": request.command,
+        "env": processor_env(request, settings),
+        "securityContext": container_security_context(),
+        "volumeMounts": [_share_mount()],
+    }
+    if not settings.ignore_limits:
+        container["resources"] = {"limits": processor_limits(request)}
+    if settings.shm_size_mib:
+        container["volumeMounts"].append({"name": "dshm", "mountPath": SHM_DIR})
+    return container
+
+
+def processor_env(request: JobRequest, settings: Settings) -> list[Manifest]:
+    """The request's ``env``, plus ``HOME=/tmp`` when the workaround is on."""
+    env = [{"name": name, "value": value} for name, value in request.env_pairs]
+    if settings.enable_home_workaround:
+        env.append({"name": "HOME", "value": HOME_WORKAROUND})
+    return env
+
+
+def processor_limits(request: JobRequest) -> dict[str, str]:
+    """CPU in millicores, memory in MiB, GPUs as ``nvidia.com/gpu``."""
+    limits = {"cpu": f"{request.cpu_limit}m", "memory": f"{request.memory_limit}Mi"}
+    if request.gpu_limit:
+        limits["nvidia.com/gpu"] = str(request.gpu_limit)
+    return limits
+
+
+def publish_container(request: JobRequest, settings: Settings) -> Manifest:
+    """``publisher publish``: waits for the processor, then uploads ``/share/outgoing``."""
+    return {
+        "name": "publish",
+        "image": settings.publisher_image,
+        "command": [
+            "publisher",
+            "publish",
+            "--wait-container",
+            "processor",
+            "--credentials",
+            CREDENTIALS_FILE,
+            f"{SHARE}/outgoing",
+            f"swift://{request.output_dir}",
+        ],
+        "env": [
+            _field_env("POD_NAME", "metadata.name"),
+            _field_env("POD_NAMESPACE", "metadata.namespace"),
+        ],
+        "resources": SIDECAR_RESOURCES,
+        "securityContext": container_security_context(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            _share_mount(),
+            _credentials_mount(),
+            {"name": "kube-api-access", "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True},
+        ],
+    }
+
+
+def _field_env(name: str, path: str) -> Manifest:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _share_mount() -> Manifest:
+    return {"name": "share", "mountPath": SHARE}
+
+
+def _credentials_mount() -> Manifest:
+    return {"name": "swift-credentials", "mountPath": CREDENTIALS_DIR, "readOnly": True}
+
+
+def volumes(settings: Settings) -> list[Manifest]:
+    """The shared emptyDir, the Swift Secret, the publisher's token, and /dev/shm."""
+    result = [
+        {"name": "share", "emptyDir": {}},
+        {"name": "swift-credentials", "secret": {"secretName": settings.swift_secret_name}},
+        {"name": "kube-api-access", "projected": {"sources": _token_sources()}},
+    ]
+    if settings.shm_size_mib:
+        result.append(
+            {
+                "name": "dshm",
+                "emptyDir": {"medium": "Memory", "sizeLimit": f"{settings.shm_size_mib}Mi"},
+            }
+        )
+    return result
+
+
+def _token_sources() -> list[Manifest]:
+    return [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": TOKEN_SECONDS}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {
+            "downwardAPI": {
+                "items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]
+            }
+        },
+    ]

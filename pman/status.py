@@ -1,0 +1,295 @@
+"""Where a job is and why: a pure function of its Job and its pods (API JSON dicts).
+
+The contract's five status values come with ``phase`` (pending, staging-in,
+running, publishing, done) and ``reason`` (e.g. OOMKilled, DeadlineExceeded).
+A job is ``finishedSuccessfully`` only when its publish container succeeded, and
+``undefined`` is kept for a pod whose node stopped reporting: every state that is
+only "not known yet" is ``notstarted`` with a sentence saying what it waits for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+Obj = dict[str, Any]
+
+NOT_STARTED = "notstarted"
+STARTED = "started"
+SUCCEEDED = "finishedSuccessfully"
+FAILED = "finishedWithError"
+UNDEFINED = "undefined"
+
+IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+
+
+@dataclass(frozen=True)
+class JobState:
+    """The status fields of a job object."""
+
+    status: str
+    phase: str
+    message: str
+    reason: str = ""
+    timestamp: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (SUCCEEDED, FAILED)
+
+
+def job_state(job: Obj, pods: list[Obj]) -> JobState:
+    """The state of ``job`` given the pods that carry its label."""
+    pod = representative_pod(pods)
+    if complete := _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):
+        stamp = _get(job, "status", "completionTime") or complete.get("lastTransitionTime")
+        return JobState(SUCCEEDED, "done", "finished", timestamp=iso(stamp))
+    if failed := _condition(job, "Failed") or _condition(job, "FailureTarget"):
+        reason, message = _job_failure(job, failed, pod)
+        stamp = failed.get("lastTransitionTime")
+        return JobState(FAILED, "done", message, reason, iso(stamp))
+    if pod is None:
+        return JobState(NOT_STARTED, "pending", "waiting for the job's pod to be created")
+    return _across_workers(pod_state(pod), job, pods)
+
+
+def _across_workers(state: JobState, job: Obj, pods: list[Obj]) -> JobState:
+    """With several workers, one pod's view must not hide the others'."""
+    completions = _get(job, "spec", "completions") or 1
+    done = sum(_phase(pod) == "Succeeded" for pod in pods)
+    if state.status == SUCCEEDED and done < completions:
+        return JobState(STARTED, "running", f"{done} of {completions} workers finished")
+    if state.status == NOT_STARTED and any(_phase(p) in ("Running", "Succeeded") for p in pods):
+        return JobState(STARTED, "running", "running")
+    return state
+
+
+def representative_pod(pods: list[Obj]) -> Obj | None:
+    """The pod that tells most: a failed one, else the furthest along, newest first."""
+    rank = {"Failed": 0, "Unknown": 1, "Running": 2, "Pending": 3, "Succeeded": 4}
+
+    live = [pod for pod in pods if not _get(pod, "metadata", "deletionTimestamp")] or pods
+    newest_first = sorted(live, key=lambda pod: _created(pod), reverse=True)
+    return min(newest_first, key=lambda pod: rank.get(_phase(pod), 5), default=None)
+
+
+def _created(pod: Obj) -> str:
+    return _get(pod, "metadata", "creationTimestamp") or ""
+
+
+def _phase(pod: Obj) -> str:
+    return _get(pod, "status", "phase") or ""
+
+
+def pod_state(pod: Obj) -> JobState:
+    """The state of an unfinished job from its pod's container statuses."""
+    phase = _phase(pod)
+    if phase == "Unknown":
+        return JobState(
+            UNDEFINED, "pending", "the node running the job stopped reporting", "NodeLost"
+        )
+    if phase == "Failed":
+        reason, message = pod_failure(pod)
+        return JobState(FAILED, "done", message, reason, iso(_finished_at(pod)))
+    if phase == "Succeeded":
+        return JobState(SUCCEEDED, "done", "finished", timestamp=iso(_finished_at(pod)))
+    stage_in = container_status(pod, "stage-in", init=True)
+    if stage_in is None or "terminated" not in stage_in.get("state", {}):
+        return _staging_state(pod, stage_in)
+    if _exit_code(stage_in):
+        reason, message = pod_failure(pod)
+        return JobState(FAILED, "done", message, reason, iso(_finished_at(pod)))
+    return _processing_state(pod)
+
+
+def _staging_state(pod: Obj, stage_in: Obj | None) -> JobState:
+    state = (stage_in or {}).get("state", {})
+    if "running" in state:
+        return JobState(STARTED, "staging-in", "staging in the input data from Swift")
+    if waiting := _waiting(state, "the publisher image", _image(pod, "stage-in", init=True)):
+        return JobState(NOT_STARTED, "pending", *waiting)
+    unscheduled = _pod_condition(pod, "PodScheduled")
+    if unscheduled and unscheduled.get("status") == "False":
+        detail = unscheduled.get("message") or unscheduled.get("reason") or "no node fits"
+        reason = unscheduled.get("reason") or "Unschedulable"
+        return JobState(NOT_STARTED, "pending", f"waiting to be scheduled: {detail}", reason)
+    return JobState(NOT_STARTED, "pending", "waiting for the pod to start")
+
+
+def _processing_state(pod: Obj) -> JobState:
+    processor = container_status(pod, "processor") or {}
+    state = processor.get("state", {})
+    if waiting := _waiting(state, "the processor image", _image(pod, "processor")):
+        return JobState(STARTED, "running", *waiting)
+    if "terminated" not in state:
+        message = "running" if "running" in state else "starting the processor"
+        return JobState(STARTED, "running", message)
+    publish = (container_status(pod, "publish") or {}).get("state", {})
+    outcome = _processor_outcome(state["terminated"], pod)
+    if waiting := _waiting(publish, "the publisher image", _image(pod, "publish")):
+        return JobState(STARTED, "publishing", f"{outcome}; {waiting[0]}", waiting[1])
+    if "terminated" in publish:
+        # Both containers ended but the pod phase lags: report what they say.
+        reason, message = pod_failure(pod)
+        if reason:
+            return JobState(FAILED, "done", message, reason, iso(_finished_at(pod)))
+        return JobState(SUCCEEDED, "done", "finished", timestamp=iso(_finished_at(pod)))
+    return JobState(STARTED, "publishing", f"{outcome}; publishing the output to Swift")
+
+
+def _waiting(state: Obj, what: str, image: str) -> tuple[str, str] | None:
+    """Message and reason for a container that cannot start yet, or None."""
+    waiting = state.get("waiting")
+    if not waiting:
+        return None
+    reason = waiting.get("reason") or ""
+    detail = waiting.get("message") or ""
+    if reason in IMAGE_PULL_REASONS:
+        message = f"waiting for {what} {image} to be pulled ({reason})"
+    elif reason in ("ContainerCreating", "PodInitializing", ""):
+        return None
+    else:
+        message = f"cannot start {what.removeprefix('the ')} ({reason})"
+    return (f"{message}: {detail}" if detail else message), reason
+
+
+def _processor_outcome(terminated: Obj, pod: Obj) -> str:
+    if terminated.get("reason") == "OOMKilled":
+        return "the processor ran out of memory" + _limit_text(pod)
+    code = terminated.get("exitCode", 0)
+    return "the processor finished" if code == 0 else f"the processor exited with code {code}"
+
+
+def pod_failure(pod: Obj) -> tuple[str, str]:
+    """``(reason, message)`` naming the part of the pod that failed, or ``("", "")``."""
+    stage_in = container_status(pod, "stage-in", init=True) or {}
+    if code := _exit_code(stage_in):
+        detail = _termination_detail(stage_in)
+        return "StageInFailed", f"staging in the input from Swift failed (exit code {code}){detail}"
+    processor = (container_status(pod, "processor") or {}).get("state", {}).get("terminated")
+    if processor and (processor.get("reason") == "OOMKilled" or processor.get("exitCode")):
+        reason = "OOMKilled" if processor.get("reason") == "OOMKilled" else "ProcessorFailed"
+        return reason, _processor_outcome(processor, pod)
+    publish = container_status(pod, "publish") or {}
+    if code := _exit_code(publish):
+        detail = _termination_detail(publish)
+        return "PublishFailed", f"publishing the output to Swift failed (exit code {code}){detail}"
+    pod_reason = _get(pod, "status", "reason")
+    if pod_reason:
+        detail = _get(pod, "status", "message") or pod_reason
+        return pod_reason, f"the pod failed: {detail}"
+    if _get(pod, "status", "phase") == "Failed":
+        return "Failed", "the pod failed"
+    return "", ""
+
+
+def _job_failure(job: Obj, condition: Obj, pod: Obj | None) -> tuple[str, str]:
+    if condition.get("reason") == "DeadlineExceeded":
+        seconds = _get(job, "spec", "activeDeadlineSeconds")
+        limit = f" of {seconds} seconds" if seconds else ""
+        return "DeadlineExceeded", f"the job ran longer than its deadline{limit} and was stopped"
+    reason, message = pod_failure(pod) if pod else ("", "")
+    if reason:
+        return reason, message
+    reason = condition.get("reason") or "Failed"
+    return reason, condition.get("message") or "the job failed"
+
+
+def _termination_detail(status: Obj) -> str:
+    message = (status.get("state", {}).get("terminated", {}).get("message") or "").strip()
+    return f": {message.splitlines()[-1]}" if message else ""
+
+
+def _limit_text(pod: Obj) -> str:
+    for container in _get(pod, "spec", "containers") or []:
+        if container.get("name") == "processor":
+            memory = _get(container, "resources", "limits", "memory")
+            if memory:
+                return f" (its limit is {memory}) and was killed"
+    return " and was killed"
+
+
+def processor_started(pod: Obj | None) -> bool:
+    """Whether the processor container has run, so that it has logs."""
+    if pod is None:
+        return False
+    state = (container_status(pod, "processor") or {}).get("state", {})
+    return "running" in state or "terminated" in state
+
+
+def processor_finished(pod: Obj | None) -> bool:
+    """Whether the processor's logs can no longer change."""
+    if pod is None:
+        return False
+    return "terminated" in (container_status(pod, "processor") or {}).get("state", {})
+
+
+def logs_placeholder(state: JobState) -> str:
+    """What GET returns as ``logs`` while the processor has none."""
+    if state.finished:
+        return f"The processor did not run: {state.message}."
+    return f"The processor has not started yet: {state.message}."
+
+
+def container_status(pod: Obj, name: str, *, init: bool = False) -> Obj | None:
+    """The status of container ``name`` in ``pod``, if the kubelet has reported it."""
+    key = "initContainerStatuses" if init else "containerStatuses"
+    for status in _get(pod, "status", key) or []:
+        if status.get("name") == name:
+            return status
+    return None
+
+
+def _image(pod: Obj, name: str, *, init: bool = False) -> str:
+    for container in _get(pod, "spec", "initContainers" if init else "containers") or []:
+        if container.get("name") == name:
+            return container.get("image", "")
+    return ""
+
+
+def _exit_code(status: Obj) -> int:
+    return status.get("state", {}).get("terminated", {}).get("exitCode", 0) or 0
+
+
+def _finished_at(pod: Obj) -> str | None:
+    stamps = [
+        status["state"]["terminated"].get("finishedAt")
+        for key in ("initContainerStatuses", "containerStatuses")
+        for status in _get(pod, "status", key) or []
+        if "terminated" in status.get("state", {})
+    ]
+    return max(filter(None, stamps), default=None)
+
+
+def _condition(job: Obj, kind: str) -> Obj | None:
+    # Conditions come in pairs in recent Kubernetes: look them up by type, never by position.
+    for condition in _get(job, "status", "conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return condition
+    return None
+
+
+def _pod_condition(pod: Obj, kind: str) -> Obj | None:
+    for condition in _get(pod, "status", "conditions") or []:
+        if condition.get("type") == kind:
+            return condition
+    return None
+
+
+def iso(stamp: str | None) -> str:
+    """Kubernetes' ``...Z`` time as the ISO-8601 form upstream pman reported."""
+    if not stamp:
+        return ""
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        return stamp
+
+
+def _get(obj: Obj | None, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj

@@ -1,0 +1,102 @@
+"""The ``pman`` command. ``pman serve`` runs the API with werkzeug for development;
+production runs ``create_app`` under gunicorn (see the Dockerfile).
+
+Subcommands register themselves in :func:`build_parser`, one function each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+
+from pman import __version__
+from pman.errors import PmanError, SettingsError
+from pman.settings import Settings
+
+log = logging.getLogger("pman")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5010
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``pman`` subcommand."""
+    parser = argparse.ArgumentParser(prog="pman", description="Run container jobs on Kubernetes.")
+    parser.add_argument("--version", action="version", version=f"pman {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the REST API (development server)",
+        description="Serve the REST API with werkzeug's threaded server. Settings come "
+        "from environment variables (see README.rst); KUBECONFIG names the cluster.",
+    )
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (default 5010)")
+    serve.set_defaults(run=run_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pman`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return args.run(args)
+    except (SettingsError, PmanError) as error:
+        print(f"pman: {error}", file=sys.stderr)
+        return 2
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """``pman serve``: until interrupted."""
+    from werkzeug.serving import run_simple
+
+    from pman.app import create_app
+
+    settings = Settings.from_env(os.environ)
+    warn_if_exposed(args.host, settings)
+    app = create_app(settings)
+    try:
+        run_simple(args.host, args.port, app, threaded=True)
+    finally:
+        app.extensions["pman"].close()
+    return 0
+
+
+def warn_if_exposed(host: str, settings: Settings) -> bool:
+    """Warn when pman listens beyond loopback without a token; True if it warned."""
+    if settings.api_token or is_loopback(host):
+        return False
+    log.warning(
+        "listening on %s without PMAN_API_TOKEN: anyone who can reach this address can "
+        "run containers in namespace %r",
+        host,
+        settings.job_namespace,
+    )
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{raw} is not between 0 and 65535")
+    return port
+
+
+if __name__ == "__main__":
+    sys.exit(main())

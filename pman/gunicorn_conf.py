@@ -1,0 +1,30 @@
+"""gunicorn settings for the container image: ``gunicorn -c python:pman.gunicorn_conf``.
+
+Each worker builds its own app (and its own watches) after the fork, because
+threads do not survive one; so the app is never preloaded.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pman.cli import warn_if_exposed
+from pman.settings import Settings
+
+bind = os.environ.get("PMAN_BIND", "0.0.0.0:5010")
+workers = int(os.environ.get("PMAN_WORKERS", "2"))
+threads = int(os.environ.get("PMAN_THREADS", "8"))
+worker_class = "gthread"
+# Clients wait up to 100 s; a request stuck longer than this is better restarted.
+timeout = 120
+preload_app = False
+accesslog = "-"
+wsgi_app = "pman.app:create_app()"
+
+
+def when_ready(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
+    """Warn once at start when pman listens beyond loopback without a token."""
+    settings = Settings.from_env(os.environ)
+    for address in server.address:
+        if isinstance(address, tuple):
+            warn_if_exposed(str(address[0]), settings)

@@ -1,0 +1,181 @@
+"""What the REST API does with jobs: submit, report, list and delete them.
+
+Reports come from the watch-fed cache when it is in step with the cluster, else
+from Kubernetes directly; the processor's logs are read only once it has
+started, and kept once it has ended (they cannot change any more).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from pman.cache import StatusCache
+from pman.errors import JobNotFound
+from pman.jobspec import SELECTOR, build_job, jid_selector, pick_user
+from pman.kube import Kube
+from pman.metrics import Metrics
+from pman.models import JobRequest
+from pman.settings import Settings
+from pman.status import (
+    JobState,
+    job_state,
+    logs_placeholder,
+    processor_finished,
+    processor_started,
+    representative_pod,
+)
+
+Obj = dict[str, Any]
+STORAGE_TYPE = "swift"
+
+
+class Jobs:
+    """Jobs in one namespace, as the REST API sees them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        kube: Kube,
+        *,
+        cache: StatusCache | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.cache = cache
+        self.metrics = metrics or kube.metrics
+        self._logs = _FinishedLogs(capacity=512)
+
+    def info(self) -> dict[str, str]:
+        """What ``GET /api/v1/`` reports."""
+        return {
+            "server_version": self.settings.server_version,
+            "container_env": self.settings.container_env,
+            "storage_type": STORAGE_TYPE,
+        }
+
+    def submit(self, request: JobRequest) -> Obj:
+        """Create the job's Kubernetes Job; its object with empty logs."""
+        uid, gid = pick_user(self.settings.container_user)
+        created = self.kube.create_job(build_job(request, self.settings, uid=uid, gid=gid))
+        self.metrics.jobs_submitted.inc()
+        return job_object(created, job_state(created, []), logs="")
+
+    def get(self, jid: str) -> Obj:
+        """The job object with the processor's latest logs."""
+        job, pods = self._observe(jid)
+        state = job_state(job, pods)
+        return job_object(job, state, logs=self._read_logs(state, representative_pod(pods)))
+
+    def list(self) -> list[Obj]:
+        """Every job pman manages in its namespace, without logs."""
+        pairs = self.cache.everything() if self.cache else None
+        if pairs is None:
+            pairs = self._observe_all()
+        objects = [job_object(job, job_state(job, pods), logs="") for job, pods in pairs]
+        return sorted(objects, key=lambda obj: obj["jid"])
+
+    def delete(self, jid: str) -> None:
+        """Delete the job (its pods follow); 404 when there is none."""
+        if not self.settings.remove_jobs:
+            self._observe(jid)  # still 404 for an unknown job
+            return
+        self.kube.delete_job(jid)
+        if self.cache:
+            self.cache.forget(jid)
+
+    def ready(self) -> None:
+        """Raise unless Kubernetes answers (or the watches are in step with it)."""
+        if not (self.cache and self.cache.synced):
+            self.kube.list_jobs(SELECTOR, limit=1)
+
+    def _observe(self, jid: str) -> tuple[Obj, list[Obj]]:
+        hit = self.cache.lookup(jid) if self.cache else None
+        if hit is not None:
+            return hit
+        job = self.kube.read_job(jid)
+        if not _is_ours(job):
+            raise JobNotFound(f"no job {jid!r}")
+        pods, _ = self.kube.list_pods(jid_selector(jid))
+        return job, pods
+
+    def _observe_all(self) -> list[tuple[Obj, list[Obj]]]:
+        jobs, _ = self.kube.list_jobs(SELECTOR)
+        pods, _ = self.kube.list_pods(SELECTOR)
+        by_jid: dict[str, list[Obj]] = {}
+        for pod in pods:
+            by_jid.setdefault(_labels(pod).get("pman.chrisproject.org/jid", ""), []).append(pod)
+        return [(job, by_jid.get(job["metadata"]["name"], [])) for job in jobs]
+
+    def _read_logs(self, state: JobState, pod: Obj | None) -> str:
+        if pod is None or not processor_started(pod):
+            return logs_placeholder(state)
+        uid = pod["metadata"].get("uid", "")
+        if (kept := self._logs.get(uid)) is not None:
+            return kept
+        finished = processor_finished(pod)
+        text = self.kube.read_log(
+            pod["metadata"]["name"], "processor", tail=self.settings.job_logs_tail
+        )
+        if text is None:
+            return logs_placeholder(state)
+        if finished:
+            self._logs.put(uid, text)
+        return text
+
+
+def job_object(job: Obj, state: JobState, *, logs: str) -> Obj:
+    """The contract's job object plus ``phase`` and ``reason``."""
+    processor = _processor(job)
+    return {
+        "jid": job["metadata"]["name"],
+        "image": processor.get("image", ""),
+        "cmd": " ".join(processor.get("command") or []),
+        "status": state.status,
+        "message": state.message,
+        "timestamp": state.timestamp,
+        "logs": logs,
+        "phase": state.phase,
+        "reason": state.reason,
+    }
+
+
+def _processor(job: Obj) -> Obj:
+    containers = job.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+    for container in containers:
+        if container.get("name") == "processor":
+            return container
+    return containers[0] if containers else {}
+
+
+def _labels(obj: Obj) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def _is_ours(job: Obj) -> bool:
+    return _labels(job).get("app.kubernetes.io/managed-by") == "pman"
+
+
+class _FinishedLogs:
+    """A small LRU of logs of processors that have ended, by pod uid."""
+
+    def __init__(self, *, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            return None
+
+    def put(self, key: str, value: str) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)

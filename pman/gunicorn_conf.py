@@ -7,6 +7,7 @@ threads do not survive one; so the app is never preloaded.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from pman.cli import warn_if_exposed
 from pman.settings import Settings
@@ -22,8 +23,9 @@ accesslog = "-"
 wsgi_app = "pman.app:create_app()"
 
 
-def when_ready(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
-    """Warn once at start when pman listens beyond loopback without a token."""
+def when_ready(server: Any) -> None:
+    """Warn once at start (``server`` is gunicorn's arbiter) when pman listens beyond
+    loopback without a token."""
     settings = Settings.from_env(os.environ)
     for address in server.address:
         if isinstance(address, tuple):

@@ -57,7 +57,7 @@ def job_state(job: Obj, pods: list[Obj]) -> JobState:
 def _across_workers(state: JobState, job: Obj, pods: list[Obj]) -> JobState:
     """With several workers, one pod's view must not hide the others'."""
     completions = _get(job, "spec", "completions") or 1
-    done = sum(_phase(pod) == "Succeeded" for pod in pods)
+    done = sum(pod_state(pod).status == SUCCEEDED for pod in pods)
     if state.status == SUCCEEDED and done < completions:
         return JobState(STARTED, "running", f"{done} of {completions} workers finished")
     if state.status == NOT_STARTED and any(_phase(p) in ("Running", "Succeeded") for p in pods):
@@ -253,12 +253,14 @@ def _exit_code(status: Obj) -> int:
 
 
 def _finished_at(pod: Obj) -> str | None:
+    """When the pod last changed: its latest container end or condition change."""
     stamps = [
         status["state"]["terminated"].get("finishedAt")
         for key in ("initContainerStatuses", "containerStatuses")
         for status in _get(pod, "status", key) or []
         if "terminated" in status.get("state", {})
     ]
+    stamps += [c.get("lastTransitionTime") for c in _get(pod, "status", "conditions") or []]
     return max(filter(None, stamps), default=None)
 
 

@@ -1,0 +1,178 @@
+"""Job requests: what is accepted, what each bad field is told, and the processor's command."""
+
+from __future__ import annotations
+
+import pytest
+
+from pman.errors import BadRequest
+from pman.models import JobRequest, localize, parse_job_request
+from tests.pman.conftest import pfcon_request
+
+
+def test_pfcon_request_is_accepted_as_sent():
+    request = parse_job_request(pfcon_request())
+    assert request.jid == "chris-jid-42"
+    assert request.env_pairs == [("CHRIS_JID", "chris-jid-42")]
+    assert request.input_dir == "key-chris-jid-42/incoming"
+    assert request.output_dir == "key-chris-jid-42/outgoing"
+
+
+def test_numeric_strings_are_integers():
+    body = pfcon_request(number_of_workers="1", cpu_limit="1000", memory_limit="200", gpu_limit="0")
+    request = parse_job_request(body)
+    assert (request.number_of_workers, request.cpu_limit, request.memory_limit) == (1, 1000, 200)
+    assert request.gpu_limit == 0
+
+
+def test_pfcon_variants_without_env_and_path_flags():
+    request = parse_job_request(pfcon_request(env=None, args_path_flags=[]))
+    assert request.env == []
+    assert request.command[-3:] == ["--dir", "cube/uploads", "/share/outgoing"]
+
+
+def test_unknown_fields_are_ignored():
+    assert parse_job_request(pfcon_request(colour="blue")).jid == "chris-jid-42"
+
+
+def test_leading_slash_of_jid_is_dropped():
+    assert parse_job_request(pfcon_request(jid="/chris-jid-42")).jid == "chris-jid-42"
+
+
+def test_older_clients_get_the_original_directories():
+    request = parse_job_request(pfcon_request(input_dir=None, output_dir=None))
+    assert (request.input_dir, request.output_dir) == (
+        "key-chris-jid-42/incoming",
+        "key-chris-jid-42/outgoing",
+    )
+
+
+def test_storage_paths_lose_surrounding_slashes():
+    request = parse_job_request(pfcon_request(input_dir="/bucket/in/", output_dir="bucket/out//"))
+    assert (request.input_dir, request.output_dir) == ("bucket/in", "bucket/out")
+
+
+IN, OUT = "/share/incoming", "/share/outgoing"
+LOCALIZED = ["run", "--a", "1", "--p", IN, "--b", IN]
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("ds", [*LOCALIZED, IN, OUT]), ("fs", [*LOCALIZED, OUT]), ("ts", [*LOCALIZED, OUT])],
+)
+def test_command_of_each_type(kind, expected):
+    body = pfcon_request(
+        entrypoint=["run"],
+        args=["--a", "1", "--p", "x,y", "--b"],
+        args_path_flags=["--p", "--b"],
+        type=kind,
+    )
+    assert parse_job_request(body).command == expected
+
+
+def test_pfcon_command():
+    assert parse_job_request(pfcon_request()).command == [
+        "python3", "/usr/local/bin/simplefsapp", "--saveinputmeta", "--saveoutputmeta",
+        "--dir", "/share/incoming", "/share/outgoing",
+    ]  # fmt: skip
+
+
+def test_localize_skips_only_the_value_after_a_flag():
+    assert localize(["--p", "--p", "x"], {"--p"}) == ["--p", "/share/incoming", "x"]
+    assert localize([], {"--p"}) == []
+
+
+BAD_FIELDS = [
+    ("jid", None, "is required"),
+    ("jid", 42, "must be a string"),
+    ("jid", "", "must not be empty"),
+    ("jid", "Chris", "DNS-1123"),
+    ("jid", "chris_42", "DNS-1123"),
+    ("jid", "a/b", "DNS-1123"),
+    ("jid", "a?b", "DNS-1123"),
+    ("jid", "a b", "DNS-1123"),
+    ("jid", "a%20", "DNS-1123"),
+    ("jid", "-a", "DNS-1123"),
+    ("jid", "a" * 64, "at most 63"),
+    ("args", None, "is required"),
+    ("args", "--dir", "must be an array"),
+    ("args", ["--a", 1], "item 1: must be a string"),
+    ("args_path_flags", [None], "item 0: must be a string"),
+    ("auid", None, "is required"),
+    ("auid", ["cube"], "must be a string"),
+    ("auid", "x" * 300, "at most 256"),
+    ("number_of_workers", None, "is required"),
+    ("number_of_workers", 0, "from 1 to 999"),
+    ("number_of_workers", "-1", "whole number"),
+    ("cpu_limit", 1.5, "whole number"),
+    ("cpu_limit", "1.5", "whole number"),
+    ("cpu_limit", "abc", "whole number"),
+    ("cpu_limit", -1000, "from 1 to"),
+    ("cpu_limit", True, "not a boolean"),
+    ("cpu_limit", None, "is required"),
+    ("memory_limit", [200], "whole number"),
+    ("memory_limit", "", "whole number"),
+    ("memory_limit", 10**12, "from 1 to"),
+    ("gpu_limit", -1, "from 0 to"),
+    ("gpu_limit", None, "is required"),
+    ("image", None, "is required"),
+    ("image", "", "image reference"),
+    ("image", "a b", "image reference"),
+    ("image", 7, "must be a string"),
+    ("entrypoint", None, "is required"),
+    ("entrypoint", [], "must not be empty"),
+    ("entrypoint", "python3", "must be an array"),
+    ("entrypoint", ["python3", {}], "item 1: must be a string"),
+    ("entrypoint", ["py\x00thon"], "NUL"),
+    ("type", None, "is required"),
+    ("type", "DS", "one of 'ds', 'fs', 'ts'"),
+    ("type", "xs", "one of"),
+    ("env", ["NOEQUALS"], "item 0: 'NOEQUALS' is not KEY=VALUE"),
+    ("env", ["=value"], "not a valid environment variable name"),
+    ("env", ["1A=b"], "not a valid environment variable name"),
+    ("env", "A=b", "must be an array"),
+    ("env", [3], "item 0: must be a string"),
+    ("input_dir", "key/../etc", "'..'"),
+    ("input_dir", "key/./x", "'.'"),
+    ("input_dir", "//etc/passwd", "not absolute"),
+    ("input_dir", "/", "not empty"),
+    ("input_dir", "", "not empty"),
+    ("input_dir", "key//x", "empty path segments"),
+    ("input_dir", 5, "must be a string"),
+    ("output_dir", "..", "'..'"),
+    ("output_dir", "x" * 1025, "at most 1024"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "words"), BAD_FIELDS)
+def test_each_bad_field_is_named(field, value, words):
+    body = pfcon_request(**{field: value}) if value is not None else pfcon_request(**{field: None})
+    with pytest.raises(BadRequest) as caught:
+        parse_job_request(body)
+    assert set(caught.value.message) == {field}
+    assert words in caught.value.message[field]
+
+
+def test_all_bad_fields_are_reported_at_once():
+    body = pfcon_request(jid="Bad", cpu_limit="x", type="zz", entrypoint=[], env=["x"])
+    with pytest.raises(BadRequest) as caught:
+        parse_job_request(body)
+    assert set(caught.value.message) == {"jid", "cpu_limit", "type", "entrypoint", "env"}
+
+
+@pytest.mark.parametrize("body", [[], "text", 3, None])
+def test_body_must_be_an_object(body):
+    with pytest.raises(BadRequest, match="JSON object"):
+        parse_job_request(body)
+
+
+def test_schema_states_the_rules_validation_applies():
+    schema = JobRequest.model_json_schema()
+    assert set(schema["required"]) == {
+        "jid", "args", "auid", "number_of_workers", "cpu_limit", "memory_limit",
+        "gpu_limit", "image", "entrypoint", "type",
+    }  # fmt: skip
+    assert schema["properties"]["type"]["enum"] == ["ds", "fs", "ts"]
+    assert schema["properties"]["entrypoint"]["minItems"] == 1
+    assert {"type": "string", "pattern": "^0*[1-9][0-9]{0,6}$"} in schema["properties"][
+        "cpu_limit"
+    ]["anyOf"]

@@ -1,0 +1,268 @@
+"""The `publisher` command: download, upload, publish. The only place the environment is read.
+
+Exit codes (also in publisher/README.rst): 0 done; 1 unexpected error; 2 bad usage;
+3 no usable credentials; 4 credentials refused; 5 Swift or auth service unreachable;
+6 container missing; 7 nothing to download / object vanished; 8 checksum mismatch;
+9 unsafe object name; 10 Swift kept failing or refused; 11 Kubernetes API error;
+12 watched pod gone or wait deadline passed; 13 local disk error; 128+N killed by signal N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from publisher import __version__
+from publisher.credentials import resolve
+from publisher.errors import Interrupted, PublisherError, UsageError
+from publisher.progress import Progress, Reporter
+from publisher.swift import RetryPolicy, SwiftStore
+from publisher.upload import UploadOptions
+
+log = logging.getLogger("publisher")
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+@dataclass(frozen=True)
+class SwiftLocation:
+    """A parsed ``swift://CONTAINER/PREFIX``."""
+
+    container: str
+    prefix: str
+
+    def __str__(self) -> str:
+        return f"swift://{self.container}/{self.prefix}"
+
+
+def parse_location(text: str) -> SwiftLocation:
+    if not text.startswith("swift://"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected swift://CONTAINER/PREFIX")
+    container, _, prefix = text[len("swift://") :].partition("/")
+    prefix = prefix.strip("/")
+    if not container:
+        raise argparse.ArgumentTypeError(f"{text!r}: the container name is empty")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise argparse.ArgumentTypeError(f"{text!r}: empty, '.' or '..' segment in the prefix")
+    return SwiftLocation(container, prefix)
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a size such as 64MiB or 1G")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="swift-credentials.cfg; default: ST_*/OS_* variables, then "
+        "/etc/swift/swift-credentials.cfg",
+    )
+    common.add_argument("--threads", type=positive_int, default=8, help="parallel requests (8)")
+    common.add_argument(
+        "--segment-size",
+        type=parse_size,
+        default=UploadOptions.segment_size,
+        help="files above this go as Static Large Objects in segments this big (128MiB)",
+    )
+    common.add_argument(
+        "--retries",
+        type=positive_int,
+        default=RetryPolicy.attempts,
+        help="tries per request on transient errors, with exponential backoff (8)",
+    )
+    common.add_argument(
+        "--progress-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between progress lines; 0 for none (5)",
+    )
+    common.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    common.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+
+    parser = argparse.ArgumentParser(
+        prog="publisher",
+        description="Move job data between OpenStack Swift and a directory.",
+    )
+    parser.add_argument("--version", action="version", version=f"publisher {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    down = commands.add_parser(
+        "download", parents=[common], help="download every object under a prefix"
+    )
+    down.add_argument("--allow-empty", action="store_true", help="an empty prefix is not an error")
+    down.add_argument("source", type=parse_location, metavar="swift://CONTAINER/PREFIX")
+    down.add_argument("dest", type=Path, metavar="DEST")
+
+    up = commands.add_parser("upload", parents=[common], help="upload a directory")
+    up.add_argument("src", type=Path, metavar="SRC")
+    up.add_argument("dest", type=parse_location, metavar="swift://CONTAINER/PREFIX")
+
+    pub = commands.add_parser(
+        "publish", parents=[common], help="wait for a container of this pod to end, then upload"
+    )
+    pub.add_argument("--wait-container", required=True, metavar="NAME")
+    pub.add_argument("--publish-on", choices=("always", "success"), default="always")
+    pub.add_argument("--kubeconfig", help="default: $KUBECONFIG, else in-cluster config")
+    pub.add_argument("--pod", help="default: $POD_NAME")
+    pub.add_argument("--namespace", help="default: $POD_NAMESPACE")
+    pub.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="give up waiting after this long; 0 waits for ever (0)",
+    )
+    pub.add_argument("src", type=Path, metavar="SRC")
+    pub.add_argument("dest", type=parse_location, metavar="swift://CONTAINER/PREFIX")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run one command; returns the exit code (documented in the module docstring)."""
+    env = os.environ if env is None else env
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    _install_signal_handlers()
+    started = time.time()
+    summary: dict[str, Any] = {"command": args.command}
+    code = 0
+    try:
+        summary.update(_run(args, env))
+        summary["status"] = "ok"
+    except PublisherError as exc:
+        code = exc.exit_code
+        log.error("%s", exc)
+        summary.update(status="error", error=str(exc))
+    except Interrupted as exc:
+        code = exc.exit_code
+        log.error("%s", exc)
+        summary.update(status="interrupted", error=str(exc))
+    summary.update(exit_code=code, seconds=round(time.time() - started, 3))
+    if args.json:
+        print(json.dumps(summary, sort_keys=True), flush=True)
+    if code in (130, 143):
+        # Worker threads may be mid-request; do not wait for them.
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
+    credentials = resolve(args.credentials, env)
+    log.debug("using %s", credentials.describe())
+    store = SwiftStore(credentials, retry=RetryPolicy(attempts=args.retries))
+    if args.command == "download":
+        return _download(args, store)
+    options = UploadOptions(threads=args.threads, segment_size=args.segment_size)
+    if args.command == "upload":
+        return _upload(args, store, options)
+    return _publish(args, store, options, env)
+
+
+def _download(args: argparse.Namespace, store: SwiftStore) -> dict[str, Any]:
+    from publisher.download import DownloadOptions, download_prefix
+
+    options = DownloadOptions(threads=args.threads, allow_empty=args.allow_empty)
+    with Reporter(Progress("download"), interval=args.progress_interval) as progress:
+        result = download_prefix(
+            store,
+            args.source.container,
+            args.source.prefix,
+            args.dest,
+            options=options,
+            progress=progress,
+        )
+    log.info("downloaded %s into %s: %s", args.source, args.dest, progress.line())
+    return result.summary() | {"retries": store.retries}
+
+
+def _upload(args: argparse.Namespace, store: SwiftStore, options: UploadOptions) -> dict:
+    from publisher.upload import upload_tree
+
+    with Reporter(Progress("upload"), interval=args.progress_interval) as progress:
+        result = upload_tree(
+            store,
+            args.src,
+            args.dest.container,
+            args.dest.prefix,
+            options=options,
+            progress=progress,
+        )
+    log.info("uploaded %s to %s: %s", args.src, args.dest, progress.line())
+    return result.summary() | {"retries": store.retries}
+
+
+def _publish(
+    args: argparse.Namespace, store: SwiftStore, options: UploadOptions, env: Mapping[str, str]
+) -> dict[str, Any]:
+    from publisher.kube import PodWatcher, api_client
+    from publisher.publish import publish
+
+    pod = args.pod or env.get("POD_NAME")
+    namespace = args.namespace or env.get("POD_NAMESPACE")
+    if not pod or not namespace:
+        raise UsageError(
+            "publish needs the pod's name and namespace: set POD_NAME and POD_NAMESPACE"
+        )
+    deadline = time.monotonic() + args.wait_timeout if args.wait_timeout > 0 else None
+    watcher = PodWatcher(
+        api_client(args.kubeconfig or env.get("KUBECONFIG")), namespace, pod, deadline=deadline
+    )
+    with Reporter(Progress("publish"), interval=args.progress_interval) as progress:
+        result = publish(
+            store,
+            watcher,
+            args.src,
+            args.dest.container,
+            args.dest.prefix,
+            wait_container=args.wait_container,
+            publish_on=args.publish_on,
+            options=options,
+            progress=progress,
+        )
+    if result.upload is not None:
+        log.info("published %s to %s: %s", args.src, args.dest, progress.line())
+    return result.summary() | {"retries": store.retries}
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("publisher: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+    for name in ("publisher.swift", "publisher.kube"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+    # Library loggers stay quiet: some log request headers (tokens) at debug level.
+    logging.getLogger().setLevel(logging.WARNING)
+
+
+def _install_signal_handlers() -> None:
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)

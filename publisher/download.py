@@ -1,0 +1,279 @@
+"""`download`: every object under a Swift prefix into a directory, each checked by MD5.
+
+All names are checked before anything is written: a name that would land outside the
+destination (``..``, ``.``, absolute, empty segments) or that clashes with another
+(``a`` as a file and as a directory) stops the download with the object named. Objects are
+fetched in parallel; a Static or Dynamic Large Object is fetched segment by segment (in
+parallel too), each segment checked against its own MD5. Every file is written to a
+temporary name and renamed into place only once it is complete and verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from publisher.errors import (
+    ContainerNotFound,
+    IntegrityError,
+    LocalIOError,
+    NothingToDownload,
+    UnsafeName,
+)
+from publisher.localfs import PartialFile, Root
+from publisher.manifest import MANIFEST_NAME
+from publisher.progress import Progress
+from publisher.swift import ObjectInfo, Segment, SwiftStore
+from publisher.upload import _wait_all, object_prefix
+
+log = logging.getLogger("publisher")
+
+NAME_MAX = 255
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    threads: int = 8
+    allow_empty: bool = False
+
+
+@dataclass
+class DownloadResult:
+    container: str
+    prefix: str
+    files: int = 0
+    bytes: int = 0
+    directories: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "container": self.container,
+            "prefix": self.prefix,
+            "files": self.files,
+            "bytes": self.bytes,
+            "directories": self.directories,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Item:
+    """One file to write: where, and the pieces (whole object or segments) it is made of."""
+
+    path: str
+    obj: ObjectInfo
+    pieces: list[Segment] = field(default_factory=list)
+
+
+def relative_path(name: str, name_prefix: str) -> str:
+    """The path an object lands at under the destination, or UnsafeName."""
+    rel = name[len(name_prefix) :]
+    parts = rel.split("/")
+    if rel.startswith("/"):
+        raise UnsafeName(f"object {name!r} has an absolute path: refused")
+    if rel.endswith("/"):
+        parts = parts[:-1]  # a directory marker
+    bad = [p for p in parts if p in ("", ".", "..")]
+    if bad or not parts:
+        shown = "empty" if bad and bad[0] == "" else repr(bad[0]) if bad else "empty"
+        raise UnsafeName(f"object {name!r} has a {shown} path segment: refused")
+    if "\x00" in rel or any(len(p.encode()) > NAME_MAX for p in parts):
+        raise UnsafeName(f"object {name!r} cannot be a file name here: refused")
+    return rel
+
+
+def download_prefix(
+    store: SwiftStore,
+    container: str,
+    prefix: str,
+    dest: Path,
+    *,
+    options: DownloadOptions,
+    progress: Progress,
+) -> DownloadResult:
+    """Download container/prefix into `dest`."""
+    started = time.monotonic()
+    result = DownloadResult(container, prefix.strip("/"))
+    name_prefix = object_prefix(prefix)
+    listing = _listing(store, container, name_prefix, allow_empty=options.allow_empty)
+    files, directories = _plan(listing, name_prefix)
+    if not files and not directories and not options.allow_empty:
+        raise NothingToDownload(
+            f"nothing to download: no object under {container}/{name_prefix or ''}"
+        )
+    _expand_large_objects(store, container, files)
+    progress.total_files = len(files)
+    progress.total_bytes = sum(item.obj.size for item in files)
+    with Root(dest, create=True) as root:
+        for directory in directories:
+            root.make_dir(directory)
+        _Downloader(store, root, container, options.threads, progress).run(files)
+    result.files, result.bytes = len(files), progress.total_bytes
+    result.directories = len(directories)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _listing(store: SwiftStore, container: str, name_prefix: str, *, allow_empty: bool) -> list:
+    try:
+        return store.list_objects(container, name_prefix)
+    except ContainerNotFound:
+        if allow_empty:
+            log.info("container %s does not exist: nothing to download", container)
+            return []
+        raise
+
+
+def _plan(listing: list[ObjectInfo], name_prefix: str) -> tuple[list[_Item], list[str]]:
+    files: dict[str, _Item] = {}
+    directories: set[str] = set()
+    for obj in listing:
+        if obj.name == name_prefix + MANIFEST_NAME:
+            continue
+        rel = relative_path(obj.name, name_prefix)
+        if rel.endswith("/") and obj.size == 0:
+            directories.add(rel.rstrip("/"))
+        else:
+            files[rel] = _Item(rel.rstrip("/"), obj)
+    _check_clashes(files, directories)
+    return sorted(files.values(), key=lambda i: i.path), sorted(directories)
+
+
+def _check_clashes(files: dict[str, _Item], directories: set[str]) -> None:
+    parents = set(directories)
+    for path in files:
+        parts = path.split("/")
+        parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    for path, item in files.items():
+        if path in parents:
+            raise UnsafeName(
+                f"object {item.obj.name!r} would be both a file and a directory: refused"
+            )
+
+
+def _expand_large_objects(store: SwiftStore, container: str, files: list[_Item]) -> None:
+    """Give each item its pieces: the object itself, or its segments."""
+    for item in files:
+        if item.obj.slo_etag:
+            item.pieces = store.slo_segments(container, item.obj.name)
+        else:
+            item.pieces = [Segment(container, item.obj.name, item.obj.size, "")]
+        total = sum(p.size for p in item.pieces)
+        if total != item.obj.size:
+            raise IntegrityError(
+                f"object {item.obj.name!r}: segments add up to {total} bytes, "
+                f"the listing says {item.obj.size}"
+            )
+
+
+class _Downloader:
+    def __init__(
+        self, store: SwiftStore, root: Root, container: str, threads: int, progress: Progress
+    ) -> None:
+        self.store, self.root, self.container = store, root, container
+        self.threads, self.progress = threads, progress
+
+    def run(self, files: list[_Item]) -> None:
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="download") as pool:
+            futures = []
+            for item in files:
+                futures.extend(pool.submit(task) for task in _FileWrite(self, item).tasks())
+            _wait_all(futures)
+
+
+class _FileWrite:
+    """One destination file; each piece is a task; the last one renames the file into place."""
+
+    def __init__(self, down: _Downloader, item: _Item) -> None:
+        self.down, self.item = down, item
+        self.lock = threading.Lock()
+        self.remaining = len(item.pieces)
+        self.failed = False
+        self.partial: PartialFile | None = None
+
+    def tasks(self) -> list:
+        offsets, offset = [], 0
+        for piece in self.item.pieces:
+            offsets.append(offset)
+            offset += piece.size
+        return [
+            lambda p=p, o=o: self._piece(p, o)
+            for p, o in zip(self.item.pieces, offsets, strict=True)
+        ]
+
+    def _open(self) -> PartialFile:
+        with self.lock:
+            if self.partial is None:
+                self.partial = self.down.root.partial_file(self.item.path, self.item.obj.size)
+            return self.partial
+
+    def _piece(self, piece: Segment, offset: int) -> None:
+        partial = self._open()
+        try:
+            self._fetch(piece, offset, partial)
+        except BaseException:
+            with self.lock:
+                self.failed = True
+                self.remaining -= 1
+                last = self.remaining == 0
+            if last:
+                partial.abort()
+            raise
+        with self.lock:
+            self.remaining -= 1
+            last, failed = self.remaining == 0, self.failed
+        if last:
+            partial.abort() if failed else partial.commit()
+            if not failed:
+                self.down.progress.add(files=1)
+
+    def _fetch(self, piece: Segment, offset: int, partial: PartialFile) -> None:
+        def sink(headers: dict, body: Iterator[bytes]) -> None:
+            if piece.etag == "" and "x-object-manifest" in headers:
+                raise _IsDynamic(headers["x-object-manifest"])
+            digest = hashlib.md5(usedforsecurity=False)
+            position = offset
+            for chunk in body:
+                digest.update(chunk)
+                try:
+                    partial.write_at(position, chunk)
+                except OSError as exc:
+                    raise LocalIOError(f"writing {self.item.path}: {exc.strerror}") from exc
+                position += len(chunk)
+            expected = piece.etag or headers.get("etag", "").strip('"')
+            _verify(piece, digest.hexdigest(), expected, position - offset)
+
+        try:
+            self.down.store.get_object(piece.container, piece.name, sink)
+        except _IsDynamic as dynamic:
+            self._fetch_dynamic(dynamic.args[0], offset, partial)
+            return
+        self.down.progress.add(nbytes=piece.size)
+
+    def _fetch_dynamic(self, manifest: str, offset: int, partial: PartialFile) -> None:
+        # Rare (pman never writes them): fetched one segment after the other.
+        for segment in self.down.store.dlo_segments(manifest):
+            self._fetch(segment, offset, partial)
+            offset += segment.size
+
+
+class _IsDynamic(Exception):
+    """Internal: the object turned out to be a Dynamic Large Object manifest."""
+
+
+def _verify(piece: Segment, actual: str, expected: str, size: int) -> None:
+    where = f"{piece.container}/{piece.name}"
+    if size != piece.size and piece.size:
+        raise IntegrityError(f"object {where}: got {size} bytes, expected {piece.size}")
+    if actual != expected:
+        raise IntegrityError(
+            f"object {where} is corrupt: MD5 {actual} does not match ETag {expected}"
+        )

@@ -1,0 +1,189 @@
+"""The one module that talks to the Kubernetes API: wait until a container of our pod ends.
+
+`PodWatcher.wait_for_termination` lists the pod once (by name, with a field selector),
+then watches from the list's resourceVersion, resuming from the last version seen whenever
+the stream ends and listing again on 410 Gone. It returns a `Termination` for any end of
+the container (Completed, Error, OOMKilled, DeadlineExceeded...) and raises `WaitFailed`
+(pod deleted, deadline passed) or `ClusterError` (API unreachable or refusing).
+Kubernetes client errors never leave this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import urllib3
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from publisher.errors import ClusterError, WaitFailed
+
+log = logging.getLogger("publisher")
+
+
+@dataclass(frozen=True)
+class Termination:
+    """How the watched container ended (the manifest's `processor` entry)."""
+
+    container: str
+    exit_code: int
+    reason: str
+    message: str
+    started_at: str
+    finished_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def api_client(kubeconfig: str | None) -> client.ApiClient:
+    """An API client from a kubeconfig file, or the in-cluster service account."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        else:
+            config.load_incluster_config(client_configuration=configuration)
+    except (ConfigException, OSError) as exc:
+        where = kubeconfig or "the in-cluster service account"
+        raise ClusterError(f"cannot configure the Kubernetes client from {where}: {exc}") from exc
+    configuration.retries = False  # this module owns the retries
+    return client.ApiClient(configuration)
+
+
+class PodWatcher:
+    """Waits for one container of one pod to terminate."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        namespace: str,
+        pod: str,
+        *,
+        watch_timeout: int = 600,
+        deadline: float | None = None,
+        retry_delay: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.core = client.CoreV1Api(api)
+        self.namespace, self.pod = namespace, pod
+        self.watch_timeout = watch_timeout
+        self.deadline = deadline
+        self.retry_delay = retry_delay
+        self.clock = clock
+        self.requests = 0
+        """Kubernetes API requests made (one per list, one per watch stream)."""
+
+    def wait_for_termination(self, container: str) -> Termination:
+        resource_version: str | None = None
+        while True:
+            self._check_deadline(container)
+            try:
+                if resource_version is None:
+                    found, resource_version = self._list(container)
+                    if found is not None:
+                        return found
+                found, resource_version = self._watch(container, resource_version)
+                if found is not None:
+                    return found
+            except ApiException as exc:
+                resource_version = self._on_api_error(exc, resource_version)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                # The stream broke (API server restart, network): resume after a pause.
+                log.warning("watch of pod %s interrupted (%s); resuming", self.pod, exc)
+                time.sleep(self.retry_delay)
+
+    def _list(self, container: str) -> tuple[Termination | None, str]:
+        self.requests += 1
+        pods = self.core.list_namespaced_pod(
+            self.namespace,
+            field_selector=f"metadata.name={self.pod}",
+            _request_timeout=(10, 30),
+        )
+        if not pods.items:
+            raise WaitFailed(f"pod {self.namespace}/{self.pod} does not exist")
+        return terminated(pods.items[0], container), pods.metadata.resource_version
+
+    def _watch(self, container: str, resource_version: str) -> tuple[Termination | None, str]:
+        self.requests += 1
+        stream = watch.Watch().stream(
+            self.core.list_namespaced_pod,
+            self.namespace,
+            field_selector=f"metadata.name={self.pod}",
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self.watch_timeout,
+            # Read timeout beyond the server's own, to notice a silently dead connection.
+            _request_timeout=(10, self.watch_timeout + 30),
+        )
+        for event in stream:
+            pod = event["object"]
+            if event["type"] == "DELETED":
+                raise WaitFailed(f"pod {self.namespace}/{self.pod} was deleted")
+            if event["type"] == "BOOKMARK":
+                resource_version = (
+                    pod["metadata"]["resourceVersion"]
+                    if isinstance(pod, dict)
+                    else pod.metadata.resource_version
+                )
+                continue
+            resource_version = pod.metadata.resource_version
+            found = terminated(pod, container)
+            if found is not None:
+                return found, resource_version
+        return None, resource_version
+
+    def _on_api_error(self, exc: ApiException, resource_version: str | None) -> str | None:
+        if exc.status == 410:
+            log.info("watch of pod %s expired (410); listing again", self.pod)
+            return None
+        if exc.status in (401, 403):
+            raise ClusterError(
+                f"the Kubernetes API refused to list/watch pods in {self.namespace} "
+                f"({exc.status} {exc.reason}): the service account needs get/list/watch on pods"
+            ) from exc
+        if exc.status == 404:
+            raise WaitFailed(f"pod {self.namespace}/{self.pod}: namespace not found") from exc
+        log.warning("Kubernetes API answered %s %s; retrying", exc.status, exc.reason)
+        time.sleep(self.retry_delay)
+        return resource_version
+
+    def _check_deadline(self, container: str) -> None:
+        if self.deadline is not None and self.clock() > self.deadline:
+            raise WaitFailed(f"gave up waiting for container {container} of pod {self.pod}")
+
+
+def terminated(pod: Any, container: str) -> Termination | None:
+    """The container's termination, if the pod object says it has terminated."""
+    statuses = (pod.status.container_statuses or []) if pod.status else []
+    for status in statuses:
+        if status.name != container or status.state is None:
+            continue
+        done = status.state.terminated
+        if done is None:
+            return None
+        return Termination(
+            container=container,
+            exit_code=done.exit_code,
+            reason=done.reason or ("Completed" if done.exit_code == 0 else "Error"),
+            message=done.message or "",
+            started_at=_time(done.started_at),
+            finished_at=_time(done.finished_at),
+        )
+    if pod.status is not None and pod.status.phase in ("Succeeded", "Failed"):
+        # The pod ended without the container ever reporting (e.g. deadline before start).
+        reason = pod.status.reason or pod.status.phase
+        return Termination(container, -1, reason, pod.status.message or "", "", "")
+    return None
+
+
+def _time(value: datetime | str | None) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, datetime) else str(value)

@@ -1,0 +1,340 @@
+"""`upload`: every regular file under a directory to Swift, in parallel, then the manifest.
+
+Files up to `segment_size` go as one PUT each; bigger files go as Static Large Objects
+whose segments (in ``<container>_segments``) are uploaded in parallel. Every PUT carries
+the MD5 of its body as ETag. One listing of the destination tells which objects are already
+there with the same checksum; those are skipped, so a rerun resumes. The manifest is
+written last; a stale manifest is deleted before anything else changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from publisher.errors import UsageError
+from publisher.localfs import FileSlice, LocalFile, Root, Skipped, UnsafePath, scan_tree
+from publisher.manifest import MANIFEST_NAME, build_manifest, encode, manifest_object_name
+from publisher.progress import Progress
+from publisher.swift import ObjectInfo, SwiftStore
+
+log = logging.getLogger("publisher")
+
+MIB = 1 << 20
+IN_MEMORY_LIMIT = 4 * MIB
+"""Files up to this size are read once into memory (bounded by the thread count)."""
+HASH_CHUNK = 4 * MIB
+MAX_OBJECT_NAME = 1024
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    threads: int = 8
+    segment_size: int = 128 * MIB
+    """Files above this go as Static Large Objects in segments of this size."""
+
+
+@dataclass
+class UploadResult:
+    """What an upload did: the manifest's file list and what was skipped."""
+
+    container: str
+    prefix: str
+    files: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+    manifest: dict[str, Any] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        assert self.manifest is not None
+        return {
+            "container": self.container,
+            "prefix": self.prefix,
+            "manifest": manifest_object_name(self.prefix),
+            **self.manifest["totals"],
+            "seconds": self.manifest["timings"]["seconds"],
+            "skipped_paths": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+        }
+
+
+def object_prefix(prefix: str) -> str:
+    """The prefix objects are named under: '' or 'a/b/' (with the slash)."""
+    prefix = prefix.strip("/")
+    return f"{prefix}/" if prefix else ""
+
+
+def upload_tree(
+    store: SwiftStore,
+    src: Path,
+    container: str,
+    prefix: str,
+    *,
+    options: UploadOptions,
+    progress: Progress,
+    processor: dict[str, Any] | None = None,
+    existing: dict[str, ObjectInfo] | None = None,
+    missing_ok: bool = False,
+) -> UploadResult:
+    """Upload `src` to container/prefix and write the manifest last.
+
+    With `missing_ok`, a missing `src` is published as an empty output (a processor that
+    failed before writing anything still gets its manifest).
+    """
+    result = UploadResult(container, prefix.strip("/"), started=time.time())
+    if missing_ok and not src.exists():
+        log.warning("%s does not exist: publishing an empty output", src)
+        src.mkdir(parents=True, exist_ok=True)
+    if not src.is_dir():
+        raise UsageError(f"{src} is not a directory")
+    files, result.skipped = _plan(src, object_prefix(prefix))
+    for item in result.skipped:
+        log.warning("not uploaded: %s (%s)", item.path, item.reason)
+    if existing is None:
+        existing = list_destination(store, container, prefix)
+    manifest_name = manifest_object_name(prefix)
+    if manifest_name in existing:
+        store.delete_object(container, manifest_name)
+    progress.total_files = len(files)
+    progress.total_bytes = sum(f.size for f in files)
+    with Root(src) as root:
+        uploader = _Uploader(store, root, container, object_prefix(prefix), options, progress)
+        result.files = uploader.run(files, existing)
+        result.skipped.extend(uploader.late_skips)
+    result.finished = time.time()
+    result.manifest = build_manifest(
+        container=container,
+        prefix=result.prefix,
+        files=result.files,
+        skipped=[{"path": s.path, "reason": s.reason} for s in result.skipped],
+        started=result.started,
+        finished=result.finished,
+        processor=processor,
+    )
+    body, md5 = encode(result.manifest)
+    store.put_object(
+        container, manifest_name, body, length=len(body), etag=md5, content_type="application/json"
+    )
+    return result
+
+
+def list_destination(store: SwiftStore, container: str, prefix: str) -> dict[str, ObjectInfo]:
+    """Create the container if needed and list what is already under the prefix."""
+    store.ensure_container(container)
+    return {o.name: o for o in store.list_objects(container, object_prefix(prefix))}
+
+
+def _plan(src: Path, name_prefix: str) -> tuple[list[LocalFile], list[Skipped]]:
+    files, skipped = scan_tree(src)
+    kept = []
+    for f in files:
+        reason = _unusable_name(f.path, name_prefix)
+        if reason:
+            skipped.append(Skipped(f.path.encode("utf-8", "surrogateescape").decode(), reason))
+        else:
+            kept.append(f)
+    return kept, skipped
+
+
+def _unusable_name(path: str, name_prefix: str) -> str:
+    try:
+        encoded = (name_prefix + path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8"
+    if len(encoded) > MAX_OBJECT_NAME:
+        return f"object name longer than {MAX_OBJECT_NAME} bytes"
+    if path == MANIFEST_NAME:
+        return "reserved for the publisher's manifest"
+    return ""
+
+
+def _md5_of(fd: int, offset: int, length: int) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    end = offset + length
+    while offset < end:
+        chunk = os.pread(fd, min(HASH_CHUNK, end - offset), offset)
+        if not chunk:
+            raise UnsafePath("file shrank while being read")
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
+class _Uploader:
+    """One upload run: a thread pool over small files and large-file segments."""
+
+    def __init__(
+        self,
+        store: SwiftStore,
+        root: Root,
+        container: str,
+        name_prefix: str,
+        options: UploadOptions,
+        progress: Progress,
+    ) -> None:
+        self.store, self.root, self.container = store, root, container
+        self.name_prefix, self.options, self.progress = name_prefix, options, progress
+        self.segment_container = f"{container}_segments"
+        self.lock = threading.Lock()
+        self.late_skips: list[Skipped] = []
+
+    def run(self, files: list[LocalFile], existing: dict[str, ObjectInfo]) -> list[dict]:
+        large = [f for f in files if f.size > self.options.segment_size]
+        segments = self._existing_segments() if large else {}
+        results: dict[str, dict] = {}
+        with ThreadPoolExecutor(self.options.threads, thread_name_prefix="upload") as pool:
+            futures: list[Future] = []
+            for f in files:
+                info = existing.get(self.name_prefix + f.path)
+                if f.size > self.options.segment_size:
+                    large_file = _LargeFile(self, f, info, segments, results)
+                    futures.extend(pool.submit(task) for task in large_file.tasks())
+                else:
+                    futures.append(pool.submit(self._small, f, info, results))
+            _wait_all(futures)
+        return [results[f.path] for f in files if f.path in results]
+
+    def _existing_segments(self) -> dict[str, ObjectInfo]:
+        self.store.ensure_container(self.segment_container)
+        listing = self.store.list_objects(self.segment_container, self.name_prefix)
+        return {o.name: o for o in listing}
+
+    def _small(self, f: LocalFile, info: ObjectInfo | None, results: dict) -> None:
+        name = self.name_prefix + f.path
+        try:
+            fd = self.root.open_file(f.path)
+        except UnsafePath as exc:
+            # Replaced by a link or special file after the scan: never followed.
+            with self.lock:
+                self.late_skips.append(Skipped(f.path, str(exc)))
+            return
+        try:
+            if f.size <= IN_MEMORY_LIMIT:
+                data = os.pread(fd, f.size + 1, 0)
+                if len(data) != f.size:
+                    raise UnsafePath(f"{f.path}: changed size while being uploaded")
+                md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+                body: bytes | Callable = data
+            else:
+                md5 = _md5_of(fd, 0, f.size)
+                body = lambda: FileSlice(fd, 0, f.size)  # noqa: E731 - reopened per retry
+            done = info is not None and info.etag == md5 and info.size == f.size
+            if not done:
+                self.store.put_object(self.container, name, body, length=f.size, etag=md5)
+        finally:
+            os.close(fd)
+        self._record(results, f, name, md5, uploaded=not done)
+
+    def _record(self, results: dict, f: LocalFile, name: str, md5: str, **extra: Any) -> None:
+        with self.lock:
+            results[f.path] = {"path": f.path, "object": name, "bytes": f.size, "md5": md5, **extra}
+        self.progress.add(files=1, nbytes=f.size)
+
+
+class _LargeFile:
+    """A file uploaded as a Static Large Object; the last segment to finish writes it."""
+
+    def __init__(
+        self,
+        up: _Uploader,
+        f: LocalFile,
+        info: ObjectInfo | None,
+        segments: dict[str, ObjectInfo],
+        results: dict,
+    ) -> None:
+        self.up, self.f, self.info, self.existing, self.results = up, f, info, segments, results
+        self.name = up.name_prefix + f.path
+        size, step = f.size, up.options.segment_size
+        self.ranges = [(off, min(step, size - off)) for off in range(0, size, step)]
+        self.etags: list[str] = [""] * len(self.ranges)
+        self.remaining = len(self.ranges)
+        self.lock = threading.Lock()
+        self.whole_md5 = hashlib.md5(usedforsecurity=False)
+
+    def segment_name(self, index: int) -> str:
+        return f"{self.name}/slo/{self.f.size}/{self.up.options.segment_size}/{index:08d}"
+
+    def tasks(self) -> list[Callable[[], None]]:
+        return [lambda i=i: self._segment(i) for i in range(len(self.ranges))]
+
+    def _segment(self, index: int) -> None:
+        offset, length = self.ranges[index]
+        fd = self.up.root.open_file(self.f.path)
+        try:
+            md5 = _md5_of(fd, offset, length)
+            seg = self.segment_name(index)
+            known = self.existing.get(seg)
+            if known is None or known.etag != md5 or known.size != length:
+                self.up.store.put_object(
+                    self.up.segment_container,
+                    seg,
+                    lambda: FileSlice(fd, offset, length),
+                    length=length,
+                    etag=md5,
+                )
+        finally:
+            os.close(fd)
+        self.up.progress.add(nbytes=length)
+        with self.lock:
+            self.etags[index] = md5
+            self.remaining -= 1
+            last = self.remaining == 0
+        if last:
+            self._finish()
+
+    def _finish(self) -> None:
+        slo_etag = hashlib.md5("".join(self.etags).encode(), usedforsecurity=False).hexdigest()
+        done = self.info is not None and self.info.slo_etag == slo_etag
+        if not done:
+            manifest = [
+                {
+                    "path": f"/{self.up.segment_container}/{self.segment_name(i)}",
+                    "etag": etag,
+                    "size_bytes": self.ranges[i][1],
+                }
+                for i, etag in enumerate(self.etags)
+            ]
+            body = json.dumps(manifest).encode()
+            self.up.store.put_object(
+                self.up.container,
+                self.name,
+                body,
+                length=len(body),
+                etag=slo_etag,
+                query="multipart-manifest=put",
+            )
+        with self.up.lock:
+            self.results[self.f.path] = {
+                "path": self.f.path,
+                "object": self.name,
+                "bytes": self.f.size,
+                "md5": None,
+                "large_object": {
+                    "segments": len(self.etags),
+                    "segment_bytes": self.up.options.segment_size,
+                    "segment_md5s": self.etags,
+                    "etag": slo_etag,
+                },
+                "uploaded": not done,
+            }
+        self.up.progress.add(files=1)
+
+
+def _wait_all(futures: list[Future]) -> None:
+    """Wait for every task; on the first failure cancel the rest and raise it."""
+    done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    for future in done:
+        error = future.exception()
+        if error is not None:
+            for other in pending:
+                other.cancel()
+            raise error

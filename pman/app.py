@@ -140,8 +140,13 @@ def metrics() -> Any:
 def _json_body() -> Any:
     if not request.is_json:
         raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
+    data = request.get_data(cache=False)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and len(data) >= limit:
+        # A chunked body is cut at the limit rather than refused: refuse it here.
+        raise RequestEntityTooLarge()
     try:
-        return json.loads(request.get_data(cache=False))
+        return json.loads(data)
     except (ValueError, RecursionError) as error:
         raise BadRequest(f"the request body is not valid JSON: {error}") from None
 

@@ -23,6 +23,23 @@ UNDEFINED = "undefined"
 
 IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 
+# What the publisher's documented exit codes mean, in words a user understands.
+PUBLISHER_EXIT_CODES = {
+    2: "it was started with bad arguments",
+    3: "no usable Swift credentials were found",
+    4: "Swift refused the credentials",
+    5: "Swift or its authentication service was unreachable",
+    6: "the Swift container does not exist",
+    7: "there is nothing under the given prefix",
+    8: "a checksum did not match",
+    9: "an object name would have landed outside the directory",
+    10: "Swift kept failing",
+    11: "the Kubernetes API failed",
+    12: "the processor's end was never seen",
+    13: "a local disk error occurred",
+}
+INPUT_MISSING_CODES = {6, 7}
+
 
 @dataclass(frozen=True)
 class JobState:
@@ -165,16 +182,17 @@ def pod_failure(pod: Obj) -> tuple[str, str]:
     """``(reason, message)`` naming the part of the pod that failed, or ``("", "")``."""
     stage_in = container_status(pod, "stage-in", init=True) or {}
     if code := _exit_code(stage_in):
-        detail = _termination_detail(stage_in)
-        return "StageInFailed", f"staging in the input from Swift failed (exit code {code}){detail}"
+        reason = "InputMissing" if code in INPUT_MISSING_CODES else "StageInFailed"
+        return reason, "staging in the input from Swift failed" + _exit_detail(code, stage_in)
     processor = (container_status(pod, "processor") or {}).get("state", {}).get("terminated")
     if processor and (processor.get("reason") == "OOMKilled" or processor.get("exitCode")):
         reason = "OOMKilled" if processor.get("reason") == "OOMKilled" else "ProcessorFailed"
         return reason, _processor_outcome(processor, pod)
     publish = container_status(pod, "publish") or {}
     if code := _exit_code(publish):
-        detail = _termination_detail(publish)
-        return "PublishFailed", f"publishing the output to Swift failed (exit code {code}){detail}"
+        return "PublishFailed", "publishing the output to Swift failed" + _exit_detail(
+            code, publish
+        )
     pod_reason = _get(pod, "status", "reason")
     if pod_reason:
         detail = _get(pod, "status", "message") or pod_reason
@@ -196,9 +214,12 @@ def _job_failure(job: Obj, condition: Obj, pod: Obj | None) -> tuple[str, str]:
     return reason, condition.get("message") or "the job failed"
 
 
-def _termination_detail(status: Obj) -> str:
+def _exit_detail(code: int, status: Obj) -> str:
+    """`` (exit code N: meaning): last line of its output``."""
+    meaning = PUBLISHER_EXIT_CODES.get(code)
+    detail = f" (exit code {code}: {meaning})" if meaning else f" (exit code {code})"
     message = (status.get("state", {}).get("terminated", {}).get("message") or "").strip()
-    return f": {message.splitlines()[-1]}" if message else ""
+    return f"{detail}: {message.splitlines()[-1]}" if message else detail
 
 
 def _limit_text(pod: Obj) -> str:

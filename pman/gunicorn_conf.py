@@ -20,6 +20,10 @@ worker_class = "gthread"
 timeout = 120
 preload_app = False
 accesslog = "-"
+# Worker heartbeats on a tmpfs: the image's filesystem may be read-only or slow.
+worker_tmp_dir = "/dev/shm"  # noqa: S108
+# The control socket would live in $HOME, which an arbitrary UID cannot write.
+control_socket_disable = True
 wsgi_app = "pman.app:create_app()"
 
 

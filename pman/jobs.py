@@ -13,7 +13,15 @@ from typing import Any
 
 from pman.cache import StatusCache
 from pman.errors import JobNotFound
-from pman.jobspec import SELECTOR, build_job, jid_selector, pick_user
+from pman.jobspec import (
+    JID_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    SELECTOR,
+    build_job,
+    jid_selector,
+    pick_user,
+)
 from pman.kube import Kube
 from pman.metrics import Metrics
 from pman.models import JobRequest
@@ -106,7 +114,7 @@ class Jobs:
         pods, _ = self.kube.list_pods(SELECTOR)
         by_jid: dict[str, list[Obj]] = {}
         for pod in pods:
-            by_jid.setdefault(_labels(pod).get("pman.chrisproject.org/jid", ""), []).append(pod)
+            by_jid.setdefault(_labels(pod).get(JID_LABEL, ""), []).append(pod)
         return [(job, by_jid.get(job["metadata"]["name"], [])) for job in jobs]
 
     def _read_logs(self, state: JobState, pod: Obj | None) -> str:
@@ -155,7 +163,7 @@ def _labels(obj: Obj) -> dict[str, str]:
 
 
 def _is_ours(job: Obj) -> bool:
-    return _labels(job).get("app.kubernetes.io/managed-by") == "pman"
+    return _labels(job).get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
 class _FinishedLogs:

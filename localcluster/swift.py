@@ -388,6 +388,8 @@ class SwiftAIO:
             + f"[pipeline:main]\npipeline = {PIPELINE.format(auth=auth)}\n"
             + "[app:proxy-server]\nuse = egg:swift#proxy\n"
             + "account_autocreate = true\nallow_account_management = true\n"
+            # One node per ring: never stop talking to it for long after it failed.
+            + "error_suppression_interval = 1\n"
             + sections
             + "[filter:cache]\nuse = egg:swift#memcache\n"
             + f"memcache_servers = {HOST}:{self.ports['memcached']}\n"

@@ -160,6 +160,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         code = exc.exit_code
         log.error("%s", exc)
         summary.update(status="interrupted", error=str(exc))
+    except Exception as exc:  # a bug: still one line (details with -v), never a secret dump
+        code = 1
+        log.error("unexpected error: %s: %s", type(exc).__name__, exc)
+        log.debug("details", exc_info=True)
+        summary.update(status="error", error=f"unexpected error: {type(exc).__name__}")
     summary.update(exit_code=code, seconds=round(time.time() - started, 3))
     if args.json:
         print(json.dumps(summary, sort_keys=True), flush=True)

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ from publisher.errors import (
     NothingToDownload,
     UnsafeName,
 )
-from publisher.localfs import PartialFile, Root
+from publisher.localfs import PartialFile, Root, UnsafePath
 from publisher.manifest import MANIFEST_NAME
 from publisher.progress import Progress
 from publisher.swift import ObjectInfo, Segment, SwiftStore
@@ -114,7 +114,7 @@ def download_prefix(
     progress.total_bytes = sum(item.obj.size for item in files)
     with Root(dest, create=True) as root:
         for directory in directories:
-            root.make_dir(directory)
+            _local(directory, root.make_dir)
         _Downloader(store, root, container, options.threads, progress).run(files)
     result.files, result.bytes = len(files), progress.total_bytes
     result.directories = len(directories)
@@ -212,7 +212,9 @@ class _FileWrite:
     def _open(self) -> PartialFile:
         with self.lock:
             if self.partial is None:
-                self.partial = self.down.root.partial_file(self.item.path, self.item.obj.size)
+                self.partial = _local(
+                    self.item.path, self.down.root.partial_file, self.item.obj.size
+                )
             return self.partial
 
     def _piece(self, piece: Segment, offset: int) -> None:
@@ -263,6 +265,18 @@ class _FileWrite:
         for segment in self.down.store.dlo_segments(manifest):
             self._fetch(segment, offset, partial)
             offset += segment.size
+
+
+def _local(path: str, action: Callable[..., Any], *args: Any) -> Any:
+    """Run a local filesystem action, turning its failures into the publisher's errors."""
+    try:
+        return action(path, *args)
+    except UnsafePath as exc:
+        raise UnsafeName(
+            f"{path}: refused, the destination has a link or special file there ({exc})"
+        ) from exc
+    except OSError as exc:
+        raise LocalIOError(f"{path}: {exc.strerror}") from exc
 
 
 class _IsDynamic(Exception):

@@ -1,0 +1,118 @@
+"""Faults in the middle of an upload: Swift restarted, Swift answering 503, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from publisher.manifest import MANIFEST_NAME
+
+from .conftest import PUBLISHER, clean_env, write_tree
+
+pytestmark = pytest.mark.fault
+
+FILES = 400
+
+
+@pytest.fixture
+def many_files(tmp_path):
+    return write_tree(
+        tmp_path / "out", {f"f{i:04d}": bytes([i % 256]) * 20_000 for i in range(FILES)}
+    )
+
+
+def start_upload(src, container, env, *extra):
+    return subprocess.Popen(
+        [
+            *PUBLISHER,
+            "upload",
+            "--json",
+            "--threads",
+            "2",
+            *extra,
+            str(src),
+            f"swift://{container}/out",
+        ],
+        env=clean_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def object_names(swift_server, container) -> list[str]:
+    try:
+        return [
+            o["name"]
+            for o in swift_server.connection().get_container(container, full_listing=True)[1]
+        ]
+    except Exception:
+        return []
+
+
+def wait_for_objects(swift_server, container, count, process) -> None:
+    """Wait until the upload is under way (at least `count` objects stored)."""
+    deadline = time.monotonic() + 60
+    while len(object_names(swift_server, container)) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "upload did not start"
+        time.sleep(0.02)
+
+
+def finish(process) -> tuple[int, dict, str]:
+    out, err = process.communicate(timeout=120)
+    return process.returncode, json.loads(out), err
+
+
+def test_swift_answering_503_mid_upload_is_retried_and_no_manifest_until_done(
+    many_files, swift_server, swift_container
+):
+    process = start_upload(many_files, swift_container, swift_server.environment())
+    wait_for_objects(swift_server, swift_container, 20, process)
+    swift_server.stop_server("object")  # the proxy now answers 503 to every object PUT
+    try:
+        stored = object_names(swift_server, swift_container)
+        time.sleep(1.0)  # let the publisher meet the 503s
+        assert f"out/{MANIFEST_NAME}" not in object_names(swift_server, swift_container)
+        assert process.poll() is None
+    finally:
+        swift_server.start_server("object")
+    code, summary, err = finish(process)
+    assert code == 0, err
+    assert summary["retries"] > 0
+    assert "503" in err
+    names = object_names(swift_server, swift_container)
+    assert len(names) == FILES + 1
+    assert f"out/{MANIFEST_NAME}" in names
+    assert len(stored) < FILES
+
+
+def test_swift_restarted_mid_upload_completes(many_files, swift_server, swift_container):
+    process = start_upload(many_files, swift_container, swift_server.environment())
+    wait_for_objects(swift_server, swift_container, 20, process)
+    swift_server.restart("proxy")
+    code, summary, err = finish(process)
+    assert code == 0, err
+    assert summary["uploaded_files"] + 0 >= 0
+    names = object_names(swift_server, swift_container)
+    assert len(names) == FILES + 1
+    _, body = swift_server.connection().get_object(swift_container, f"out/{MANIFEST_NAME}")
+    assert json.loads(body)["totals"]["files"] == FILES
+
+
+def test_sigterm_ends_a_stuck_upload_promptly(many_files, swift_server, swift_container):
+    swift_server.pause("proxy")  # requests now hang instead of failing
+    try:
+        process = start_upload(many_files, swift_container, swift_server.environment())
+        time.sleep(1.0)  # let it reach the hanging request
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    finally:
+        swift_server.resume("proxy")
+    assert process.returncode == 143
+    assert json.loads(out)["status"] == "interrupted"
+    assert "interrupted by signal 15" in err

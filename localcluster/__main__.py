@@ -1,0 +1,7 @@
+"""``python -m localcluster``: the same as the ``localcluster`` command."""
+
+import sys
+
+from localcluster.cli import main
+
+sys.exit(main())

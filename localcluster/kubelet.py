@@ -1,0 +1,597 @@
+"""The kubelet: runs each pod's containers as local processes and reports their status.
+
+Every pod gets a worker thread. It places the pod on the node (or marks it unschedulable),
+sets up its volumes, runs the init containers one after another and then all containers
+side by side, each from its own thread (the kernel's parent-death signal is tied to the
+thread that started the process). A container's termination is written to the pod's
+status the moment its process is reaped, so watchers see it within milliseconds. Deleting
+a pod sends SIGTERM to its containers' process groups and SIGKILL after the grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import queue
+import shutil
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localcluster import mounts
+from localcluster.events import NODE_NAME, EventRecorder
+from localcluster.lifecycle import Lifecycle
+from localcluster.memory import MemoryLimiter
+from localcluster.meta import parse_quantity
+from localcluster.podstatus import ContainerRun, PodRun, pod_status
+from localcluster.runtime import (
+    ConfigError,
+    LaunchSpec,
+    Process,
+    StartFailed,
+    base_env,
+    container_env,
+    expand,
+    home_of,
+)
+from localcluster.store import DELETED, Change, NotFound, Store
+from localcluster.volumes import VolumeBuilder, VolumeNotReady, token_paths, write_file
+
+log = logging.getLogger("localcluster.kubelet")
+
+Obj = dict[str, Any]
+STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+SCHEDULING_HINT = "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+
+
+def node_labels() -> dict[str, str]:
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    return {
+        "kubernetes.io/hostname": NODE_NAME,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": arch,
+        "beta.kubernetes.io/os": "linux",
+        "beta.kubernetes.io/arch": arch,
+    }
+
+
+def unschedulable_reason(pod: Obj) -> str | None:
+    """Why the one node cannot run this pod, in the scheduler's words, or None."""
+    spec = pod["spec"]
+    labels = node_labels()
+    if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
+        return (
+            "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. "
+            + SCHEDULING_HINT
+        )
+    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+        resources = container.get("resources") or {}
+        for key, value in {
+            **(resources.get("requests") or {}),
+            **(resources.get("limits") or {}),
+        }.items():
+            if key in STANDARD_RESOURCES or key.startswith("hugepages-"):
+                continue
+            if parse_quantity(value) > 0:
+                return f"0/1 nodes are available: 1 Insufficient {key}. {SCHEDULING_HINT}"
+    return None
+
+
+@dataclass(frozen=True)
+class KubeletConfig:
+    state_dir: Path
+    mount_mode: str
+    service: tuple[str, int] | None  # where pods reach the API (TLS only)
+    stop_grace: float = 2.0
+
+
+class PodWorker:
+    """Runs one pod from admission to removal."""
+
+    def __init__(self, kubelet: Kubelet, pod: Obj) -> None:
+        self.kubelet = kubelet
+        meta = pod["metadata"]
+        self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
+        self.spec = pod["spec"]
+        self.directory = (
+            kubelet.config.state_dir / "pods" / f"{self.namespace}_{self.name}_{self.uid}"
+        )
+        self.run = PodRun()
+        self.containers = [
+            ContainerRun(c["name"], c.get("image", ""), init=True)
+            for c in self.spec.get("initContainers") or []
+        ] + [ContainerRun(c["name"], c.get("image", "")) for c in self.spec.get("containers") or []]
+        waiting = "PodInitializing" if self.spec.get("initContainers") else "ContainerCreating"
+        for container in self.containers:
+            container.waiting_reason = waiting
+        self.volumes: dict[str, Path] = {}
+        self.processes: dict[str, Process] = {}
+        self.finished_at: dict[str, float] = {}
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self.removed = False
+        self.done = False
+        self.wound_down = False
+        self.thread = threading.Thread(target=self._main, name=f"pod-{self.name}", daemon=True)
+
+    # -- status
+
+    def pod(self) -> Obj | None:
+        entry = self.kubelet.store.get("pods", self.namespace, self.name)
+        if entry is None or entry.obj["metadata"]["uid"] != self.uid:
+            return None
+        return entry.obj
+
+    def publish(self) -> None:
+        """Write the pod's status as it is now (no write when nothing changed)."""
+        with self.lock:
+
+            def put(obj: Obj) -> Obj | None:
+                if obj["metadata"]["uid"] != self.uid:
+                    return None
+                status = pod_status(obj, self.run, self.containers)
+                if status == obj.get("status"):
+                    return None
+                obj["status"] = status
+                return obj
+
+            with contextlib.suppress(NotFound):
+                self.kubelet.store.update("pods", self.namespace, self.name, put)
+
+    def event(
+        self, reason: str, message: str, *, warning: bool = False, container: str = ""
+    ) -> None:
+        pod = self.pod()
+        if pod is not None:
+            path = f"spec.containers{{{container}}}" if container else ""
+            self.kubelet.events.record(pod, reason, message, warning=warning, field_path=path)
+
+    # -- the pod's life
+
+    def _main(self) -> None:
+        try:
+            if self._admit() and self._prepare():
+                self._run_containers()
+        except Exception:
+            log.exception("pod %s/%s failed in the kubelet", self.namespace, self.name)
+        with self.lock:
+            self.done = True
+            stopping = self.stopping.is_set()
+        if stopping:
+            self._wind_down()
+
+    def _admit(self) -> bool:
+        pod = self.pod()
+        if pod is None:
+            return False
+        reason = unschedulable_reason(pod)
+        if reason is not None:
+            self.run.scheduled = False
+            self.run.unschedulable_message = reason
+            self.publish()
+            return False
+
+        def bind(obj: Obj) -> Obj:
+            obj["spec"]["nodeName"] = NODE_NAME
+            return obj
+
+        try:
+            self.kubelet.store.update("pods", self.namespace, self.name, bind)
+        except NotFound:
+            return False
+        self.run.start_time = time.time()
+        self.publish()
+        self.kubelet.events.record(
+            pod,
+            "Scheduled",
+            f"Successfully assigned {self.namespace}/{self.name} to {NODE_NAME}",
+            component="default-scheduler",
+        )
+        return True
+
+    def _prepare(self) -> bool:
+        (self.directory / "logs").mkdir(parents=True, exist_ok=True)
+        (self.directory / "scratch").mkdir(exist_ok=True)
+        reported = ""
+        while not self.stopping.is_set():
+            pod = self.pod()
+            if pod is None:
+                return False
+            builder = VolumeBuilder(
+                self.kubelet.store, pod, self.directory / "volumes", token=self._token
+            )
+            try:
+                self.volumes = builder.build()
+                break
+            except VolumeNotReady as exc:
+                if str(exc) != reported:
+                    reported = str(exc)
+                    self.event("FailedMount", reported, warning=True)
+                self.stopping.wait(0.5)
+        if self.stopping.is_set():
+            return False
+        self.run.sandbox_ready = True
+        self.publish()
+        self.event(
+            "VolumesMounted",
+            f"Volumes reach the containers through {self.kubelet.mount_description}",
+        )
+        return True
+
+    def _token(self, expiration: int) -> str:
+        return self.kubelet.token_for(self.pod() or {"metadata": {}, "spec": self.spec}, expiration)
+
+    def _run_containers(self) -> None:
+        specs = {
+            c["name"]: c
+            for c in [*(self.spec.get("initContainers") or []), *self.spec["containers"]]
+        }
+        for run in [c for c in self.containers if c.init]:
+            if not self._run_one(run, specs[run.name]):
+                if not self.stopping.is_set():
+                    self.run.init_failed = True
+                    self.publish()
+                return
+        mains = [c for c in self.containers if not c.init]
+        for run in mains:
+            run.waiting_reason = "ContainerCreating"
+        threads = [
+            threading.Thread(
+                target=self._run_one,
+                args=(run, specs[run.name]),
+                name=f"{self.name}-{run.name}",
+                daemon=True,
+            )
+            for run in mains
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _run_one(self, run: ContainerRun, container: Obj) -> bool:
+        """Run a container until it ends for good; returns whether it succeeded."""
+        restarts = self.spec.get("restartPolicy") == "OnFailure"
+        while not self.stopping.is_set():
+            if not self._start_and_wait(run, container):
+                continue
+            if run.exit_code == 0 or not restarts or self.stopping.is_set():
+                return run.exit_code == 0
+            self.stopping.wait(min(0.5 * 2**run.restart_count, 10.0))
+            with self.lock:
+                run.last_state = run.state()
+                run.restart_count += 1
+                run.started_at = run.finished_at = run.exit_code = None
+                run.reason = run.message = ""
+                run.waiting_reason = "CrashLoopBackOff"
+            self.publish()
+        return False
+
+    def _start_and_wait(self, run: ContainerRun, container: Obj) -> bool:
+        """Start and wait for the process; False if it must be retried (config not ready)."""
+        try:
+            spec = self._launch_spec(container)
+        except ConfigError as exc:
+            with self.lock:
+                run.waiting_reason, run.waiting_message = "CreateContainerConfigError", str(exc)
+            self.publish()
+            self.stopping.wait(1.0)
+            return False
+        limit = (container.get("resources") or {}).get("limits", {}).get("memory")
+        limited = None
+        if limit is not None:
+            limited = self.kubelet.memory.prepare(
+                f"{self.uid}-{run.name}", int(parse_quantity(limit))
+            )
+            spec.cgroup = str(limited.procs) if limited.procs else None
+        log_path = self.directory / "logs" / f"{run.name}.log"
+        spec_path = self.directory / f"{run.name}.launch.json"
+        with self.lock:
+            if self.stopping.is_set():
+                return True
+            try:
+                process = Process(spec, spec_path=spec_path, log_path=log_path)
+            except StartFailed as exc:
+                self._ended(run, 128, "StartError", str(exc))
+                if limited is not None:
+                    self.kubelet.memory.finished(limited)
+                self.event("Failed", f"Error: {exc}", warning=True, container=run.name)
+                return True
+            self.processes[run.name] = process
+            run.started_at = time.time()
+            run.container_id = f"localcluster://{uuid.uuid4().hex}"
+            run.waiting_reason = run.waiting_message = ""
+        if limited is not None:
+            self.kubelet.memory.started(limited, process.pid)
+        self.publish()
+        self.event("Started", f"Started container {run.name}", container=run.name)
+        code = process.wait()
+        finished = time.time()
+        process.kill_group()  # like a runtime, end what the container left behind
+        oom = False
+        if limited is not None:
+            self.kubelet.memory.kill_all(limited)
+            oom = self.kubelet.memory.finished(limited)
+        with self.lock:
+            self.processes.pop(run.name, None)
+            self.finished_at[run.name] = finished
+            if oom:
+                self._ended(run, 137, "OOMKilled", "", finished)
+            else:
+                self._ended(run, code, "Completed" if code == 0 else "Error", "", finished)
+        if oom:
+            self.event(
+                "OOMKilled",
+                f"Container {run.name} was killed: memory limit {limit} reached",
+                warning=True,
+                container=run.name,
+            )
+        return True
+
+    def _ended(
+        self, run: ContainerRun, code: int, reason: str, message: str, when: float | None = None
+    ) -> None:
+        with self.lock:
+            run.finished_at = when or time.time()
+            run.exit_code, run.reason, run.message = code, reason, message
+        self.publish()
+
+    def _launch_spec(self, container: Obj) -> LaunchSpec:
+        pod = self.pod() or {
+            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
+            "spec": self.spec,
+        }
+        security = {
+            **(self.spec.get("securityContext") or {}),
+            **(container.get("securityContext") or {}),
+        }
+        uid = security.get("runAsUser")
+        home = home_of(uid if uid is not None else os.getuid())
+        env = container_env(
+            pod,
+            container,
+            base_env(pod, home=home, service=self.kubelet.config.service),
+            self.kubelet.store,
+        )
+        argv = [
+            expand(a, env)
+            for a in [*(container.get("command") or []), *(container.get("args") or [])]
+        ]
+        cwd = container.get("workingDir") or "/"
+        mode = self.kubelet.mount_mode
+        volume_mounts = self._mounts(container)
+        if mode == mounts.REWRITE:
+            rewrite = mounts.PathRewriter({m["target"]: m["source"] for m in volume_mounts})
+            argv = [rewrite(a) for a in argv]
+            env = {k: rewrite(v) for k, v in env.items()}
+            cwd = rewrite(cwd)
+            volume_mounts = []
+        groups = list(self.spec.get("securityContext", {}).get("supplementalGroups") or [])
+        return LaunchSpec(
+            argv=argv,
+            env=env,
+            cwd=cwd,
+            mode=mode,
+            scratch=str(self.directory / "scratch"),
+            mounts=volume_mounts,
+            uid=uid,
+            gid=security.get("runAsGroup"),
+            groups=groups,
+            no_new_privs=security.get("allowPrivilegeEscalation") is False,
+        )
+
+    def _mounts(self, container: Obj) -> list[dict[str, Any]]:
+        found = []
+        for mount in container.get("volumeMounts") or []:
+            source = self.volumes[mount["name"]]
+            if mount.get("subPath"):
+                source = source / mount["subPath"]
+                if not source.exists():
+                    source.mkdir(parents=True, exist_ok=True)
+            found.append(
+                {
+                    "source": str(source),
+                    "target": mount["mountPath"],
+                    "readonly": bool(mount.get("readOnly")),
+                }
+            )
+        return found
+
+    # -- stopping
+
+    def request_stop(self, grace: float, *, removed: bool = False) -> None:
+        with self.lock:
+            first = not self.stopping.is_set()
+            self.removed = self.removed or removed
+            self.stopping.set()
+            done = self.done
+            running = dict(self.processes)
+        if done:
+            self._wind_down()
+            return
+        if not running or (not first and grace > 0):
+            return
+        for name, process in running.items():
+            if first:
+                self.event("Killing", f"Stopping container {name}", container=name)
+            process.signal_group(signal.SIGKILL if grace <= 0 else signal.SIGTERM)
+        if grace > 0:
+            threading.Thread(target=self._kill_later, args=(grace,), daemon=True).start()
+
+    def _kill_later(self, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.processes:
+                    return
+            time.sleep(0.05)
+        with self.lock:
+            running = list(self.processes.values())
+        for process in running:
+            process.kill_group()
+
+    def _wind_down(self) -> None:
+        """Report the final status, let the pod object go, remove its directory (once)."""
+        with self.lock:
+            if self.wound_down:
+                return
+            self.wound_down = True
+        self.run.deleted = True
+        if not self.removed:
+            self.publish()
+            self.kubelet.lifecycle.pod_terminated(self.namespace, self.name, self.uid)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.kubelet.forget(self)
+
+    def token_files(self) -> list[tuple[Path, int]]:
+        pod = self.pod()
+        return token_paths(pod, self.volumes) if pod is not None else []
+
+
+class Kubelet:
+    """Starts a worker for every pod, stops them on deletion, rotates pod tokens."""
+
+    def __init__(
+        self,
+        store: Store,
+        lifecycle: Lifecycle,
+        events: EventRecorder,
+        memory: MemoryLimiter,
+        config: KubeletConfig,
+        *,
+        token_for: Callable[[Obj, int], str],
+    ) -> None:
+        self.store = store
+        self.lifecycle = lifecycle
+        self.events = events
+        self.memory = memory
+        self.config = config
+        self.token_for = token_for
+        self.mount_mode = config.mount_mode
+        self.mount_description = mounts.DESCRIPTIONS[config.mount_mode]
+        self._workers: dict[str, PodWorker] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._rotator = threading.Thread(
+            target=self._rotate_tokens, name="localcluster-tokens", daemon=True
+        )
+        self._changes: queue.SimpleQueue[Change | None] = queue.SimpleQueue()
+        self._dispatcher = threading.Thread(
+            target=self._dispatch, name="localcluster-kubelet", daemon=True
+        )
+        store.subscribe(["pods"], self._on_change)
+
+    def start(self) -> None:
+        self._rotator.start()
+        self._dispatcher.start()
+
+    def _on_change(self, change: Change) -> None:
+        # Called under the store lock: pod workers take their own lock before the store's,
+        # so the work is handed to the dispatcher thread rather than done here.
+        self._changes.put(change)
+
+    def _dispatch(self) -> None:
+        while True:
+            change = self._changes.get()
+            if change is None:
+                return
+            try:
+                self._handle(change)
+            except Exception:
+                log.exception("kubelet failed to handle a pod change")
+
+    def _handle(self, change: Change) -> None:
+        pod = change.new.obj
+        uid = pod["metadata"]["uid"]
+        with self._lock:
+            worker = self._workers.get(uid)
+            if worker is None and change.type != DELETED and not self._stopped.is_set():
+                phase = pod.get("status", {}).get("phase")
+                if phase in ("Succeeded", "Failed") or pod["metadata"].get("deletionTimestamp"):
+                    return
+                worker = PodWorker(self, pod)
+                self._workers[uid] = worker
+                worker.thread.start()
+                return
+        if worker is None:
+            return
+        if change.type == DELETED:
+            worker.request_stop(0, removed=True)
+        elif pod["metadata"].get("deletionTimestamp"):
+            worker.request_stop(float(pod["metadata"].get("deletionGracePeriodSeconds") or 0))
+
+    def forget(self, worker: PodWorker) -> None:
+        with self._lock:
+            self._workers.pop(worker.uid, None)
+
+    def worker(self, uid: str) -> PodWorker | None:
+        with self._lock:
+            return self._workers.get(uid)
+
+    def log_path(self, uid: str, container: str) -> Path | None:
+        worker = self.worker(uid)
+        if worker is None:
+            return None
+        path = worker.directory / "logs" / f"{container}.log"
+        return path if path.exists() else None
+
+    def running(self, uid: str, container: str) -> bool:
+        worker = self.worker(uid)
+        if worker is None:
+            return False
+        with worker.lock:
+            return container in worker.processes
+
+    def pids(self) -> dict[tuple[str, str, str], int]:
+        """(namespace, pod, container) -> pid of every running container process."""
+        with self._lock:
+            workers = list(self._workers.values())
+        found = {}
+        for worker in workers:
+            with worker.lock:
+                for name, process in worker.processes.items():
+                    found[(worker.namespace, worker.name, name)] = process.pid
+        return found
+
+    def finished_at(self, namespace: str, pod: str, container: str) -> float | None:
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            if (worker.namespace, worker.name) == (namespace, pod):
+                return worker.finished_at.get(container)
+        return None
+
+    def _rotate_tokens(self) -> None:
+        # The real kubelet refreshes projected tokens at 80 % of their lifetime.
+        while not self._stopped.wait(30):
+            with self._lock:
+                workers = list(self._workers.values())
+            for worker in workers:
+                for path, expiration in worker.token_files():
+                    try:
+                        age = time.time() - path.stat().st_mtime
+                    except OSError:
+                        continue
+                    pod = worker.pod()
+                    if age > 0.8 * expiration and pod is not None:
+                        write_file(path, self.token_for(pod, expiration).encode(), 0o644)
+
+    def stop(self) -> None:
+        """End every container process: SIGTERM, then SIGKILL after a short grace."""
+        self._stopped.set()
+        self._changes.put(None)
+        self._dispatcher.join(timeout=5)
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.request_stop(self.config.stop_grace, removed=True)
+        deadline = time.monotonic() + self.config.stop_grace + 3
+        for worker in workers:
+            worker.thread.join(timeout=max(deadline - time.monotonic(), 0.1))

@@ -1,0 +1,203 @@
+"""Container processes: their environment, and starting, signalling and waiting for them.
+
+Each container is started through ``_wrapper.py`` in a new session (its own process
+group) with stdout and stderr appended to its log file. The environment is a minimal one
+like a real container's (PATH with the interpreter running the local cluster first,
+HOSTNAME, HOME, the ``KUBERNETES_SERVICE_*`` variables when serving TLS) plus the
+container's ``envFrom`` and ``env``, with ``$(VAR)`` references expanded as Kubernetes does.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import pwd
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from decimal import ROUND_CEILING, Decimal
+from pathlib import Path
+from typing import Any
+
+from localcluster.meta import parse_quantity
+from localcluster.mounts import WRAPPER
+from localcluster.store import Store
+from localcluster.volumes import downward_value
+
+Obj = dict[str, Any]
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_REFERENCE = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+
+
+class ConfigError(Exception):
+    """The container cannot be configured yet (``CreateContainerConfigError``)."""
+
+
+class StartFailed(Exception):
+    """The process could not be started (``StartError``)."""
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Expand ``$(VAR)`` from ``env``; ``$$`` is a literal ``$``; unknown references stay."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1), match.group(0))
+
+    return _REFERENCE.sub(replace, text)
+
+
+def home_of(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        return "/"
+
+
+def base_env(pod: Obj, *, home: str, service: tuple[str, int] | None) -> dict[str, str]:
+    env = {
+        "PATH": f"{os.path.dirname(sys.executable)}:{SYSTEM_PATH}",
+        "HOSTNAME": pod["metadata"]["name"],
+        "HOME": home,
+    }
+    if service is not None:
+        host, port = service
+        env.update(
+            KUBERNETES_SERVICE_HOST=host,
+            KUBERNETES_SERVICE_PORT=str(port),
+            KUBERNETES_SERVICE_PORT_HTTPS=str(port),
+            KUBERNETES_PORT=f"tcp://{host}:{port}",
+        )
+    return env
+
+
+def _lookup(store: Store, namespace: str, ref: Obj, resource: str) -> str | None:
+    kind = "secret" if resource == "secrets" else "configmap"
+    name, key = ref.get("name", ""), ref.get("key", "")
+    entry = store.get(resource, namespace, name)
+    if entry is None:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f'{kind} "{name}" not found')
+    data = entry.obj.get("data") or {}
+    if key not in data:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f"couldn't find key {key} in {kind.capitalize()} {namespace}/{name}")
+    return base64.b64decode(data[key]).decode() if resource == "secrets" else data[key]
+
+
+def _resource_value(container: Obj, ref: Obj) -> str:
+    resource = ref.get("resource", "")
+    part, _, name = resource.partition(".")
+    quantities = (container.get("resources") or {}).get(part) or {}
+    value = parse_quantity(quantities.get(name, 0))
+    divisor = parse_quantity(ref.get("divisor") or 1)
+    return str(int((value / divisor).to_integral_value(rounding=ROUND_CEILING) or Decimal(0)))
+
+
+def _env_from(env: dict[str, str], store: Store, namespace: str, container: Obj) -> None:
+    for source in container.get("envFrom") or []:
+        prefix = source.get("prefix", "")
+        for kind, resource in (("secretRef", "secrets"), ("configMapRef", "configmaps")):
+            ref = source.get(kind)
+            if ref is None:
+                continue
+            entry = store.get(resource, namespace, ref.get("name", ""))
+            if entry is None:
+                if ref.get("optional"):
+                    continue
+                raise ConfigError(f'{kind[:-3].lower()} "{ref.get("name")}" not found')
+            for key, value in (entry.obj.get("data") or {}).items():
+                text = base64.b64decode(value).decode() if resource == "secrets" else value
+                env[prefix + key] = text
+
+
+def container_env(
+    pod: Obj, container: Obj, base: Mapping[str, str], store: Store
+) -> dict[str, str]:
+    env = dict(base)
+    namespace = pod["metadata"]["namespace"]
+    _env_from(env, store, namespace, container)
+    for var in container.get("env") or []:
+        source = var.get("valueFrom")
+        if not source:
+            env[var["name"]] = expand(var.get("value", ""), env)
+            continue
+        value: str | None
+        if "fieldRef" in source:
+            value = downward_value(pod, source["fieldRef"].get("fieldPath", ""))
+        elif "secretKeyRef" in source:
+            value = _lookup(store, namespace, source["secretKeyRef"], "secrets")
+        elif "configMapKeyRef" in source:
+            value = _lookup(store, namespace, source["configMapKeyRef"], "configmaps")
+        else:
+            value = _resource_value(container, source.get("resourceFieldRef") or {})
+        if value is not None:
+            env[var["name"]] = value
+    return env
+
+
+@dataclass
+class LaunchSpec:
+    """What ``_wrapper.py`` needs to start one container process."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    mode: str
+    scratch: str
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+    cgroup: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    groups: list[int] = field(default_factory=list)
+    no_new_privs: bool = False
+
+
+class Process:
+    """One running container process (the leader of its own process group)."""
+
+    def __init__(self, spec: LaunchSpec, *, spec_path: Path, log_path: Path) -> None:
+        """Start it; raises StartFailed with the runtime's message if it did not start."""
+        read_end, write_end = os.pipe()
+        payload = {**asdict(spec), "status_fd": write_end, "parent": os.getpid()}
+        spec_path.write_text(json.dumps(payload))
+        try:
+            with open(log_path, "ab") as log:
+                self._popen = subprocess.Popen(
+                    [sys.executable, "-S", str(WRAPPER), str(spec_path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    pass_fds=(write_end,),
+                    start_new_session=True,
+                    close_fds=True,
+                    env={},
+                )
+        finally:
+            os.close(write_end)
+        with os.fdopen(read_end, "rb") as status:
+            report = status.read()
+        self.pid = self._popen.pid
+        if report:
+            self._popen.wait()
+            raise StartFailed(json.loads(report)["message"])
+
+    def wait(self) -> int:
+        """The exit code, 128 + the signal number for a process killed by a signal."""
+        code = self._popen.wait()
+        return code if code >= 0 else 128 - code
+
+    def signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
+
+    def kill_group(self) -> None:
+        self.signal_group(signal.SIGKILL)

@@ -1,0 +1,40 @@
+"""Fixtures for the local cluster's tests: API clients for the session's cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import kubernetes
+import pytest
+
+from localcluster.cluster import LocalCluster
+from tests.fixtures.cluster import KubeCluster
+
+
+@pytest.fixture(scope="session")
+def api(kube_cluster: KubeCluster) -> Iterator[kubernetes.client.ApiClient]:
+    with kube_cluster.api_client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def core(api: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api:
+    return kubernetes.client.CoreV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def batch(api: kubernetes.client.ApiClient) -> kubernetes.client.BatchV1Api:
+    return kubernetes.client.BatchV1Api(api)
+
+
+@pytest.fixture(scope="session")
+def namespace(kube_cluster: KubeCluster) -> str:
+    return kube_cluster.namespace
+
+
+@pytest.fixture
+def local(kube_cluster: KubeCluster) -> LocalCluster:
+    """The local cluster itself; tests using it are skipped against a real cluster."""
+    if kube_cluster.local is None:
+        pytest.skip("needs the local cluster")
+    return kube_cluster.local

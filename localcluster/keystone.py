@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import sys
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,8 +104,7 @@ class KeystoneSwift:
         python = ensure_venv(self.venv)
         try:
             self._start_keystone(python, timeout=timeout)
-            token = self._token("admin", ADMIN_PASSWORD, "admin")
-            self._create_user(token)
+            # The proxy only talks to Keystone per request: start it while Keystone loads.
             self.proxy_url = self.swift.add_keystone_proxy(
                 python=python,
                 keystone_url=f"http://{HOST}:{self.port}",
@@ -112,6 +112,9 @@ class KeystoneSwift:
                 service_password=ADMIN_PASSWORD,
                 service_project="admin",
             )
+            self._wait_keystone(timeout=timeout)
+            token = self._token("admin", ADMIN_PASSWORD, "admin")
+            self._create_user(token)
             self._create_endpoint(token)
             self._create_app_credential()
         except BaseException:
@@ -150,10 +153,19 @@ class KeystoneSwift:
         self.port = free_port()
         conf = self._write_conf()
         manage = [str(Path(python).parent / "keystone-manage"), "--config-file", str(conf)]
-        _run([*manage, "db_sync"], what="keystone-manage db_sync")
         user = ["--keystone-user", str(os.getuid()), "--keystone-group", str(os.getgid())]
-        _run([*manage, "fernet_setup", *user], what="keystone-manage fernet_setup")
-        _run([*manage, "credential_setup", *user], what="keystone-manage credential_setup")
+        # Independent steps, each mostly import time: run them side by side.
+        with ThreadPoolExecutor(3) as pool:
+            steps = [
+                pool.submit(_run, [*manage, step, *extra], what=f"keystone-manage {step}")
+                for step, extra in (
+                    ("db_sync", []),
+                    ("fernet_setup", user),
+                    ("credential_setup", user),
+                )
+            ]
+            for step in steps:
+                step.result()
         url = f"http://{HOST}:{self.port}/v3"
         _run(
             [
@@ -175,6 +187,9 @@ class KeystoneSwift:
         argv = [python, "-c", SERVE, str(conf), HOST, str(self.port)]
         self._process = _Process("keystone", argv, self.directory / "keystone.log")
         self._process.start()
+
+    def _wait_keystone(self, *, timeout: float) -> None:
+        assert self._process is not None
         wait_for_http(f"http://{HOST}:{self.port}/v3", timeout=timeout, process=self._process.popen)
 
     def _write_conf(self) -> Path:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import kubernetes
 import pytest
 
 from localcluster.cluster import LocalCluster
 from tests.fixtures.cluster import KubeCluster
+from tests.localcluster.helpers import delete_job
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +40,18 @@ def local(kube_cluster: KubeCluster) -> LocalCluster:
     if kube_cluster.local is None:
         pytest.skip("needs the local cluster")
     return kube_cluster.local
+
+
+@pytest.fixture
+def jobs(batch: kubernetes.client.BatchV1Api, namespace: str) -> Iterator[Callable[[dict], Any]]:
+    """Creates Jobs from manifests; deletes them (and their pods) after the test."""
+    created: list[str] = []
+
+    def create(manifest: dict) -> Any:
+        job = batch.create_namespaced_job(namespace, manifest)
+        created.append(job.metadata.name)
+        return job
+
+    yield create
+    for name in created:
+        delete_job(batch, namespace, name)

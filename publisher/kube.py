@@ -79,9 +79,13 @@ class PodWatcher:
         self.clock = clock
         self.requests = 0
         """Kubernetes API requests made (one per list, one per watch stream)."""
+        self.relists = 0
+        """How often a watch expired (410 Gone) and the pod was listed again."""
 
-    def wait_for_termination(self, container: str) -> Termination:
-        resource_version: str | None = None
+    def wait_for_termination(
+        self, container: str, *, resource_version: str | None = None
+    ) -> Termination:
+        """Return once `container` has terminated; watch from `resource_version` if given."""
         while True:
             self._check_deadline(container)
             try:
@@ -142,6 +146,7 @@ class PodWatcher:
     def _on_api_error(self, exc: ApiException, resource_version: str | None) -> str | None:
         if exc.status == 410:
             log.info("watch of pod %s expired (410); listing again", self.pod)
+            self.relists += 1
             return None
         if exc.status in (401, 403):
             raise ClusterError(

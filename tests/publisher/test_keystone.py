@@ -32,9 +32,7 @@ def test_keystone_password_file(tmp_path, keystone_swift, swift_container):
 
 
 def test_keystone_application_credential(tmp_path, keystone_swift, swift_container):
-    creds = keystone_swift.write_credentials(
-        tmp_path / "swift-credentials.cfg", kind="application"
-    )
+    creds = keystone_swift.write_credentials(tmp_path / "swift-credentials.cfg", kind="application")
     up, down = round_trip(tmp_path, creds, swift_container)
     for output in (up.stdout, up.stderr, down.stdout, down.stderr):
         assert keystone_swift.app_credential_secret not in output

@@ -207,9 +207,13 @@ class JobController(Controller):
             present.add(pod_uid)
             counts.seen.add(pod_uid)
             phase = pod.get("status", {}).get("phase")
+            if pod_uid in counts.succeeded or pod_uid in counts.failed:
+                continue
             if phase == "Succeeded":
                 counts.succeeded.add(pod_uid)
-            elif phase == "Failed":
+            # With the default podReplacementPolicy a pod being deleted counts as failed
+            # at once, as in the real controller.
+            elif phase == "Failed" or pod["metadata"].get("deletionTimestamp"):
                 counts.failed.add(pod_uid)
         # A pod that went away before finishing counts as failed, as with the real
         # controller's tracking finalizers.

@@ -79,13 +79,16 @@ def wait_for_pod(
     done: Callable[[Any], bool],
     *,
     timeout: int = 60,
+    resource_version: str | None = None,
 ) -> Any:
-    """The first pod of the Job for which ``done(pod)`` holds."""
+    """The first pod of the Job for which ``done(pod)`` holds (seen from ``resource_version``)."""
+    options = {"resource_version": resource_version} if resource_version else {}
     stream = kubernetes.watch.Watch().stream(
         core.list_namespaced_pod,
         namespace,
         label_selector=f"job-name={job_name}",
         timeout_seconds=timeout,
+        **options,
     )
     for event in stream:
         if event["type"] != "DELETED" and done(event["object"]):
@@ -93,26 +96,36 @@ def wait_for_pod(
     raise AssertionError(f"no pod of job {job_name} got there within {timeout}s")
 
 
-def wait_until_gone(
-    core: kubernetes.client.CoreV1Api, namespace: str, pod: str, *, timeout: int = 30
-) -> None:
+def _wait_gone(read: Callable, list_: Callable, namespace: str, name: str, timeout: int) -> None:
     try:
-        current = core.read_namespaced_pod(pod, namespace)
+        current = read(name, namespace)
     except ApiException as error:
         if error.status == 404:
             return
         raise
     stream = kubernetes.watch.Watch().stream(
-        core.list_namespaced_pod,
+        list_,
         namespace,
-        field_selector=f"metadata.name={pod}",
+        field_selector=f"metadata.name={name}",
         resource_version=current.metadata.resource_version,
         timeout_seconds=timeout,
     )
     for event in stream:
         if event["type"] == "DELETED":
             return
-    raise AssertionError(f"pod {pod} still there after {timeout}s")
+    raise AssertionError(f"{name} still there after {timeout}s")
+
+
+def wait_until_gone(
+    core: kubernetes.client.CoreV1Api, namespace: str, pod: str, *, timeout: int = 30
+) -> None:
+    _wait_gone(core.read_namespaced_pod, core.list_namespaced_pod, namespace, pod, timeout)
+
+
+def wait_until_job_gone(
+    batch: kubernetes.client.BatchV1Api, namespace: str, job: str, *, timeout: int = 30
+) -> None:
+    _wait_gone(batch.read_namespaced_job, batch.list_namespaced_job, namespace, job, timeout)
 
 
 def state_of(pod: Any, container_name: str) -> Any:

@@ -21,15 +21,16 @@ PHASES = ("Pending", "Running", "Succeeded", "Failed")
 def example(batch, core, namespace) -> Any:
     """Runs the example Job once; returns what the tests below look at."""
     name = unique_name("example")
-    batch.create_namespaced_job(namespace, build_job(name))
-    first = wait_for_pod(core, namespace, name, lambda pod: True)
-    # Watching the pod by name from its creation replays every transition, in order.
+    created = batch.create_namespaced_job(namespace, build_job(name))
+    since = created.metadata.resource_version
+    first = wait_for_pod(core, namespace, name, lambda pod: True, resource_version=since)
+    # Watching the pod by name from the Job's creation replays every transition, in order.
     events = []
     stream = kubernetes.watch.Watch().stream(
         core.list_namespaced_pod,
         namespace,
         field_selector=f"metadata.name={first.metadata.name}",
-        resource_version=first.metadata.resource_version,
+        resource_version=since,
         timeout_seconds=60,
     )
     for event in stream:
@@ -101,6 +102,7 @@ def test_watch_delivers_transitions_in_order(example):
     main_done = first("main")
     side_done = first("side")
     assert init_started <= init_done < main_running <= main_done < side_done
+    assert events[0]["type"] == "ADDED"
     assert all(e["type"] == "MODIFIED" for e in events[1:])
 
 

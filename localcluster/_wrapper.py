@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import sys
+import warnings  # noqa: F401  os.execvpe imports it: do it before dropping privileges
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000

@@ -71,3 +71,32 @@ def processed(request: pytest.FixtureRequest) -> tuple[str, str, list[Obj]]:
     """(template, variant, objects) for every template and both sets of parameters."""
     name, variant = request.param
     return name, variant, process(name, variant)
+
+
+def pman_container(objects: list[Obj]) -> Obj:
+    """The pman container of the Deployment."""
+    (container,) = find(objects, "Deployment", "pman")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def container_env(objects: list[Obj], container: Obj) -> dict[str, str]:
+    """A container's environment as the kubelet would set it, Secrets looked up in
+    ``objects`` and ``metadata.namespace`` from the object's namespace."""
+    env = {}
+    for item in container.get("env") or []:
+        if "value" in item:
+            env[item["name"]] = item["value"]
+            continue
+        source = item["valueFrom"]
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            env[item["name"]] = find(objects, "Secret", ref["name"])["stringData"][ref["key"]]
+        else:
+            assert source["fieldRef"]["fieldPath"] == "metadata.namespace", item
+            env[item["name"]] = find(objects, "Deployment", "pman")["metadata"]["namespace"]
+    return env
+
+
+def pman_env(objects: list[Obj]) -> dict[str, str]:
+    """The environment pman's container gets from the processed template."""
+    return container_env(objects, pman_container(objects))

@@ -1,0 +1,277 @@
+"""Every processed object is valid Kubernetes 1.30 (strict), and the objects fit together
+and fit pman: probes on routes pman serves, settings pman accepts, selectors that select,
+references that resolve, the Swift Secret reaching only the jobs' stage-in and publish."""
+
+from __future__ import annotations
+
+import copy
+
+import jsonschema
+import kubernetes_validate
+import pytest
+from flask import Flask
+
+from pman.app import PUBLIC_ENDPOINTS, api
+from pman.jobspec import CREDENTIALS_FILE, build_job
+from pman.models import parse_job_request
+from pman.settings import Settings
+from tests.openshift.conftest import (
+    ALL_SET,
+    REQUIRED,
+    VARIANTS,
+    find,
+    load,
+    pman_container,
+    pman_env,
+    process,
+)
+from tests.openshift.route import validate_route
+from tests.pman.conftest import pfcon_request
+
+KUBERNETES = "1.30"
+# Kinds kubernetes-validate has no schema for; each is checked some other way.
+OPENSHIFT_KINDS = {"Route"}
+
+
+def validate(obj: dict) -> None:
+    if obj["kind"] == "Route":
+        validate_route(obj, KUBERNETES)
+    else:
+        kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+
+
+def test_every_processed_object_validates(processed):
+    _, _, objects = processed
+    for obj in objects:
+        validate(obj)
+
+
+def test_only_the_route_is_outside_kubernetes_validate():
+    kinds = {o["kind"] for name in REQUIRED for o in process(name)}
+    unvalidated = set()
+    for obj in (o for name in REQUIRED for o in process(name)):
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            unvalidated.add(obj["kind"])
+    assert unvalidated == OPENSHIFT_KINDS
+    assert kinds >= {"Deployment", "Service", "Role", "RoleBinding", "ServiceAccount", "Secret"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    [
+        ("Deployment", ["spec", "template", "spec", "containers", 0, "readinesProbe"], {}),
+        ("Deployment", ["spec", "replicas"], "1"),
+        ("Role", ["rules", 0, "verbs"], "get"),
+        ("Route", ["spec", "tls", "termination"], "edge-only"),
+        ("Route", ["spec", "port", "targetPort"], ""),
+        ("Route", ["spec", "tlsConfig"], {}),
+        ("Route", ["metadata", "labels"], {"a": 1}),
+    ],
+)
+def test_validation_catches_mistakes(kind, path, value):
+    obj = copy.deepcopy(next(o for o in process("pman.yaml") if o["kind"] == kind))
+    target = obj
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        validate(obj)
+
+
+# -- pman's Deployment, Service and Route
+
+
+def served_routes() -> dict[str, str]:
+    """Path -> endpoint of every route pman's blueprint serves (no cluster needed)."""
+    app = Flask("routes")
+    app.register_blueprint(api)
+    return {rule.rule: rule.endpoint for rule in app.url_map.iter_rules()}
+
+
+@pytest.mark.parametrize("probe", ["readinessProbe", "livenessProbe"])
+def test_probes_ask_pman_health_routes_that_need_no_token(probe):
+    container = pman_container(process("pman.yaml"))
+    get = container[probe]["httpGet"]
+    assert served_routes()[get["path"]] in PUBLIC_ENDPOINTS
+    assert get["port"] in {port["name"] for port in container["ports"]}
+
+
+def test_readiness_asks_kubernetes_and_liveness_does_not():
+    container = pman_container(process("pman.yaml"))
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_pman_runs_under_gunicorn_with_its_config_on_the_port_it_binds():
+    import pman.gunicorn_conf as conf
+
+    container = pman_container(process("pman.yaml"))
+    assert container["command"] == ["gunicorn", "--config", "python:pman.gunicorn_conf"]
+    (port,) = container["ports"]
+    assert conf.bind.rsplit(":", 1)[1] == str(port["containerPort"])
+    assert "PMAN_BIND" not in pman_env(process("pman.yaml"))
+
+
+def given(variant: str) -> dict[str, str]:
+    """pman.yaml's parameters as processed: the defaults, then what the variant sets."""
+    defaults = {p["name"]: p.get("value", "") for p in load("pman.yaml")["parameters"]}
+    return defaults | VARIANTS[variant]["pman.yaml"]
+
+
+@pytest.mark.parametrize("variant", ["defaults", "all-set"])
+def test_the_deployment_environment_is_a_valid_pman_configuration(variant):
+    objects, values = process("pman.yaml", variant), given(variant)
+    settings = Settings.from_env(pman_env(objects))
+    assert settings.container_env == "openshift"
+    assert settings.job_namespace == values["NAMESPACE"]
+    assert settings.publisher_image == values["PUBLISHER_IMAGE"]
+    assert settings.swift_secret_name == values["SWIFT_SECRET_NAME"]
+    assert settings.job_deadline_seconds == int(values["JOB_DEADLINE_SECONDS"])
+    assert settings.job_ttl_seconds == int(values["JOB_TTL_SECONDS"])
+    assert settings.job_logs_tail == int(values["JOB_LOGS_TAIL"])
+    assert settings.api_token == find(objects, "Secret", "pman-api-token")["stringData"]["token"]
+    assert pman_env(objects)["PMAN_WORKERS"] == values["GUNICORN_WORKERS"]
+    find(objects, "ServiceAccount", settings.publisher_service_account)
+
+
+def test_the_defaults_match_pmans_own():
+    settings, defaults = Settings.from_env(pman_env(process("pman.yaml"))), Settings()
+    for field in ("job_deadline_seconds", "job_ttl_seconds", "job_logs_tail", "swift_secret_name"):
+        assert getattr(settings, field) == getattr(defaults, field), field
+    assert settings.publisher_image == defaults.publisher_image
+
+
+def test_selectors_select_the_pman_pods():
+    objects = process("pman.yaml")
+    deployment = find(objects, "Deployment", "pman")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert find(objects, "Service", "pman")["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_the_route_reaches_the_service_and_the_service_the_container():
+    objects = process("pman.yaml", "all-set")
+    route, service = find(objects, "Route", "pman"), find(objects, "Service", "pman")
+    assert route["spec"]["to"] == {"kind": "Service", "name": "pman", "weight": 100}
+    assert route["spec"]["host"] == ALL_SET["pman.yaml"]["ROUTE_HOST"]
+    assert route["spec"]["tls"] == {
+        "termination": "edge",
+        "insecureEdgeTerminationPolicy": "Redirect",
+    }
+    (port,) = service["spec"]["ports"]
+    assert route["spec"]["port"]["targetPort"] == port["name"]
+    assert port["targetPort"] in {p["name"] for p in pman_container(objects)["ports"]}
+
+
+def test_the_route_host_is_left_to_the_router_by_default():
+    assert find(process("pman.yaml"), "Route", "pman")["spec"]["host"] == ""
+
+
+def test_the_api_token_reaches_pman_only_through_its_secret():
+    objects = process("pman.yaml", "all-set")
+    (item,) = [e for e in pman_container(objects)["env"] if e["name"] == "PMAN_API_TOKEN"]
+    assert item["valueFrom"]["secretKeyRef"] == {"name": "pman-api-token", "key": "token"}
+    token = ALL_SET["pman.yaml"]["PMAN_API_TOKEN"]
+    others = [o for o in objects if o["kind"] != "Secret"]
+    assert token not in repr(others)
+
+
+def test_resources_are_requested_and_limited():
+    resources = pman_container(process("pman.yaml", "all-set"))["resources"]
+    assert resources == {
+        "requests": {"cpu": "250m", "memory": "300Mi"},
+        "limits": {"cpu": "2", "memory": "1Gi"},
+    }
+
+
+# -- RBAC objects fit together
+
+
+@pytest.mark.parametrize("variant", ["defaults", "all-set"])
+def test_role_bindings_bind_the_templates_roles_to_its_service_accounts(variant):
+    objects = process("pman.yaml", variant)
+    namespace = ALL_SET["pman.yaml"]["NAMESPACE"] if variant == "all-set" else "chris"
+    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    assert {b["metadata"]["name"] for b in bindings} == {"pman", "pman-publisher"}
+    for binding in bindings:
+        find(objects, binding["roleRef"]["kind"], binding["roleRef"]["name"])
+        for subject in binding["subjects"]:
+            assert subject["namespace"] == namespace
+            find(objects, subject["kind"], subject["name"])
+    deployment = find(objects, "Deployment", "pman")
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "pman"
+
+
+def test_the_publisher_service_account_mounts_no_token_by_itself():
+    account = find(process("pman.yaml"), "ServiceAccount", "pman-publisher")
+    assert account["automountServiceAccountToken"] is False
+
+
+# -- the jobs pman builds with this configuration
+
+
+def job_pod(variant: str = "defaults") -> dict:
+    settings = Settings.from_env(pman_env(process("pman.yaml", variant)))
+    job = build_job(parse_job_request(pfcon_request()), settings)
+    return job["spec"]["template"]
+
+
+@pytest.mark.parametrize("variant", ["defaults", "all-set"])
+def test_the_swift_secret_reaches_only_stage_in_and_publish(variant):
+    pod = job_pod(variant)["spec"]
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
+    secret = (
+        ALL_SET["pman.yaml"]["SWIFT_SECRET_NAME"] if variant == "all-set" else "swift-credentials"
+    )
+    assert volume["secret"] == {"secretName": secret}  # every key, swift-credentials.cfg included
+    mounted = {
+        c["name"]: m
+        for c in pod["initContainers"] + pod["containers"]
+        for m in c["volumeMounts"]
+        if m["name"] == volume["name"]
+    }
+    assert set(mounted) == {"stage-in", "publish"}
+    for mount in mounted.values():
+        assert mount["readOnly"] is True
+        assert f"{mount['mountPath']}/swift-credentials.cfg" == CREDENTIALS_FILE
+
+
+def test_jobs_run_as_the_publisher_account_with_the_publisher_image():
+    objects = process("pman.yaml", "all-set")
+    pod = job_pod("all-set")["spec"]
+    find(objects, "ServiceAccount", pod["serviceAccountName"])
+    assert pod["automountServiceAccountToken"] is False
+    images = {c["name"]: c["image"] for c in pod["initContainers"] + pod["containers"]}
+    assert images["stage-in"] == images["publish"] == ALL_SET["pman.yaml"]["PUBLISHER_IMAGE"]
+
+
+# -- network policies
+
+
+def test_the_api_policy_selects_pman_pods_and_the_jobs_policy_only_job_pods():
+    policies = process("pman-networkpolicy.yaml")
+    pman_pod = find(process("pman.yaml"), "Deployment", "pman")["spec"]["template"]["metadata"]
+    job_labels = job_pod()["metadata"]["labels"]
+
+    def selects(policy: str, labels: dict) -> bool:
+        selector = find(policies, "NetworkPolicy", policy)["spec"]["podSelector"]["matchLabels"]
+        return selector.items() <= labels.items()
+
+    assert selects("pman-api", pman_pod["labels"])
+    assert not selects("pman-api", job_labels)
+    assert selects("pman-jobs", job_labels)
+    assert not selects("pman-jobs", pman_pod["labels"])
+
+
+def test_the_api_policy_opens_only_pmans_port():
+    policies = process("pman-networkpolicy.yaml", "all-set")
+    (rule,) = find(policies, "NetworkPolicy", "pman-api")["spec"]["ingress"]
+    container_port = pman_container(process("pman.yaml"))["ports"][0]["containerPort"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": container_port}]
+    namespaces = [
+        p["namespaceSelector"]["matchLabels"] for p in rule["from"] if "namespaceSelector" in p
+    ]
+    assert {"kubernetes.io/metadata.name": "pfcon"} in namespaces
+    assert find(policies, "NetworkPolicy", "pman-jobs")["spec"]["ingress"] == []

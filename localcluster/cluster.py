@@ -33,6 +33,7 @@ from localcluster.kubelet import Kubelet, KubeletConfig
 from localcluster.lifecycle import Lifecycle
 from localcluster.logs import PodLogs
 from localcluster.memory import MemoryLimiter
+from localcluster.runtime import Janitor
 from localcluster.server import ApiServer
 from localcluster.store import Store
 from localcluster.tls import TlsFiles, make_tls_files
@@ -137,8 +138,15 @@ class LocalCluster:
         self.port = self.server.port
         service = (HOST, self.port) if self.tls else None
         config = KubeletConfig(self.state_dir, self.mount_mode, service)
+        self.janitor = Janitor(cgroup_base=self.memory.base)
         self.kubelet = Kubelet(
-            self.store, self.lifecycle, self.events, self.memory, config, token_for=self._token_for
+            self.store,
+            self.lifecycle,
+            self.events,
+            self.memory,
+            config,
+            token_for=self._token_for,
+            janitor=self.janitor,
         )
         self.logs = PodLogs(self.store, self.kubelet)
         self.lifecycle.ensure_namespace("default")
@@ -163,6 +171,8 @@ class LocalCluster:
             self.store.close_watches()
         if getattr(self, "memory", None) is not None:
             self.memory.close()
+        if getattr(self, "janitor", None) is not None:
+            self.janitor.close()
         if getattr(self, "audit", None) is not None:
             self.audit.close()
         if self._started:

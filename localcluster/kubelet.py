@@ -33,6 +33,7 @@ from localcluster.meta import parse_quantity
 from localcluster.podstatus import ContainerRun, PodRun, pod_status
 from localcluster.runtime import (
     ConfigError,
+    Janitor,
     LaunchSpec,
     Process,
     StartFailed,
@@ -305,6 +306,7 @@ class PodWorker:
                 self.event("Failed", f"Error: {exc}", warning=True, container=run.name)
                 return True
             self.processes[run.name] = process
+            self.kubelet.janitor.watch(process)
             run.started_at = time.time()
             run.container_id = f"localcluster://{uuid.uuid4().hex}"
             run.waiting_reason = run.waiting_message = ""
@@ -315,6 +317,7 @@ class PodWorker:
         code = process.wait()
         finished = time.time()
         process.kill_group()  # like a runtime, end what the container left behind
+        self.kubelet.janitor.forget(process)
         oom = False
         if limited is not None:
             self.kubelet.memory.kill_all(limited)
@@ -467,6 +470,7 @@ class Kubelet:
         config: KubeletConfig,
         *,
         token_for: Callable[[Obj, int], str],
+        janitor: Janitor,
     ) -> None:
         self.store = store
         self.lifecycle = lifecycle
@@ -474,6 +478,7 @@ class Kubelet:
         self.memory = memory
         self.config = config
         self.token_for = token_for
+        self.janitor = janitor
         self.mount_mode = config.mount_mode
         self.mount_description = mounts.DESCRIPTIONS[config.mount_mode]
         self._workers: dict[str, PodWorker] = {}

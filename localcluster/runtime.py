@@ -18,6 +18,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_CEILING, Decimal
@@ -30,6 +31,7 @@ from localcluster.store import Store
 from localcluster.volumes import downward_value
 
 Obj = dict[str, Any]
+JANITOR = Path(__file__).with_name("_janitor.py")
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _REFERENCE = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 
@@ -201,3 +203,41 @@ class Process:
 
     def kill_group(self) -> None:
         self.signal_group(signal.SIGKILL)
+
+
+class Janitor:
+    """A helper process that kills the containers still running if the local cluster dies."""
+
+    def __init__(self, *, cgroup_base: Path | None = None) -> None:
+        extra = [str(cgroup_base)] if cgroup_base is not None else []
+        self._lock = threading.Lock()
+        self._process = subprocess.Popen(
+            [sys.executable, "-S", str(JANITOR), *extra],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+            env={},
+        )
+
+    def _send(self, line: str) -> None:
+        stdin = self._process.stdin
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            if stdin is not None:
+                stdin.write(line.encode() + b"\n")
+                stdin.flush()
+
+    def watch(self, process: Process) -> None:
+        self._send(f"+{process.pid}")
+
+    def forget(self, process: Process) -> None:
+        self._send(f"-{process.pid}")
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(OSError):
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()

@@ -232,7 +232,12 @@ def _api_error(error: ApiException, verb: str, resource: str, name: str, ns: str
         return JobNotFound(f"no job {name!r}" if resource == "jobs" else message)
     if code == 409:
         return JobExists(f"a job {name!r} already exists")
-    if code in (401, 403):
+    if code == 401:
+        return Forbidden(
+            f"Kubernetes did not accept pman's credentials to {verb} {resource} in "
+            f"namespace {ns!r} ({message})"
+        )
+    if code == 403:
         return Forbidden(
             f"Kubernetes refused to {verb} {resource} in namespace {ns!r}: pman's service "
             f"account needs the {verb!r} permission on {resource!r} ({message})"

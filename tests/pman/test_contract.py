@@ -1,0 +1,451 @@
+"""The pman v6 contract over real HTTP: pman on the test cluster, pods that really run,
+data in a real Swift. Each table of CONTRACT.md has its rows checked here or, for rows
+that need no cluster (400/405/415/413, the 308s), in ``test_http.py``.
+"""
+
+# Request tables and literal job objects read best one item per line.
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from pman.settings import Settings
+from tests.fixtures.cluster import unique_name
+from tests.fixtures.swift import delete_container
+from tests.pman.cluster_helpers import (
+    COPY_INPUT,
+    FINISHED,
+    job_pods,
+    kubeconfig_with_token,
+    read_job,
+    running_pman,
+    swift_secret,
+)
+from tests.pman.conftest import pfcon_request
+from tests.pman.server import pman_server
+
+FAIL = "import sys; print('about to fail', file=sys.stderr); sys.exit(3)"
+HOG = "import time; data = b'x' * (512 << 20); time.sleep(30)"
+CHATTY = (
+    "import sys\n"
+    "for i in range(1500): print(f'line {i}')\n"
+    "sys.stdout.flush(); sys.stdout.buffer.write(b'bad \\xff\\xfe bytes \\xc3\\xa9t\\xc3\\xa9\\n')"
+)
+SLEEP = "import time; print('sleeping', flush=True); time.sleep(300)"
+
+
+@pytest.fixture(scope="module")
+def bucket(swift_server):
+    """A Swift container with two input files."""
+    name = f"key-{uuid.uuid4().hex[:12]}"
+    connection = swift_server.connection()
+    connection.put_container(name)
+    connection.put_object(name, "incoming/a.txt", b"alpha\n")
+    connection.put_object(name, "incoming/sub/b.txt", b"beta\n")
+    yield name
+    delete_container(connection, name)
+
+
+@pytest.fixture(scope="module")
+def secret(kube_cluster, swift_credentials_file):
+    with swift_secret(kube_cluster, swift_credentials_file) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def pman(kube_cluster, secret):
+    with running_pman(kube_cluster, swift_secret_name=secret) as handle:
+        yield handle
+
+
+def python_job(pman, bucket, script, **changes):
+    """Submit a job whose processor is ``python3 -c script``."""
+    jid = changes.pop("jid", unique_name("job"))
+    body = {
+        "jid": jid,
+        "image": "python:3.11",
+        "entrypoint": ["python3", "-c", script],
+        "args": ["--msg", "hi", "--in", "ignored"],
+        "args_path_flags": ["--in"],
+        "input_dir": f"{bucket}/incoming",
+        "output_dir": f"{bucket}/out-{jid}",
+        **changes,
+    }
+    return pman.submit(**body)
+
+
+@pytest.fixture(scope="module")
+def jobs(pman, bucket):
+    """Every long-ish job of this module, submitted at once so that they run side by side."""
+    chatty = python_job(pman, bucket, CHATTY)
+    return {
+        "success": python_job(pman, bucket, COPY_INPUT, number_of_workers="1", cpu_limit="500"),
+        "failure": python_job(pman, bucket, FAIL),
+        "oom": python_job(pman, bucket, HOG, memory_limit=64),
+        "missing": python_job(pman, bucket, COPY_INPUT, type="ds", input_dir=f"{bucket}/none"),
+        "publish": python_job(pman, bucket, COPY_INPUT, output_dir=f"{'x' * 300}/out"),
+        "chatty": chatty,
+        "workers": python_job(pman, bucket, COPY_INPUT, number_of_workers=2),
+    }
+
+
+# --- Routes ---------------------------------------------------------------------------
+
+
+def test_server_info_and_readiness_probe(pman):
+    response = requests.get(f"{pman.url}/api/v1/", timeout=10)
+    assert response.status_code == 200
+    assert set(response.json()) == {"server_version", "container_env", "storage_type"}
+    assert all(isinstance(value, str) for value in response.json().values())
+    assert requests.head(f"{pman.url}/api/v1/", timeout=10).status_code == 200
+    assert requests.get(f"{pman.url}/readyz", timeout=10).status_code == 200
+
+
+def test_pfcon_request_with_numeric_strings_gets_201_and_the_job_object(pman):
+    jid = unique_name("pfcon")
+    body = pfcon_request(
+        jid=jid,
+        number_of_workers="1",
+        cpu_limit="1000",
+        memory_limit="200",
+        gpu_limit="0",
+        input_dir=f"key-{jid}/incoming",
+        output_dir=f"key-{jid}/outgoing",
+    )
+    response = requests.post(f"{pman.url}/api/v1/", json=body, timeout=30)
+    pman.jids.append(jid)
+    assert response.status_code == 201
+    assert response.json() == {
+        "jid": jid,
+        "image": "fnndsc/pl-simplefsapp",
+        "cmd": "python3 /usr/local/bin/simplefsapp --saveinputmeta --saveoutputmeta "
+        "--dir /share/incoming /share/outgoing",
+        "status": "notstarted",
+        "message": "waiting for the job's pod to be created",
+        "timestamp": "",
+        "logs": "",
+        "phase": "pending",
+        "reason": "",
+    }
+    got = pman.get(jid)
+    assert got.status_code == 200
+    assert got.json()["status"] in ("notstarted", "started", *FINISHED)
+    assert read_job(pman.cluster, jid)["metadata"]["labels"]["pman.chrisproject.org/auid"] == "cube"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"env": None}, {"args_path_flags": []}, {"input_dir": None, "output_dir": None}],
+    ids=["no-env", "no-path-flags", "no-dirs"],
+)
+def test_pfcon_variants_are_accepted(pman, changes):
+    jid = unique_name("variant")
+    job = pman.submit(**{"jid": jid, **changes})
+    assert job["jid"] == jid
+    assert pman.get(jid).json()["jid"] == jid
+    if "input_dir" in changes:
+        annotations = read_job(pman.cluster, jid)["metadata"]["annotations"]
+        assert annotations["pman.chrisproject.org/input-dir"] == f"key-{jid}/incoming"
+        assert annotations["pman.chrisproject.org/output-dir"] == f"key-{jid}/outgoing"
+
+
+def test_a_leading_slash_of_the_jid_is_dropped(pman):
+    jid = unique_name("slash")
+    assert pman.submit(jid=f"/{jid}")["jid"] == jid
+    assert pman.get(jid).json()["jid"] == jid
+
+
+def test_delete_answers_204_then_the_job_is_gone_and_its_jid_free(pman, bucket):
+    job = python_job(pman, bucket, SLEEP)
+    jid = job["jid"]
+    pman.wait(jid, lambda j: j["phase"] == "running" and "sleeping" in j["logs"])
+    processes = pman.cluster.local.container_pids() if pman.cluster.local else {}
+    assert any(pod.startswith(jid) for _, pod, _ in processes)
+    response = pman.delete(jid)
+    assert (response.status_code, response.content) == (204, b"")
+    assert pman.get(jid).status_code == 404
+    assert pman.delete(jid).status_code == 404
+    deadline = time.monotonic() + 30
+    while job_pods(pman.cluster, jid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job_pods(pman.cluster, jid) == []
+    if pman.cluster.local:
+        assert not any(pod.startswith(jid) for _, pod, _ in pman.cluster.local.container_pids())
+    assert python_job(pman, bucket, SLEEP, jid=jid)["status"] == "notstarted"
+    assert pman.delete(jid).status_code == 204
+
+
+# --- POST body and the command ----------------------------------------------------------
+
+
+def test_the_command_is_built_from_entrypoint_args_flags_and_type(pman, jobs):
+    job = pman.get(jobs["success"]["jid"]).json()
+    assert job["cmd"] == f"python3 -c {COPY_INPUT} --msg hi --in /share/incoming /share/outgoing"
+
+
+def test_ds_command_ends_with_both_directories(pman, bucket):
+    job = python_job(pman, bucket, COPY_INPUT, type="ds", args=[], args_path_flags=[])
+    assert job["cmd"].endswith(" /share/incoming /share/outgoing")
+
+
+# --- The job object and status values ----------------------------------------------------
+
+
+def test_a_successful_job_goes_through_every_status_to_finished_successfully(
+    pman, jobs, swift_server, bucket
+):
+    jid = jobs["success"]["jid"]
+    final, seen = pman.wait(jid)
+    statuses = [job["status"] for job in seen]
+    assert "undefined" not in statuses
+    order = {"notstarted": 0, "started": 1, "finishedSuccessfully": 2}
+    assert [order[s] for s in statuses] == sorted(order[s] for s in statuses)
+    assert final["status"] == "finishedSuccessfully"
+    assert (final["phase"], final["reason"], final["message"]) == ("done", "", "finished")
+    assert datetime.fromisoformat(final["timestamp"]).tzinfo is not None
+    assert all(job["timestamp"] == "" for job in seen if job["status"] not in FINISHED)
+    assert "args: --msg hi --in /share/incoming /share/outgoing" in final["logs"]
+    _, objects = swift_server.connection().get_container(bucket, prefix=f"out-{jid}/")
+    names = {obj["name"] for obj in objects}
+    assert {f"out-{jid}/a.txt", f"out-{jid}/sub/b.txt"} <= names
+
+
+def test_get_has_no_side_effects(pman, jobs):
+    jid = jobs["success"]["jid"]
+    pman.wait(jid)
+    first, second = pman.get(jid).json(), pman.get(jid).json()
+    assert first == second
+    assert read_job(pman.cluster, jid)["metadata"]["name"] == jid
+
+
+def test_a_failing_processor_is_finished_with_error_and_its_output_in_the_logs(pman, jobs):
+    final, seen = pman.wait(jobs["failure"]["jid"])
+    assert (final["status"], final["reason"]) == ("finishedWithError", "ProcessorFailed")
+    assert final["message"] == "the processor exited with code 3"
+    assert "about to fail" in final["logs"]
+    assert final["timestamp"]
+    assert "undefined" not in {job["status"] for job in seen}
+
+
+def test_out_of_memory_is_reported_in_words(pman, jobs):
+    final, _ = pman.wait(jobs["oom"]["jid"])
+    assert (final["status"], final["reason"]) == ("finishedWithError", "OOMKilled")
+    assert "ran out of memory (its limit is 64Mi)" in final["message"]
+
+
+def test_missing_input_fails_staging_in_and_says_so(pman, jobs):
+    final, _ = pman.wait(jobs["missing"]["jid"])
+    assert (final["status"], final["reason"]) == ("finishedWithError", "InputMissing")
+    assert "staging in the input from Swift failed" in final["message"]
+    assert final["logs"].startswith("The processor did not run: staging in the input")
+
+
+def test_publish_failure_is_finished_with_error(pman, jobs):
+    final, seen = pman.wait(jobs["publish"]["jid"])
+    assert (final["status"], final["reason"]) == ("finishedWithError", "PublishFailed")
+    assert "publishing the output to Swift failed" in final["message"]
+    assert "finishedSuccessfully" not in {job["status"] for job in seen}
+
+
+def test_logs_are_the_last_lines_decoded_with_replacement(pman, jobs):
+    final, _ = pman.wait(jobs["chatty"]["jid"])
+    logs = final["logs"]
+    assert not logs.startswith(("b'", 'b"'))
+    lines = logs.splitlines()
+    assert len(lines) == 1000
+    assert lines[0] == "line 501"
+    assert lines[-1] == "bad \ufffd\ufffd bytes été"
+
+
+def test_several_workers_run_as_one_job(pman, jobs):
+    jid = jobs["workers"]["jid"]
+    final, _ = pman.wait(jid)
+    assert final["status"] == "finishedSuccessfully"
+    spec = read_job(pman.cluster, jid)["spec"]
+    assert (spec["parallelism"], spec["completions"]) == (2, 2)
+
+
+def test_logs_before_the_processor_runs_are_a_sentence(kube_cluster):
+    # A Swift Secret that does not exist keeps the pod waiting, as on a real node.
+    with running_pman(kube_cluster, swift_secret_name=unique_name("absent")) as waiting:
+        jid = waiting.submit()["jid"]
+        job, _ = waiting.wait(
+            jid, lambda j: j["message"] != "waiting for the job's pod to be created"
+        )
+        assert job["status"] == "notstarted"
+        assert job["logs"].startswith("The processor has not started yet: ")
+        assert job["logs"].endswith(".")
+
+
+def test_deadline_is_reported_in_words_and_remove_jobs_no_keeps_the_job(
+    kube_cluster, secret, bucket
+):
+    with running_pman(
+        kube_cluster, swift_secret_name=secret, job_deadline_seconds=2, remove_jobs=False
+    ) as short:
+        jid = python_job(short, bucket, SLEEP)["jid"]
+        final, _ = short.wait(jid)
+        assert (final["status"], final["reason"]) == ("finishedWithError", "DeadlineExceeded")
+        assert (
+            final["message"] == "the job ran longer than its deadline of 2 seconds and was stopped"
+        )
+        assert short.delete(jid).status_code == 204
+        assert short.get(jid).status_code == 200
+
+
+# --- Errors ----------------------------------------------------------------------------
+
+
+def test_unknown_jid_is_404(pman):
+    jid = unique_name("never")
+    for response in (pman.get(jid), pman.delete(jid)):
+        assert response.status_code == 404
+        assert jid in response.json()["message"]
+
+
+def test_posting_an_existing_jid_is_409(pman, bucket):
+    jid = python_job(pman, bucket, FAIL)["jid"]
+    body = pfcon_request(jid=jid)
+    response = requests.post(f"{pman.url}/api/v1/", json=body, timeout=30)
+    assert response.status_code == 409
+    assert jid in response.json()["message"]
+
+
+def test_rejected_credentials_are_403_naming_the_operation(kube_cluster, tmp_path):
+    kubeconfig = kubeconfig_with_token(kube_cluster, tmp_path, "not-a-valid-token")
+    settings = Settings(
+        kubeconfig=str(kubeconfig), job_namespace=kube_cluster.namespace, status_cache=False
+    )
+    with pman_server(settings) as (url, _):
+        response = requests.post(
+            f"{url}/api/v1/", json=pfcon_request(jid=unique_name("x")), timeout=30
+        )
+        assert response.status_code == 403
+        assert "credentials to create jobs" in response.json()["message"]
+        response = requests.get(f"{url}/api/v1/some-job/", timeout=30)
+        assert response.status_code == 403
+        assert "credentials to get jobs" in response.json()["message"]
+
+
+FORBIDDEN = (
+    'jobs.batch is forbidden: User "system:serviceaccount:chris:pman" cannot create resource '
+    '"jobs" in API group "batch" in the namespace "default"'
+)
+
+
+class _Failing(BaseHTTPRequestHandler):
+    """A stand-in API server that answers every request with one error status."""
+
+    code = 500
+
+    def _answer(self) -> None:
+        message = FORBIDDEN if self.code == 403 else "boom"
+        body = json.dumps(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "code": self.code,
+                "message": message,
+            }
+        )
+        self.send_response(self.code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def failing_api(request, tmp_path):
+    """A kubeconfig for an API server that always answers ``request.param``."""
+    handler = type("Failing", (_Failing,), {"code": request.param})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{server.server_port}'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\n"
+    )
+    yield str(kubeconfig)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("failing_api", [403], indirect=True)
+def test_kubernetes_refusal_is_403_naming_the_permission(failing_api):
+    with pman_server(Settings(kubeconfig=failing_api, status_cache=False)) as (url, _):
+        response = requests.post(f"{url}/api/v1/", json=pfcon_request(), timeout=30)
+        assert response.status_code == 403
+        message = response.json()["message"]
+        assert "needs the 'create' permission on 'jobs'" in message
+        assert 'cannot create resource "jobs"' in message
+
+
+@pytest.mark.parametrize("failing_api", [500, 502, 503, 429], indirect=True)
+def test_kubernetes_answering_5xx_or_429_is_503(failing_api):
+    with pman_server(Settings(kubeconfig=failing_api, status_cache=False)) as (url, _):
+        for method, path, body in [
+            ("POST", "/api/v1/", pfcon_request()),
+            ("GET", "/api/v1/abc/", None),
+        ]:
+            response = requests.request(method, f"{url}{path}", json=body, timeout=60)
+            assert response.status_code == 503
+            assert "unavailable" in response.json()["message"]
+
+
+# --- Behaviour clients rely on ------------------------------------------------------------
+
+
+def test_a_restarted_or_second_pman_answers_the_same(pman, jobs, kube_cluster, secret):
+    jid = jobs["failure"]["jid"]
+    expected, _ = pman.wait(jid)
+    for cache in (True, False):
+        with running_pman(kube_cluster, swift_secret_name=secret, status_cache=cache) as other:
+            assert other.get(jid).json() == expected
+
+
+def test_a_status_get_costs_at_most_one_kubernetes_request(pman, jobs):
+    jid = jobs["success"]["jid"]
+    pman.wait(jid)
+    pman.get(jid)  # the finished processor's logs are read once, then kept
+    before = pman.kube_requests()
+    for _ in range(20):
+        assert pman.get(jid).status_code == 200
+    after = pman.kube_requests()
+    spent = {op: after[op] - before.get(op, 0) for op in after if not op.startswith("watch")}
+    assert sum(spent.values()) <= 20
+    assert sum(spent.values()) == 0, spent
+
+
+def test_job_list_includes_submitted_jobs(pman, jobs):
+    response = requests.get(f"{pman.url}/api/v1/_jobs/", timeout=30)
+    assert response.status_code == 200
+    listed = {job["jid"]: job for job in response.json()["jobs"]}
+    assert {job["jid"] for job in jobs.values()} <= set(listed)
+    assert all(job["logs"] == "" for job in listed.values())
+
+
+def test_metrics_after_real_jobs(pman, jobs):
+    text = requests.get(f"{pman.url}/metrics", timeout=10).text
+    submitted = re.search(r"^pman_jobs_submitted_total (\d+)", text, re.MULTILINE)
+    assert submitted is not None
+    assert int(submitted.group(1)) >= len(jobs)
+    assert 'pman_kubernetes_request_duration_seconds_count{operation="create jobs"}' in text

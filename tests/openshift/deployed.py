@@ -1,0 +1,197 @@
+"""pman deployed on the local cluster from the processed template, as OpenShift would run it.
+
+The Deployment's pod template becomes a pod of the local cluster (through a Job: the local
+cluster serves no Deployments, and creates pods only for Jobs), whose kubelet runs its
+command (gunicorn) on this machine with the environment the template gives (the API token
+from the template's Secret), pman's own service account token in the projected volume,
+and the in-cluster configuration (``KUBERNETES_SERVICE_*``, the cluster's CA). The only
+changes: pods of the local cluster share this machine's network, so pman listens on a free
+loopback port (``PMAN_BIND``) instead of 0.0.0.0:5010; and a Job's pod does not restart
+(``restartPolicy: Never``).
+
+The template's ServiceAccounts and Secrets are created too, in a namespace of their own,
+plus the Swift credentials Secret the operator creates with ``oc create secret generic``.
+The local cluster does not enforce RBAC (it records every call in its audit log instead),
+so the Roles and RoleBindings are checked against that log rather than applied.
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import requests
+from kubernetes.client.exceptions import ApiException
+
+from tests.fixtures.cluster import KubeCluster, unique_name
+from tests.openshift import template
+from tests.openshift.conftest import OPENSHIFT, find
+
+Obj = dict[str, Any]
+# Kinds the local cluster serves, created from the processed template.
+APPLIED_KINDS = ("ServiceAccount", "Secret")
+
+
+@dataclass
+class DeployedPman:
+    """A running pman pod and what it was made from."""
+
+    url: str
+    token: str
+    namespace: str
+    pod: str
+    objects: list[Obj]
+    core: kubernetes.client.CoreV1Api
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def logs(self) -> str:
+        return self.core.read_namespaced_pod_log(self.pod, self.namespace, container="pman")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def processed(namespace: str) -> list[Obj]:
+    values = {"NAMESPACE": namespace, "GUNICORN_WORKERS": "1"}
+    return template.process(template.load(OPENSHIFT / "pman.yaml"), values)["items"]
+
+
+def credentials_text(swift: Any) -> str:
+    """A swift-credentials.cfg for the test Swift server (Swift v1 form)."""
+    return (
+        f"[AUTHORIZATION]\nosAuthUrl = {swift.auth_url}\n"
+        f"username = {swift.user}\npassword = {swift.key}\n"
+    )
+
+
+@contextmanager
+def deploy(cluster: KubeCluster, swift: Any, *, timeout: float = 60) -> Iterator[DeployedPman]:
+    """Apply the template's objects in a new namespace, run pman's pod, wait until ready."""
+    namespace = unique_name("pman-openshift")
+    objects = processed(namespace)
+    port = free_port()
+    with cluster.api_client() as api:
+        core = kubernetes.client.CoreV1Api(api)
+        created: list[tuple[str, str]] = []
+        try:
+            for obj in objects:
+                if obj["kind"] in APPLIED_KINDS:
+                    _create(core, namespace, obj)
+                    created.append((obj["kind"], obj["metadata"]["name"]))
+            batch = kubernetes.client.BatchV1Api(api)
+            secret = _swift_secret(objects, swift)
+            _create(core, namespace, secret)
+            created.append(("Secret", secret["metadata"]["name"]))
+            job = _pman_job(objects, port)
+            batch.create_namespaced_job(namespace, job)
+            created.append(("Job", job["metadata"]["name"]))
+            token = find(objects, "Secret", "pman-api-token")["stringData"]["token"]
+            pod = _pod_of(core, namespace, job["metadata"]["name"], timeout=timeout)
+            deployed = DeployedPman(
+                f"http://127.0.0.1:{port}", token, namespace, pod, objects, core
+            )
+            _wait_ready(deployed, timeout=timeout)
+            yield deployed
+        finally:
+            for kind, name in reversed(created):
+                _delete(core, batch, namespace, kind, name)
+
+
+def _create(core: kubernetes.client.CoreV1Api, namespace: str, obj: Obj) -> None:
+    create = {
+        "ServiceAccount": core.create_namespaced_service_account,
+        "Secret": core.create_namespaced_secret,
+    }[obj["kind"]]
+    create(namespace, obj)
+
+
+def _delete(
+    core: kubernetes.client.CoreV1Api,
+    batch: kubernetes.client.BatchV1Api,
+    namespace: str,
+    kind: str,
+    name: str,
+) -> None:
+    delete = {
+        "ServiceAccount": core.delete_namespaced_service_account,
+        "Secret": core.delete_namespaced_secret,
+        "Job": batch.delete_namespaced_job,
+    }[kind]
+    try:
+        delete(name, namespace, propagation_policy="Background")
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+def _swift_secret(objects: list[Obj], swift: Any) -> Obj:
+    # What `oc create secret generic <name> --from-file=swift-credentials.cfg` creates.
+    env = {
+        e["name"]: e.get("value")
+        for e in find(objects, "Deployment", "pman")["spec"]["template"]["spec"]["containers"][0][
+            "env"
+        ]
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": env["SWIFT_SECRET_NAME"]},
+        "type": "Opaque",
+        "stringData": {"swift-credentials.cfg": credentials_text(swift)},
+    }
+
+
+def _pman_job(objects: list[Obj], port: int) -> Obj:
+    pod_template = copy.deepcopy(find(objects, "Deployment", "pman")["spec"]["template"])
+    spec = pod_template["spec"]
+    spec["restartPolicy"] = "Never"
+    (container,) = spec["containers"]
+    container["env"].append({"name": "PMAN_BIND", "value": f"127.0.0.1:{port}"})
+    if str(Path(tempfile.gettempdir())) == "/tmp":
+        # The local cluster keeps its pods' files under /tmp: an emptyDir over /tmp would
+        # hide them from the container it starts.
+        container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != "tmp"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": unique_name("pman")},
+        "spec": {"backoffLimit": 0, "template": pod_template},
+    }
+
+
+def _pod_of(core: kubernetes.client.CoreV1Api, namespace: str, job: str, *, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+        if pods:
+            return pods[0].metadata.name
+        assert time.monotonic() < deadline, f"no pod for {job}"
+        time.sleep(0.1)
+
+
+def _wait_ready(deployed: DeployedPman, *, timeout: float) -> None:
+    """Ask the readiness probe's route until it answers 200, as the kubelet would."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{deployed.url}/readyz", timeout=2).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):
+            pass
+        pod = deployed.core.read_namespaced_pod(deployed.pod, deployed.namespace)
+        if pod.status.phase in ("Succeeded", "Failed") or time.monotonic() > deadline:
+            raise AssertionError(f"pman did not become ready: {pod.status}\n{deployed.logs()}")
+        time.sleep(0.2)

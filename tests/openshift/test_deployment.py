@@ -1,0 +1,159 @@
+"""pman started with the processed template's configuration (its Deployment's command and
+environment, its service account) runs a job on the local cluster to a final status, and
+the Roles grant exactly the Kubernetes calls pman and the publisher make."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.openshift.conftest import pman_container
+from tests.openshift.deployed import DeployedPman, deploy
+from tests.openshift.rbac import calls_by, granted
+from tests.pman.conftest import pfcon_request
+
+FINAL = {"finishedSuccessfully", "finishedWithError"}
+# A processor that reads its input and writes an output file (pfcon's "fs" plugins get the
+# output directory as their last argument, which sh -c makes $0).
+PROCESSOR = 'echo processed by pman; mkdir -p "$0"; cat /share/incoming/input.txt > "$0/output.txt"'
+
+
+@pytest.fixture(scope="module")
+def pman(kube_cluster, swift_server):
+    if kube_cluster.local is None:
+        pytest.skip("runs pman's pod as a local process: needs the local cluster")
+    with deploy(kube_cluster, swift_server) as deployed:
+        yield deployed
+
+
+@pytest.fixture
+def swift_job(swift_server, swift_container):
+    """A Swift container with one input object, and pfcon's request for a job on it."""
+    connection = swift_server.connection()
+    connection.put_container(swift_container)
+    connection.put_object(swift_container, "in/input.txt", b"input from swift\n")
+    jid = f"openshift-{uuid.uuid4().hex[:8]}"
+    body = pfcon_request(
+        jid=jid,
+        entrypoint=["sh", "-c", PROCESSOR],
+        args=[],
+        args_path_flags=[],
+        input_dir=f"{swift_container}/in",
+        output_dir=f"{swift_container}/out",
+        env=[],
+    )
+    return body, connection
+
+
+def submit(pman: DeployedPman, body: dict) -> dict:
+    response = requests.post(f"{pman.url}/api/v1/", json=body, headers=pman.headers(), timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def wait_final(pman: DeployedPman, jid: str, *, timeout: float = 90) -> dict:
+    """Poll the job as pfcon does until its status is final."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = requests.get(f"{pman.url}/api/v1/{jid}/", headers=pman.headers(), timeout=30)
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if job["status"] in FINAL:
+            return job
+        assert time.monotonic() < deadline, f"job still {job['status']}: {job}\n{pman.logs()}"
+        time.sleep(0.2)
+
+
+def delete(pman: DeployedPman, jid: str) -> int:
+    url = f"{pman.url}/api/v1/{jid}/"
+    return requests.delete(url, headers=pman.headers(), timeout=30).status_code
+
+
+def run_job(pman: DeployedPman, body: dict, *, while_running=None) -> dict:
+    """Submit, poll to a final status, delete: what a client does with one job."""
+    created = submit(pman, body)
+    assert created["status"] == "notstarted"
+    try:
+        if while_running:
+            while_running()
+        return wait_final(pman, body["jid"])
+    finally:
+        assert delete(pman, body["jid"]) == 204
+
+
+def wait_for_call(audit_log, namespace: str, account: str, call: tuple, *, timeout=60) -> None:
+    """Until the audit log shows the service account ``account`` making ``call``."""
+    deadline = time.monotonic() + timeout
+    user = f"system:serviceaccount:{namespace}:{account}"
+    while call not in calls_by(audit_log, namespace).get(user, set()):
+        assert time.monotonic() < deadline, f"no {call} in the audit log"
+        time.sleep(0.05)
+
+
+def test_a_job_runs_to_success_and_publishes_its_output(pman, swift_job):
+    body, connection = swift_job
+    job = run_job(pman, body)
+    assert job["status"] == "finishedSuccessfully", job
+    assert "processed by pman" in job["logs"]
+    container = body["output_dir"].split("/")[0]
+    _, output = connection.get_object(container, "out/output.txt")
+    assert output == b"input from swift\n"
+    response = requests.get(f"{pman.url}/api/v1/{body['jid']}/", headers=pman.headers(), timeout=30)
+    assert response.status_code == 404
+
+
+def test_the_api_needs_the_generated_token(pman):
+    assert requests.get(f"{pman.url}/api/v1/", timeout=10).status_code == 401
+    info = requests.get(f"{pman.url}/api/v1/", headers=pman.headers(), timeout=10)
+    assert info.json()["container_env"] == "openshift"
+
+
+@pytest.mark.parametrize("probe", ["readinessProbe", "livenessProbe"])
+def test_the_probes_answer_without_a_token(pman, probe):
+    path = pman_container(pman.objects)[probe]["httpGet"]["path"]
+    assert requests.get(f"{pman.url}{path}", timeout=10).status_code == 200
+
+
+def test_the_roles_grant_exactly_the_calls_pman_and_the_publisher_make(
+    pman, swift_job, kube_cluster, tmp_path
+):
+    body, _ = swift_job
+    # Every path of the API that reaches Kubernetes: submit, status with logs, the job
+    # list, a status and a delete of an unknown job, delete. The publish sidecar lists its
+    # pod and, the processor still running, watches it: the processor waits for a file the
+    # test creates once the watch has begun.
+    release = tmp_path / "release"
+    body["entrypoint"] = [
+        "sh",
+        "-c",
+        f"while [ ! -e {release} ]; do sleep 0.05; done; {PROCESSOR}",
+    ]
+
+    def release_after_the_watch() -> None:
+        account = "pman-publisher"
+        wait_for_call(kube_cluster.audit_log, pman.namespace, account, ("", "pods", "watch"))
+        release.touch()
+
+    job = run_job(pman, body, while_running=release_after_the_watch)
+    assert job["status"] == "finishedSuccessfully", job
+    assert requests.get(f"{pman.url}/api/v1/_jobs/", headers=pman.headers(), timeout=30).ok
+    assert (
+        requests.get(
+            f"{pman.url}/api/v1/no-such-job/", headers=pman.headers(), timeout=30
+        ).status_code
+        == 404
+    )
+    assert delete(pman, "no-such-job") == 404
+
+    used = calls_by(kube_cluster.audit_log, pman.namespace)
+    allowed = granted(pman.objects)
+    assert set(used) <= set(allowed), (
+        f"calls by accounts without a Role: {set(used) - set(allowed)}"
+    )
+    for account, rules in allowed.items():
+        calls = used.get(account, set())
+        assert calls - rules == set(), f"{account} calls what its Role does not grant"
+        assert rules - calls == set(), f"{account}'s Role grants what it never calls"

@@ -217,7 +217,11 @@ class Api:
             raise errors.not_found(rtype.name, rtype.group, info.name)
         return entry
 
-    def _predicate(self, info: RequestInfo, rtype: ResourceType) -> Callable[[Obj], bool]:
+    def _selection(
+        self, info: RequestInfo, rtype: ResourceType
+    ) -> tuple[Callable[[Obj], bool], str | None, dict[str, str]]:
+        """The selectors as a predicate, the one name they allow if they name one, and
+        their ``key=value`` label terms."""
         try:
             labels = parse_label_selector(info.query.get("labelSelector"))
             fields = parse_field_selector(info.query.get("fieldSelector"))
@@ -229,9 +233,11 @@ class Api:
 
         def matches(obj: Obj) -> bool:
             meta_labels = obj.get("metadata", {}).get("labels") or {}
-            return labels.matches(meta_labels) and fields.matches(rtype.fields(obj))
+            if not labels.matches(meta_labels):
+                return False
+            return not fields.terms or fields.matches(rtype.fields(obj))
 
-        return matches
+        return matches, fields.exact("metadata.name"), labels.exact()
 
     def _scope(self, info: RequestInfo, rtype: ResourceType) -> str | None:
         if not rtype.namespaced:
@@ -239,8 +245,9 @@ class Api:
         return info.namespace or None
 
     def _list(self, info: RequestInfo, rtype: ResourceType, *_: Any) -> Response:
-        predicate = self._predicate(info, rtype)
-        entries, rv = self.store.list(rtype.name, self._scope(info, rtype))
+        predicate, name, labels = self._selection(info, rtype)
+        rv = self.store.resource_version
+        entries = self.store.select(rtype.name, self._scope(info, rtype), name, labels)
         chosen = [e for e in entries if predicate(e.obj)]
         meta: Obj = {"resourceVersion": str(rv)}
         chosen = self._page(info, chosen, meta)
@@ -269,7 +276,7 @@ class Api:
         return chosen
 
     def _watch(self, info: RequestInfo, rtype: ResourceType, *_: Any) -> Response:
-        predicate = self._predicate(info, rtype)
+        predicate, name, _ = self._selection(info, rtype)
         raw_rv = info.query.get("resourceVersion", "")
         try:
             since = None if raw_rv in ("", "0") else int(raw_rv)
@@ -281,7 +288,7 @@ class Api:
             raise errors.bad_request("timeoutSeconds must be a number") from None
         try:
             watcher, first = self.store.watch(
-                rtype.name, self._scope(info, rtype), predicate, since=since
+                rtype.name, self._scope(info, rtype), predicate, since=since, name=name
             )
         except TooOld as exc:
             error = errors.expired(str(exc)).status()
@@ -483,8 +490,9 @@ class Api:
 
     def _deletecollection(self, info: RequestInfo, rtype: ResourceType, headers, body) -> Response:
         options = self._delete_options(info, headers, body)
-        predicate = self._predicate(info, rtype)
-        entries, rv = self.store.list(rtype.name, self._scope(info, rtype))
+        predicate, name, labels = self._selection(info, rtype)
+        rv = self.store.resource_version
+        entries = self.store.select(rtype.name, self._scope(info, rtype), name, labels)
         deleted = []
         for entry in entries:
             if predicate(entry.obj):

@@ -80,10 +80,13 @@ _CLOSED = object()
 class Watcher:
     """The queue of one watch: events already filtered and typed for its selectors."""
 
-    def __init__(self, resource: str, namespace: str | None, predicate: Predicate) -> None:
+    def __init__(
+        self, resource: str, namespace: str | None, predicate: Predicate, name: str | None = None
+    ) -> None:
         self.resource = resource
         self.namespace = namespace
         self.predicate = predicate
+        self.name = name
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
 
     def _filter(self, change: Change) -> tuple[str, Entry] | None:
@@ -128,8 +131,11 @@ class Store:
         self._history: list[Change] = []
         self._history_limit = history
         self._oldest = 1  # watches from a resourceVersion below this get 410 Expired
-        self._watchers: dict[str, set[Watcher]] = {}
+        # Watches by resource and, for watches of one object, its name.
+        self._watchers: dict[tuple[str, str | None], set[Watcher]] = {}
         self._subscribers: list[tuple[frozenset[str], Callable[[Change], None]]] = []
+        # (resource, namespace) -> (label key, value) -> names of the objects carrying it
+        self._labels: dict[tuple[str, str], dict[tuple[str, str], set[str]]] = {}
 
     @property
     def resource_version(self) -> int:
@@ -152,6 +158,48 @@ class Store:
             entries = [entry for _, names in chosen for _, entry in sorted(names.items())]
             return entries, self._rv
 
+    def select(
+        self,
+        resource: str,
+        namespace: str | None,
+        name: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> list[Entry]:
+        """Like ``list``, narrowed through the indexes to objects that may match.
+
+        ``name`` comes from a ``metadata.name`` field selector, ``labels`` from the
+        ``key=value`` terms of a label selector; callers still apply their selectors.
+        """
+        if name is None and not labels:
+            return self.list(resource, namespace)[0]
+        with self.lock:
+            spaces = self._objects.get(resource, {})
+            chosen = [namespace] if namespace is not None else sorted(spaces)
+            found = []
+            for space in chosen:
+                names = spaces.get(space, {})
+                if name is not None:
+                    candidates = [name]
+                else:
+                    index = self._labels.get((resource, space), {})
+                    sets = [index.get(item, set()) for item in (labels or {}).items()]
+                    candidates = sorted(set.intersection(*sets))
+                found.extend(names[n] for n in candidates if n in names)
+            return found
+
+    def _index(
+        self, resource: str, namespace: str, name: str, old: Obj | None, new: Obj | None
+    ) -> None:
+        index = self._labels.setdefault((resource, namespace), {})
+        before = (old or {}).get("metadata", {}).get("labels") or {}
+        after = (new or {}).get("metadata", {}).get("labels") or {}
+        for item in before.items() - after.items():
+            index.get(item, set()).discard(name)
+            if not index.get(item, True):
+                del index[item]
+        for item in after.items() - before.items():
+            index.setdefault(item, set()).add(name)
+
     def namespaces(self) -> set[str]:
         with self.lock:
             return {ns for names in self._objects.values() for ns, objs in names.items() if objs}
@@ -168,8 +216,9 @@ class Store:
             cut = len(self._history) - self._history_limit
             self._oldest = self._history[cut - 1].rv
             del self._history[:cut]
-        for watcher in list(self._watchers.get(resource, ())):
-            watcher.offer(change)
+        for key in ((resource, None), (resource, obj["metadata"]["name"])):
+            for watcher in self._watchers.get(key, ()):
+                watcher.offer(change)
         for resources, callback in self._subscribers:
             if resource in resources:
                 callback(change)
@@ -183,6 +232,7 @@ class Store:
                 raise AlreadyExists(meta["name"])
             entry = self._commit(resource, ADDED, obj, None)
             names[meta["name"]] = entry
+            self._index(resource, meta.get("namespace", ""), meta["name"], None, obj)
             return entry
 
     def update(
@@ -212,6 +262,7 @@ class Store:
                 return old
             entry = self._commit(resource, MODIFIED, new, old)
             names[name] = entry
+            self._index(resource, namespace, name, old.obj, entry.obj)
             return entry
 
     def delete(self, resource: str, namespace: str, name: str, *, uid: str | None = None) -> Entry:
@@ -222,6 +273,7 @@ class Store:
             if old is None or (uid and old.obj["metadata"].get("uid") != uid):
                 raise NotFound(name)
             del names[name]
+            self._index(resource, namespace, name, old.obj, None)
             return self._commit(resource, DELETED, old.copy(), old)
 
     # -- observing
@@ -233,16 +285,17 @@ class Store:
         predicate: Predicate,
         *,
         since: int | None,
+        name: str | None = None,
     ) -> tuple[Watcher, list[tuple[str, Entry]]]:
         """Register a watch; returns it with the events to send first.
 
         Without ``since`` those are the current objects as ADDED; with it, the recorded
         changes after that resourceVersion. Raises TooOld when they are no longer held.
         """
-        watcher = Watcher(resource, namespace, predicate)
+        watcher = Watcher(resource, namespace, predicate, name)
         with self.lock:
             if since is None:
-                entries, _ = self.list(resource, namespace)
+                entries = self.select(resource, namespace, name)
                 first = [(ADDED, e) for e in entries if predicate(e.obj)]
             else:
                 if since < self._oldest:
@@ -250,16 +303,16 @@ class Store:
                 start = bisect.bisect_right(self._history, since, key=lambda c: c.rv)
                 first = []
                 for change in self._history[start:]:
-                    if change.resource == resource:
+                    if change.resource == resource and name in (None, change.new.name):
                         event = watcher._filter(change)
                         if event is not None:
                             first.append(event)
-            self._watchers.setdefault(resource, set()).add(watcher)
+            self._watchers.setdefault((resource, name), set()).add(watcher)
         return watcher, first
 
     def unwatch(self, watcher: Watcher) -> None:
         with self.lock:
-            self._watchers.get(watcher.resource, set()).discard(watcher)
+            self._watchers.get((watcher.resource, watcher.name), set()).discard(watcher)
 
     def close_watches(self) -> None:
         with self.lock:

@@ -35,6 +35,17 @@ def _alive(pid: int) -> bool:
         return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _wait_for_log_line(core, namespace, pod, text):
+    """Once the container printed ``text`` (it has set up its signal handling)."""
+    stream = kubernetes.watch.Watch().stream(
+        core.read_namespaced_pod_log, pod, namespace, container="main"
+    )
+    for line in stream:
+        if line == text:
+            return
+    raise AssertionError(f"{pod} never printed {text!r}")
+
+
 def test_parallel_workers_complete(jobs, batch, core, namespace):
     name = unique_name("workers")
     jobs(job_manifest(name, [container("main", "echo work")], parallelism=2, completions=3))
@@ -129,9 +140,10 @@ def test_foreground_delete_waits_for_pods(batch, core, namespace):
 
 def test_pod_delete_sends_sigterm_then_reports_termination(jobs, batch, core, namespace):
     name = unique_name("sigterm")
-    script = "trap 'echo got TERM; exit 7' TERM; while true; do sleep 0.1; done"
+    script = "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done"
     jobs(job_manifest(name, [container("main", script)]))
     pod = wait_for_pod(core, namespace, name, is_running)
+    _wait_for_log_line(core, namespace, pod.metadata.name, "ready")
     core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=10)
     stream = kubernetes.watch.Watch().stream(
         core.list_namespaced_pod,
@@ -154,8 +166,10 @@ def test_pod_delete_sends_sigterm_then_reports_termination(jobs, batch, core, na
 
 def test_grace_period_ends_with_sigkill(jobs, core, namespace):
     name = unique_name("sigkill")
-    jobs(job_manifest(name, [container("main", "trap '' TERM; while true; do sleep 0.1; done")]))
+    script = "trap '' TERM; echo ready; while true; do sleep 0.1; done"
+    jobs(job_manifest(name, [container("main", script)]))
     pod = wait_for_pod(core, namespace, name, is_running)
+    _wait_for_log_line(core, namespace, pod.metadata.name, "ready")
     core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=1)
     wait_until_gone(core, namespace, pod.metadata.name, timeout=15)
 

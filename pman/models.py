@@ -36,6 +36,9 @@ _STORAGE_PATH = re.compile(STORAGE_PATH_PATTERN)
 ENV_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*=[^\x00]*$"
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 MAX_PATH_LENGTH = 1024
+# No spaces or control characters: the same class in Python and in ECMA-262 (JSON Schema).
+IMAGE_PATTERN = r"^[^\x00-\x20\x7f]+$"
+_IMAGE = re.compile(IMAGE_PATTERN)
 
 
 def _integer(minimum: int, digits: int) -> Any:
@@ -129,7 +132,7 @@ def _no_nul(value: str) -> str:
 
 
 def _check_image(value: str) -> str:
-    if not value or "\x00" in value or any(c.isspace() for c in value):
+    if not _IMAGE.match(value):
         raise ValueError("must be an image reference without spaces, e.g. docker.io/org/app:1.0")
     return value
 
@@ -165,7 +168,7 @@ EnvItem = Annotated[
 Image = Annotated[
     StrictStr,
     AfterValidator(_check_image),
-    WithJsonSchema({"type": "string", "pattern": r"^[^\s\x00]+$"}),
+    WithJsonSchema({"type": "string", "pattern": IMAGE_PATTERN}),
 ]
 Workers = _integer(1, 3)
 Millicores = _integer(1, 7)

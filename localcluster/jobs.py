@@ -327,6 +327,8 @@ class JobController(Controller):
             return
         status.setdefault("conditions", []).append(condition(kind, why[0], why[1], timestamp()))
         if event is not None:
+            meta = job["metadata"]
+            log.info("job %s/%s: %s (%s)", meta["namespace"], meta["name"], kind, why[0])
             self.events.record(
                 job, event[0], event[1], warning=kind == "Failed", component=COMPONENT
             )

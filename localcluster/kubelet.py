@@ -314,14 +314,13 @@ class PodWorker:
             self.kubelet.memory.started(limited, process.pid)
         self.publish()
         self.event("Started", f"Started container {run.name}", container=run.name)
+        log.info(
+            "%s/%s: container %s started (pid %d)", self.namespace, self.name, run.name, process.pid
+        )
         code = process.wait()
         finished = time.time()
-        process.kill_group()  # like a runtime, end what the container left behind
-        self.kubelet.janitor.forget(process)
-        oom = False
-        if limited is not None:
-            self.kubelet.memory.kill_all(limited)
-            oom = self.kubelet.memory.finished(limited)
+        # Report first (publish latency depends on it), clean up after.
+        oom = limited is not None and self.kubelet.memory.oom_killed(limited)
         with self.lock:
             self.processes.pop(run.name, None)
             self.finished_at[run.name] = finished
@@ -329,6 +328,19 @@ class PodWorker:
                 self._ended(run, 137, "OOMKilled", "", finished)
             else:
                 self._ended(run, code, "Completed" if code == 0 else "Error", "", finished)
+        log.info(
+            "%s/%s: container %s terminated: %s, exit code %d",
+            self.namespace,
+            self.name,
+            run.name,
+            run.reason,
+            run.exit_code,
+        )
+        process.kill_group()  # like a runtime, end what the container left behind
+        self.kubelet.janitor.forget(process)
+        if limited is not None:
+            self.kubelet.memory.kill_all(limited)
+            self.kubelet.memory.finished(limited)
         if oom:
             self.event(
                 "OOMKilled",

@@ -138,12 +138,20 @@ class MemoryLimiter:
                 self._watched[pid] = limited
             self._ensure_watchdog()
 
+    def oom_killed(self, limited: Limited) -> bool:
+        """Whether the container was killed for memory (read as soon as it ended)."""
+        if limited.directory is not None:
+            limited.oom_killed = (
+                limited.oom_killed or _oom_kills(limited.directory, self.mechanism) > 0
+            )
+        return limited.oom_killed
+
     def finished(self, limited: Limited) -> bool:
         """Forget the container; returns whether it was killed for memory."""
         with self._lock:
             self._watched.pop(limited.pid, None)
         if limited.directory is not None:
-            limited.oom_killed = _oom_kills(limited.directory, self.mechanism) > 0
+            self.oom_killed(limited)
             _remove_cgroup(limited.directory)
         return limited.oom_killed
 

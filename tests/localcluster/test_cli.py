@@ -15,6 +15,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
+from localcluster.example import ExampleRun
 from tests.fixtures.cluster import unique_name
 from tests.localcluster.helpers import container, is_running, job_manifest, wait_for_pod
 
@@ -120,6 +121,13 @@ def test_serve_writes_a_kubeconfig_the_client_loads(serve):
     assert records[-1]["verb"] == "list"
     assert records[-1]["user"]["username"] == "admin"
     assert records[-1]["objectRef"]["resource"] == "pods"
+
+
+def test_example_job_against_serve_tls(serve, capsys):
+    serve.wait_for("kubeconfig written")
+    with kubernetes.config.new_client_from_config(config_file=str(serve.kubeconfig)) as api:
+        assert ExampleRun(api).run()
+    assert "ok   side exited 0 after seeing 'main exit 3'" in capsys.readouterr().out
 
 
 def test_sigterm_stops_cleanly_ending_every_process(serve):

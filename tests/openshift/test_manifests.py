@@ -15,6 +15,7 @@ from pman.app import PUBLIC_ENDPOINTS, api
 from pman.jobspec import CREDENTIALS_FILE, build_job
 from pman.models import parse_job_request
 from pman.settings import Settings
+from tests.openshift import template
 from tests.openshift.conftest import (
     ALL_SET,
     REQUIRED,
@@ -275,3 +276,9 @@ def test_the_api_policy_opens_only_pmans_port():
     ]
     assert {"kubernetes.io/metadata.name": "pfcon"} in namespaces
     assert find(policies, "NetworkPolicy", "pman-jobs")["spec"]["ingress"] == []
+
+
+def test_an_empty_token_given_explicitly_turns_authentication_off():
+    objects = template.process(load("pman.yaml"), {**REQUIRED["pman.yaml"], "PMAN_API_TOKEN": ""})
+    assert find(objects["items"], "Secret", "pman-api-token")["stringData"] == {"token": ""}
+    assert Settings.from_env(pman_env(objects["items"])).api_token is None

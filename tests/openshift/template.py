@@ -96,10 +96,10 @@ def resolve(
 ) -> dict[str, str]:
     """Every parameter's final value: the caller's, else its default, else generated."""
     parameters = copy.deepcopy(template.get("parameters") or [])
-    _check_names(parameters)
+    _check_parameters(parameters)
     _inject(parameters, values or {}, ignore_unknown=ignore_unknown)
     _generate(parameters, rng or random.SystemRandom())
-    return {p["name"]: str(p.get("value") or "") for p in parameters}
+    return {p["name"]: p.get("value") or "" for p in parameters}
 
 
 def message(template: Obj, resolved: Mapping[str, str]) -> str:
@@ -107,15 +107,19 @@ def message(template: Obj, resolved: Mapping[str, str]) -> str:
     return evaluate(template.get("message") or "", resolved)[0]
 
 
-def _check_names(parameters: list[Obj]) -> None:
+def _check_parameters(parameters: list[Obj]) -> None:
     problems, seen = [], set()
     for index, parameter in enumerate(parameters):
         name = parameter.get("name") or ""
-        if not _PARAMETER_NAME.fullmatch(name):
+        if not isinstance(name, str) or not _PARAMETER_NAME.fullmatch(name):
             problems.append(f"parameters[{index}]: invalid parameter name {name!r}")
         elif name in seen:
             problems.append(f"parameters[{index}]: duplicate parameter name {name!r}")
         seen.add(name)
+        for field in ("value", "from", "generate"):
+            # Go decodes these into strings: an unquoted YAML number or boolean is an error.
+            if parameter.get(field) is not None and not isinstance(parameter[field], str):
+                problems.append(f"parameters[{index}].{field} of {name} is not a string")
     if problems:
         raise TemplateError(problems)
 

@@ -192,6 +192,11 @@ def test_an_unknown_generator_is_an_error():
         items(tpl)
 
 
+def test_a_value_that_is_not_a_string_is_an_error():
+    with pytest.raises(template.TemplateError, match=r"parameters\[0\].value of N is not a string"):
+        items(small([], [{"name": "N", "value": 3}]))
+
+
 def test_invalid_or_duplicate_parameter_names_are_errors():
     with pytest.raises(template.TemplateError, match="invalid parameter name"):
         items(small([], [{"name": "BAD-NAME"}]))

@@ -7,7 +7,8 @@ from the template's Secret), pman's own service account token in the projected v
 and the in-cluster configuration (``KUBERNETES_SERVICE_*``, the cluster's CA). The only
 changes: pods of the local cluster share this machine's network, so pman listens on a free
 loopback port (``PMAN_BIND``) instead of 0.0.0.0:5010; and a Job's pod does not restart
-(``restartPolicy: Never``).
+(``restartPolicy: Never``); and when the local cluster keeps its files under /tmp, the
+``/tmp`` emptyDir is left out, since mounted there it would hide them.
 
 The template's ServiceAccounts and Secrets are created too, in a namespace of their own,
 plus the Swift credentials Secret the operator creates with ``oc create secret generic``.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +33,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.fixtures.cluster import KubeCluster, unique_name
 from tests.openshift import template
-from tests.openshift.conftest import OPENSHIFT, find
+from tests.openshift.conftest import OPENSHIFT, find, pman_env
 
 Obj = dict[str, Any]
 # Kinds the local cluster serves, created from the processed template.
@@ -84,18 +84,17 @@ def deploy(cluster: KubeCluster, swift: Any, *, timeout: float = 60) -> Iterator
     objects = processed(namespace)
     port = free_port()
     with cluster.api_client() as api:
-        core = kubernetes.client.CoreV1Api(api)
+        core, batch = kubernetes.client.CoreV1Api(api), kubernetes.client.BatchV1Api(api)
         created: list[tuple[str, str]] = []
         try:
             for obj in objects:
                 if obj["kind"] in APPLIED_KINDS:
                     _create(core, namespace, obj)
                     created.append((obj["kind"], obj["metadata"]["name"]))
-            batch = kubernetes.client.BatchV1Api(api)
             secret = _swift_secret(objects, swift)
             _create(core, namespace, secret)
             created.append(("Secret", secret["metadata"]["name"]))
-            job = _pman_job(objects, port)
+            job = _pman_job(objects, port, state_dir=cluster.local.state_dir)
             batch.create_namespaced_job(namespace, job)
             created.append(("Job", job["metadata"]["name"]))
             token = find(objects, "Secret", "pman-api-token")["stringData"]["token"]
@@ -139,30 +138,24 @@ def _delete(
 
 def _swift_secret(objects: list[Obj], swift: Any) -> Obj:
     # What `oc create secret generic <name> --from-file=swift-credentials.cfg` creates.
-    env = {
-        e["name"]: e.get("value")
-        for e in find(objects, "Deployment", "pman")["spec"]["template"]["spec"]["containers"][0][
-            "env"
-        ]
-    }
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": env["SWIFT_SECRET_NAME"]},
+        "metadata": {"name": pman_env(objects)["SWIFT_SECRET_NAME"]},
         "type": "Opaque",
         "stringData": {"swift-credentials.cfg": credentials_text(swift)},
     }
 
 
-def _pman_job(objects: list[Obj], port: int) -> Obj:
+def _pman_job(objects: list[Obj], port: int, *, state_dir: Path) -> Obj:
     pod_template = copy.deepcopy(find(objects, "Deployment", "pman")["spec"]["template"])
     spec = pod_template["spec"]
     spec["restartPolicy"] = "Never"
     (container,) = spec["containers"]
     container["env"].append({"name": "PMAN_BIND", "value": f"127.0.0.1:{port}"})
-    if str(Path(tempfile.gettempdir())) == "/tmp":
-        # The local cluster keeps its pods' files under /tmp: an emptyDir over /tmp would
-        # hide them from the container it starts.
+    if Path("/tmp") in Path(state_dir).resolve().parents:
+        # The local cluster keeps its pods' files under its state directory: an emptyDir
+        # mounted over /tmp would hide them from the very container it starts.
         container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != "tmp"]
     return {
         "apiVersion": "batch/v1",

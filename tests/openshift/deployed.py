@@ -6,7 +6,7 @@ command (gunicorn) on this machine with the environment the template gives (the 
 from the template's Secret), pman's own service account token in the projected volume,
 and the in-cluster configuration (``KUBERNETES_SERVICE_*``, the cluster's CA). The only
 changes: pods of the local cluster share this machine's network, so pman listens on a free
-loopback port (``PMAN_BIND``) instead of 0.0.0.0:5010; and a Job's pod does not restart
+loopback port (``PMAN_BIND``) instead of 0.0.0.0:5010; a Job's pod does not restart
 (``restartPolicy: Never``); and when the local cluster keeps its files under /tmp, the
 ``/tmp`` emptyDir is left out, since mounted there it would hide them.
 

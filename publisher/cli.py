@@ -79,12 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="swift-credentials.cfg; default: ST_*/OS_* variables, then "
         "/etc/swift/swift-credentials.cfg",
     )
-    common.add_argument("--threads", type=positive_int, default=8, help="parallel requests (8)")
+    common.add_argument(
+        "--threads",
+        type=positive_int,
+        default=UploadOptions.threads,
+        help="parallel requests (16)",
+    )
     common.add_argument(
         "--segment-size",
         type=parse_size,
         default=UploadOptions.segment_size,
-        help="files above this go as Static Large Objects in segments this big (128MiB)",
+        help="files above this go as Static Large Objects in segments this big (64MiB)",
+    )
+    common.add_argument(
+        "--segment-threads",
+        type=positive_int,
+        default=UploadOptions.segment_threads,
+        help="large-object segments uploaded at once (4)",
     )
     common.add_argument(
         "--retries",
@@ -181,7 +192,11 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
     store = SwiftStore(credentials, retry=RetryPolicy(attempts=args.retries))
     if args.command == "download":
         return _download(args, store)
-    options = UploadOptions(threads=args.threads, segment_size=args.segment_size)
+    options = UploadOptions(
+        threads=args.threads,
+        segment_size=args.segment_size,
+        segment_threads=args.segment_threads,
+    )
     if args.command == "upload":
         return _upload(args, store, options)
     return _publish(args, store, options, env)

@@ -30,17 +30,20 @@ from publisher.swift import ObjectInfo, SwiftStore
 log = logging.getLogger("publisher")
 
 MIB = 1 << 20
-IN_MEMORY_LIMIT = 4 * MIB
+IN_MEMORY_LIMIT = 1 * MIB
 """Files up to this size are read once into memory (bounded by the thread count)."""
-HASH_CHUNK = 4 * MIB
+HASH_CHUNK = 1 * MIB
 MAX_OBJECT_NAME = 1024
 
 
 @dataclass(frozen=True)
 class UploadOptions:
-    threads: int = 8
-    segment_size: int = 128 * MIB
+    threads: int = 16
+    """Requests in flight: small objects are latency-bound on the server, so many help."""
+    segment_size: int = 64 * MIB
     """Files above this go as Static Large Objects in segments of this size."""
+    segment_threads: int = 4
+    """Segments in flight at once: more only makes the object server's disk seek."""
 
 
 @dataclass
@@ -185,6 +188,9 @@ class _Uploader:
         self.name_prefix, self.options, self.progress = name_prefix, options, progress
         self.segment_container = f"{container}_segments"
         self.lock = threading.Lock()
+        self.segment_slots = threading.BoundedSemaphore(
+            min(options.segment_threads, options.threads)
+        )
         self.late_skips: list[Skipped] = []
 
     def run(self, files: list[LocalFile], existing: dict[str, ObjectInfo]) -> list[dict]:
@@ -267,6 +273,15 @@ class _LargeFile:
         return [lambda i=i: self._segment(i) for i in range(len(self.ranges))]
 
     def _segment(self, index: int) -> None:
+        with self.up.segment_slots:
+            self._put_segment(index)
+        with self.lock:
+            self.remaining -= 1
+            last = self.remaining == 0
+        if last:
+            self._finish()
+
+    def _put_segment(self, index: int) -> None:
         offset, length = self.ranges[index]
         fd = self.up.root.open_file(self.f.path)
         try:
@@ -286,10 +301,6 @@ class _LargeFile:
         self.up.progress.add(nbytes=length)
         with self.lock:
             self.etags[index] = md5
-            self.remaining -= 1
-            last = self.remaining == 0
-        if last:
-            self._finish()
 
     def _finish(self) -> None:
         slo_etag = hashlib.md5("".join(self.etags).encode(), usedforsecurity=False).hexdigest()

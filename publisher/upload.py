@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,17 +197,32 @@ class _Uploader:
         large = [f for f in files if f.size > self.options.segment_size]
         segments = self._existing_segments() if large else {}
         results: dict[str, dict] = {}
+        pending_segments: list[tuple[_LargeFile, int]] = []
         with ThreadPoolExecutor(self.options.threads, thread_name_prefix="upload") as pool:
             futures: list[Future] = []
             for f in files:
                 info = existing.get(self.name_prefix + f.path)
                 if f.size > self.options.segment_size:
                     large_file = _LargeFile(self, f, info, segments, results)
-                    futures.extend(pool.submit(task) for task in large_file.tasks())
+                    pending_segments.extend((large_file, i) for i in range(len(large_file.ranges)))
                 else:
                     futures.append(pool.submit(self._small, f, info, results))
+            # A few workers take segments in order: memory and disk seeks stay bounded
+            # however large the output is, and small files keep the other threads.
+            queue = iter(pending_segments)
+            workers = min(self.options.segment_threads, len(pending_segments))
+            futures.extend(pool.submit(self._segment_worker, queue) for _ in range(workers))
             _wait_all(futures)
         return [results[f.path] for f in files if f.path in results]
+
+    def _segment_worker(self, queue: Iterator[tuple[_LargeFile, int]]) -> None:
+        while True:
+            with self.lock:
+                item = next(queue, None)
+            if item is None:
+                return
+            large_file, index = item
+            large_file.segment(index)
 
     def _existing_segments(self) -> dict[str, ObjectInfo]:
         self.store.ensure_container(self.segment_container)
@@ -269,12 +284,9 @@ class _LargeFile:
     def segment_name(self, index: int) -> str:
         return f"{self.name}/slo/{self.f.size}/{self.up.options.segment_size}/{index:08d}"
 
-    def tasks(self) -> list[Callable[[], None]]:
-        return [lambda i=i: self._segment(i) for i in range(len(self.ranges))]
-
-    def _segment(self, index: int) -> None:
-        with self.up.segment_slots:
-            self._put_segment(index)
+    def segment(self, index: int) -> None:
+        """Upload one segment; the last one to finish writes the large object's manifest."""
+        self._put_segment(index)
         with self.lock:
             self.remaining -= 1
             last = self.remaining == 0

@@ -1,0 +1,111 @@
+"""`python -m bench` (what `make bench` runs): every benchmark, then the results table.
+
+Options: --rounds N (alternating rounds per tool, default 3), --quick (small data, one
+round: a smoke test of the benchmarks themselves), --only throughput,rss,publish,
+--workdir DIR (default: a temporary directory, removed afterwards). The Markdown table
+is printed and written to bench/results/latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import datasets, publish_latency, rss, throughput
+from bench.datasets import MIB
+from bench.tools import Tools
+from localcluster.swift import SwiftAIO
+
+RESULTS = Path(__file__).parent / "results" / "latest.md"
+
+
+def say(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="throughput,rss,publish")
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="pman-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    sections = [
+        f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"rounds={1 if args.quick else args.rounds}{' (quick)' if args.quick else ''}"
+    ]
+    try:
+        with SwiftAIO(work / "swift") as swift:
+            tools = Tools(swift)
+            if "rclone" not in tools.available():
+                say("rclone is not installed: it is left out (make bench installs it)")
+            if only & {"throughput", "rss"}:
+                data = _datasets(work, quick=args.quick)
+            if "throughput" in only:
+                results = throughput.run(
+                    tools, data, rounds=1 if args.quick else args.rounds, scratch=work, say=say
+                )
+                sections.append("## Throughput (medians)\n\n" + throughput.table(results, data))
+            if "rss" in only:
+                rows = rss.run(tools, work, say)
+                sections.append(_rss_table(rows))
+            if "publish" in only:
+                bench = publish_latency.LatencyBench(swift, work / "cluster")
+                found = bench.run(
+                    short=2, long=10 if args.quick else 60, repeats=3 if args.quick else 5, say=say
+                )
+                sections.append(_publish_table(found))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    report = "\n\n".join(sections) + "\n"
+    print(report)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(report)
+    return 0
+
+
+def _datasets(work: Path, *, quick: bool) -> dict[str, Path]:
+    say("generating data")
+    small = datasets.make_small(work / "small", count=200 if quick else 2000)
+    large = datasets.make_large(work / "large", size=(64 if quick else 1024) * MIB)
+    mix = datasets.make_mix(work / "mix", small, large)
+    return (
+        {"2,000 small files": small, "1 GiB file": large, "mix": mix}
+        if not quick
+        else {"200 small files": small, "64 MiB file": large, "mix": mix}
+    )
+
+
+def _rss_table(rows: list[tuple[str, int, int]]) -> str:
+    lines = ["## Peak RSS of `publisher upload`", "", "| output | peak RSS |", "|---|---|"]
+    lines += [f"| {label} | {peak / 1024:.0f} MiB |" for label, _, peak in rows]
+    return "\n".join(lines)
+
+
+def _publish_table(found: dict) -> str:
+    return "\n".join(
+        [
+            "## Publish on the local cluster",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| latency, processor exit → first upload request (median) | "
+            f"{found['latency_ms_median']:.0f} ms (all: {found['latency_ms_all']}) |",
+            f"| Kubernetes API requests, {found['short_seconds']:g} s job | "
+            f"{found['requests_short']} (audit log: {found['audit_short']}) |",
+            f"| Kubernetes API requests, {found['long_seconds']:g} s job | "
+            f"{found['requests_long']} (audit log: {found['audit_long']}) |",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,7 +25,7 @@ FINISHED = ("finishedSuccessfully", "finishedWithError")
 # A processor that needs no image: the venv's python3 is first on the pods' PATH.
 COPY_INPUT = (
     "import os, shutil, sys; out = sys.argv[-1]; os.makedirs(out, exist_ok=True); "
-    "print('args:', ' '.join(sys.argv[1:])); "
+    "print('args:', ' '.join(sys.argv[1:])); print('env:', os.environ.get('CHRIS_JID')); "
     "shutil.copytree('/share/incoming', out, dirs_exist_ok=True)"
 )
 

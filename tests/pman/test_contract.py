@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from kubernetes.utils import parse_quantity
 
 from pman.settings import Settings
 from tests.fixtures.cluster import unique_name
@@ -140,7 +141,14 @@ def test_pfcon_request_with_numeric_strings_gets_201_and_the_job_object(pman):
     got = pman.get(jid)
     assert got.status_code == 200
     assert got.json()["status"] in ("notstarted", "started", *FINISHED)
-    assert read_job(pman.cluster, jid)["metadata"]["labels"]["pman.chrisproject.org/auid"] == "cube"
+    job = read_job(pman.cluster, jid)
+    assert job["metadata"]["labels"]["pman.chrisproject.org/auid"] == "cube"
+    processor = job["spec"]["template"]["spec"]["containers"][0]
+    limits = {
+        name: parse_quantity(value) for name, value in processor["resources"]["limits"].items()
+    }
+    assert limits == {"cpu": 1, "memory": 200 * 2**20}
+    assert processor["env"] == [{"name": "CHRIS_JID", "value": "chris-jid-42"}]
 
 
 @pytest.mark.parametrize(
@@ -215,6 +223,7 @@ def test_a_successful_job_goes_through_every_status_to_finished_successfully(
     assert datetime.fromisoformat(final["timestamp"]).tzinfo is not None
     assert all(job["timestamp"] == "" for job in seen if job["status"] not in FINISHED)
     assert "args: --msg hi --in /share/incoming /share/outgoing" in final["logs"]
+    assert "env: chris-jid-42" in final["logs"]
     _, objects = swift_server.connection().get_container(bucket, prefix=f"out-{jid}/")
     names = {obj["name"] for obj in objects}
     assert {f"out-{jid}/a.txt", f"out-{jid}/sub/b.txt"} <= names
@@ -411,6 +420,29 @@ def test_kubernetes_answering_5xx_or_429_is_503(failing_api):
             assert "unavailable" in response.json()["message"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "code"),
+    [
+        ("POST", "/api/v1/", {"Content-Type": "application/json"}, json.dumps({"jid": "Bad"}), 400),
+        ("POST", "/api/v1/", {"Content-Type": "text/plain"}, "{}", 415),
+        ("PUT", "/api/v1/", {}, None, 405),
+        ("POST", "/api/v1/some-job/", {}, None, 405),
+    ],
+)
+def test_client_errors_on_the_cluster_backed_pman(pman, method, path, headers, body, code):
+    response = requests.request(method, f"{pman.url}{path}", headers=headers, data=body, timeout=30)
+    assert response.status_code == code
+    assert response.json()["message"]
+
+
+def test_paths_without_a_trailing_slash_redirect(pman, jobs):
+    jid = jobs["success"]["jid"]
+    for path in ("/api/v1", f"/api/v1/{jid}"):
+        response = requests.get(f"{pman.url}{path}", allow_redirects=False, timeout=30)
+        assert (response.status_code, response.headers["Location"]) == (308, f"{pman.url}{path}/")
+    assert requests.get(f"{pman.url}/api/v1/{jid}", timeout=30).json()["jid"] == jid
+
+
 # --- Behaviour clients rely on ------------------------------------------------------------
 
 
@@ -420,6 +452,20 @@ def test_a_restarted_or_second_pman_answers_the_same(pman, jobs, kube_cluster, s
     for cache in (True, False):
         with running_pman(kube_cluster, swift_secret_name=secret, status_cache=cache) as other:
             assert other.get(jid).json() == expected
+
+
+def test_another_replica_sees_a_submission_and_a_deletion_at_once(
+    pman, kube_cluster, secret, bucket
+):
+    with running_pman(kube_cluster, swift_secret_name=secret) as other:
+        assert other.app.extensions["pman"].jobs.cache.wait_synced(10)
+        jid = python_job(pman, bucket, SLEEP)["jid"]
+        assert other.get(jid).status_code == 200
+        assert pman.delete(jid).status_code == 204
+        deadline = time.monotonic() + 5
+        while other.get(jid).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert other.get(jid).status_code == 404
 
 
 def test_a_status_get_costs_at_most_one_kubernetes_request(pman, jobs):

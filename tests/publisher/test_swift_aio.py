@@ -1,6 +1,13 @@
 """The Swift all-in-one the suite runs against: it answers, stores, and survives a restart."""
 
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from swiftclient.client import Connection
 from swiftclient.exceptions import ClientException
 
 
@@ -22,9 +29,46 @@ def test_swift_proxy_restart_keeps_data(swift_server, swift_container):
 
 
 def test_swift_rejects_a_wrong_key(swift_server):
-    from swiftclient.client import Connection
-
     connection = Connection(swift_server.auth_url, swift_server.user, "wrong", retries=0)
     with pytest.raises(ClientException) as caught:
         connection.head_account()
     assert caught.value.http_status == 401
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if text.encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_localcluster_swift_command_serves_until_signalled(tmp_path, signum):
+    directory = tmp_path / "aio"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localcluster.swift", "--dir", str(directory)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = process.stdout.readline().strip()
+        assert first.startswith("export ST_AUTH=http://127.0.0.1:"), process.stderr.read()
+        env = dict(item.split("=", 1) for item in first.removeprefix("export ").split())
+        connection = Connection(env["ST_AUTH"], env["ST_USER"], env["ST_KEY"], retries=0)
+        connection.put_container("c")
+        assert connection.head_container("c")["x-container-object-count"] == "0"
+        assert len(_processes_mentioning(str(directory))) == 5  # 4 servers + memcached
+    finally:
+        process.send_signal(signum)
+        assert process.wait(timeout=30) == 0
+    assert _processes_mentioning(str(directory)) == []
+    port = int(env["ST_AUTH"].split(":")[2].split("/")[0])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)

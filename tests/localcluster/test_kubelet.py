@@ -314,3 +314,20 @@ def test_restart_on_failure_counts_restarts(jobs, batch, core, namespace):
     assert status.restart_count == 1
     assert status.last_state.terminated.exit_code == 1
     assert pod.status.phase == "Succeeded"
+
+
+def test_service_account_token_is_mounted_unless_disabled(jobs, core, namespace):
+    script = "cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo"
+    pod = _run(
+        jobs, core, namespace, job_manifest(unique_name("token"), [container("main", script)])
+    )
+    assert _log(core, namespace, pod) == f"{namespace}\n"
+    assert any(v.name.startswith("kube-api-access-") for v in pod.spec.volumes)
+    manifest = job_manifest(
+        unique_name("notoken"),
+        [container("main", "ls /var/run/secrets/kubernetes.io/serviceaccount || echo none")],
+        pod_spec={"automountServiceAccountToken": False},
+    )
+    pod = _run(jobs, core, namespace, manifest)
+    assert _log(core, namespace, pod).splitlines()[-1] == "none"
+    assert not pod.spec.volumes

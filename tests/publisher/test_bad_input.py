@@ -159,3 +159,21 @@ def test_download_replaces_a_planted_link_instead_of_following_it(
     assert not (outside / "f").exists()
     assert result.code == 9  # the linked directory is refused, not followed
     assert "sub" in result.stderr
+
+
+def test_download_with_a_missing_segment_fails_naming_it(
+    tmp_path, swift_env, swift_server, swift_container
+):
+    src = write_tree(tmp_path / "out", {"big": os.urandom(2 * 1024 * 1024 + 10)})
+    up = run_publisher(
+        "upload", "--segment-size", "1MiB", str(src), f"swift://{swift_container}/o", env=swift_env
+    )
+    assert up.code == 0, up.stderr
+    conn = swift_server.connection()
+    _, segments = conn.get_container(f"{swift_container}_segments")
+    conn.delete_object(f"{swift_container}_segments", segments[1]["name"])
+    dest = tmp_path / "d"
+    result = run_publisher("download", f"swift://{swift_container}/o", str(dest), env=swift_env)
+    assert result.code == 7
+    assert segments[1]["name"] in result.stderr
+    assert not (dest / "big").exists()

@@ -160,8 +160,9 @@ def test_stage_in_fails_clearly_on_an_empty_input(run_job, credentials_secret, s
 
 
 @pytest.fixture
-def sleeper(run_job, batch, core, kube_cluster):
+def sleeper(batch, core, kube_cluster):
     """Start a Job whose container `processor` sleeps then exits 0; return its pod name."""
+    created = []
 
     def start(seconds: float) -> str:
         name = unique_name("sleeper")
@@ -178,6 +179,7 @@ def sleeper(run_job, batch, core, kube_cluster):
             "spec": {"backoffLimit": 0, "template": {"spec": spec}},
         }
         batch.create_namespaced_job(kube_cluster.namespace, manifest)
+        created.append(name)
         deadline = time.monotonic() + 30
         while True:
             pods = core.list_namespaced_pod(
@@ -188,7 +190,9 @@ def sleeper(run_job, batch, core, kube_cluster):
             assert time.monotonic() < deadline
             time.sleep(0.1)
 
-    return start
+    yield start
+    for name in created:
+        batch.delete_namespaced_job(name, kube_cluster.namespace, propagation_policy="Background")
 
 
 def test_watch_resumes_when_the_stream_ends(kube_cluster, sleeper):
@@ -225,3 +229,47 @@ def test_watch_of_a_missing_pod_fails_clearly(kube_cluster):
         watcher = PodWatcher(api, kube_cluster.namespace, "no-such-pod")
         with pytest.raises(WaitFailed, match="does not exist"):
             watcher.wait_for_termination("processor")
+
+
+def test_publish_ends_promptly_on_sigterm_while_waiting(
+    kube_cluster, sleeper, swift_server, swift_container, tmp_path
+):
+    import signal
+    import subprocess
+    import sys
+
+    pod = sleeper(300)
+    env = swift_server.environment() | {
+        "POD_NAME": pod,
+        "POD_NAMESPACE": kube_cluster.namespace,
+        "KUBECONFIG": kube_cluster.kubeconfig,
+        "PATH": "/usr/bin:/bin",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "publisher",
+            "publish",
+            "--json",
+            "--wait-container",
+            "processor",
+            str(tmp_path),
+            f"swift://{swift_container}/out",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    # Wait until it is watching: the destination container exists once it has prepared.
+    while swift_container not in [c["name"] for c in swift_server.connection().get_account()[1]]:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 143, err
+    assert json.loads(out)["status"] == "interrupted"
+    assert swift_server.connection().get_container(swift_container)[1] == []

@@ -19,9 +19,10 @@ TOKEN = "t0ken-with-enough-entropy"
 
 @pytest.fixture(scope="module")
 def offline(tmp_path_factory):
-    """pman whose Kubernetes API is a port nothing listens on."""
+    """pman whose Kubernetes API is a port nothing listens on (and without the status
+    cache, whose retries would add requests to the counts these tests compare)."""
     kubeconfig = unreachable_kubeconfig(tmp_path_factory.mktemp("kube"))
-    settings = Settings(kubeconfig=str(kubeconfig), max_body_bytes=4096)
+    settings = Settings(kubeconfig=str(kubeconfig), max_body_bytes=4096, status_cache=False)
     with pman_server(settings) as (url, app):
         yield url, app
 

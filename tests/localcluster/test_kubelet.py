@@ -331,3 +331,42 @@ def test_service_account_token_is_mounted_unless_disabled(jobs, core, namespace)
     pod = _run(jobs, core, namespace, manifest)
     assert _log(core, namespace, pod).splitlines()[-1] == "none"
     assert not pod.spec.volumes
+
+
+@pytest.mark.fault
+def test_user_namespace_mode_mounts_volumes(tmp_path, local):
+    try:
+        cluster = LocalCluster(tmp_path, mount_mode="userns").start()
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    try:
+        with kubernetes.config.new_client_from_config(
+            config_file=str(cluster.kubeconfig_path)
+        ) as api:
+            batch, core = kubernetes.client.BatchV1Api(api), kubernetes.client.CoreV1Api(api)
+            core.create_namespaced_secret(
+                "default", {"metadata": {"name": "creds"}, "stringData": {"key": "value"}}
+            )
+            script = (
+                "echo hi > /share/x; cat /share/x; cat /etc/creds/key; echo; touch /etc/creds/y"
+            )
+            main = container(
+                "main",
+                script,
+                volumeMounts=[
+                    {"name": "share", "mountPath": "/share"},
+                    {"name": "creds", "mountPath": "/etc/creds", "readOnly": True},
+                ],
+            )
+            volumes = [
+                {"name": "share", "emptyDir": {}},
+                {"name": "creds", "secret": {"secretName": "creds"}},
+            ]
+            batch.create_namespaced_job("default", job_manifest("userns", [main], volumes=volumes))
+            pod = wait_for_pod(core, "default", "userns", is_finished)
+            log = _log(core, "default", pod).splitlines()
+    finally:
+        cluster.stop()
+    assert log[:2] == ["hi", "value"]
+    assert "Read-only file system" in log[-1]
+    assert not os.path.exists("/share")

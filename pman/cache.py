@@ -142,10 +142,12 @@ class StatusCache:
         self._pods = Informer(kube, "pods", **options)
 
     def start(self) -> None:
+        """Begin following the cluster in the background."""
         self._jobs.start()
         self._pods.start()
 
     def stop(self) -> None:
+        """Stop following the cluster."""
         self._jobs.stop()
         self._pods.stop()
 

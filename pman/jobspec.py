@@ -48,7 +48,9 @@ def jid_selector(jid: str) -> str:
     return f"{JID_LABEL}={jid}"
 
 
-def pick_user(user: ContainerUser | None, *, choose: Callable[[int, int], int] = random.randint):
+def pick_user(
+    user: ContainerUser | None, *, choose: Callable[[int, int], int] = random.randint
+) -> tuple[Uid, Uid]:
     """Resolve ``CONTAINER_USER`` ranges to the UID and GID of one job."""
     if user is None:
         return None, None

@@ -125,7 +125,9 @@ class Kube:
             return None
         return response.data.decode("utf-8", errors="replace")
 
-    def watch(self, resource: str, *, selector: str, resource_version: str, timeout: int):
+    def watch(
+        self, resource: str, *, selector: str, resource_version: str, timeout: int
+    ) -> WatchStream:
         """A :class:`WatchStream` of ``jobs`` or ``pods`` events after ``resource_version``.
 
         The server ends the stream after about ``timeout`` seconds.

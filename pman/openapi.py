@@ -19,6 +19,7 @@ ERRORS = {
     "409": "A job with this jid already exists.",
     "413": "Request body too large.",
     "415": "The body is not declared as application/json.",
+    "502": "Kubernetes gave an answer pman did not expect.",
     "503": "The Kubernetes API is unreachable or failing.",
 }
 
@@ -83,7 +84,7 @@ def _operation(
     if schema:
         ok["content"] = {"application/json": {"schema": _ref(schema)}}
     responses = {code: ok}
-    for error in ("401", "403", "405", "503", *errors):
+    for error in ("401", "403", "405", "502", "503", *errors):
         responses[error] = {
             "description": ERRORS[error],
             "content": {"application/json": {"schema": _ref("Error")}},

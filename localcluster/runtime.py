@@ -170,7 +170,10 @@ class Process:
         """Start it; raises StartFailed with the runtime's message if it did not start."""
         read_end, write_end = os.pipe()
         payload = {**asdict(spec), "status_fd": write_end, "parent": os.getpid()}
-        spec_path.write_text(json.dumps(payload))
+        # The spec holds the environment, secrets included: readable by root only.
+        fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(payload))
         try:
             with open(log_path, "ab") as log:
                 self._popen = subprocess.Popen(

@@ -14,7 +14,7 @@ import sys
 import time
 
 
-def _kill_cgroup(directory):
+def _kill_cgroup(directory: str) -> None:
     try:
         with open(os.path.join(directory, "cgroup.procs")) as handle:
             pids = handle.read().split()
@@ -27,7 +27,7 @@ def _kill_cgroup(directory):
             continue
 
 
-def _remove_cgroups(base):
+def _remove_cgroups(base: str) -> None:
     try:
         children = [os.path.join(base, name) for name in os.listdir(base)]
     except OSError:
@@ -46,10 +46,10 @@ def _remove_cgroups(base):
                 time.sleep(0.02)
 
 
-def main():
+def main() -> None:
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
-    groups = set()
+    groups: set[int] = set()
     for line in sys.stdin:
         line = line.strip()
         if line[:1] == "+":

@@ -62,25 +62,27 @@ class StartError(Exception):
     pass
 
 
-def _check(result, what):
+def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def _mount(source, target, fstype, flags, data=None):
-    def enc(value):
+def _mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
+    def enc(value: str | None) -> bytes | None:
         return value.encode() if value is not None else None
 
     _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
 
 
-def _write(path, text):
+def _write(path: str, text: str) -> None:
     with open(path, "w") as handle:
         handle.write(text)
 
 
-def enter_namespace(mode):
+def enter_namespace(mode: str) -> None:
     if mode == "userns":
         uid, gid = os.getuid(), os.getgid()
         _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare")
@@ -92,7 +94,7 @@ def enter_namespace(mode):
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
-def remount_readonly(target):
+def remount_readonly(target: str) -> None:
     flags = MS_BIND | MS_REMOUNT | MS_RDONLY
     current = os.statvfs(target).f_flag
     for stat_flag, mount_flag in _KEEP_FLAGS:
@@ -104,25 +106,25 @@ def remount_readonly(target):
 class View:
     """The file system as the container will see it, while it is being assembled."""
 
-    def __init__(self, scratch, volumes):
+    def __init__(self, scratch: str, volumes: list[str]) -> None:
         self.root = "/"
         self.scratch = scratch
         # Directories on our own tmpfs (shadows and what was created in them) may get new
         # entries. Below a shadow, directories are bind mounts of the host's: they may not.
-        self.ours = set()
+        self.ours: set[str] = set()
         # Below a volume's mount point everything belongs to the pod.
         self.volumes = [v.rstrip("/") or "/" for v in volumes]
         self.shadows = 0
 
-    def host(self, path):
+    def host(self, path: str) -> str:
         return path if self.root == "/" else os.path.join(self.root, path.lstrip("/"))
 
-    def _is_writable(self, directory):
+    def _is_writable(self, directory: str) -> bool:
         if directory in self.ours:
             return True
         return any(directory == v or directory.startswith(v + "/") for v in self.volumes)
 
-    def _populate(self, shadow, source):
+    def _populate(self, shadow: str, source: str) -> None:
         for entry in os.scandir(source):
             src, dst = os.path.join(source, entry.name), os.path.join(shadow, entry.name)
             try:
@@ -137,7 +139,7 @@ class View:
             except OSError:
                 continue
 
-    def make_writable(self, directory):
+    def make_writable(self, directory: str) -> None:
         if self._is_writable(directory):
             return
         self.shadows += 1
@@ -150,7 +152,7 @@ class View:
             _mount(shadow, self.host(directory), None, MS_BIND | MS_REC)
         self.ours.add(directory)
 
-    def ensure(self, path, is_dir):
+    def ensure(self, path: str, is_dir: bool) -> str:
         """The host path of ``path`` in this view, created as a directory or file if missing."""
         parts = [p for p in path.split("/") if p and p != "."]
         current, links = "/", 0
@@ -181,7 +183,7 @@ class View:
         return self.host(current)
 
 
-def assemble(spec):
+def assemble(spec: dict) -> str:
     """Mount the volumes; returns the directory to chroot into, or "/"."""
     enter_namespace(spec["mode"])
     _mount("tmpfs", spec["scratch"], "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
@@ -194,7 +196,7 @@ def assemble(spec):
     return view.root
 
 
-def _set_identity(spec):
+def _set_identity(spec: dict) -> None:
     uid, gid = spec.get("uid"), spec.get("gid")
     if os.geteuid() != 0 or (uid is None and gid is None):
         return
@@ -205,7 +207,7 @@ def _set_identity(spec):
         os.setuid(uid)
 
 
-def _start(spec):
+def _start(spec: dict) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
     if os.getppid() != spec["parent"]:
         os._exit(137)  # the kubelet is already gone
@@ -238,7 +240,7 @@ def _start(spec):
         raise StartError(f'exec: "{argv[0]}": permission denied') from None
 
 
-def probe(mode, directory):
+def probe(mode: str, directory: str) -> int:
     """Exit 0 if this mode can bind-mount and remount read-only here."""
     try:
         enter_namespace(mode)
@@ -257,7 +259,7 @@ def probe(mode, directory):
         return 1
 
 
-def main():
+def main() -> None:
     if sys.argv[1] == "--probe":
         sys.exit(probe(sys.argv[2], sys.argv[3]))
     with open(sys.argv[1]) as handle:

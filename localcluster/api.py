@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from localcluster import errors, resources, validation
+from localcluster import errors, resources
 from localcluster.audit import AuditLog
 from localcluster.auth import ANONYMOUS, Authenticator
 from localcluster.lifecycle import Lifecycle
@@ -26,6 +26,7 @@ from localcluster.resources import ResourceType
 from localcluster.routing import RequestInfo, parse
 from localcluster.selectors import parse_field_selector, parse_label_selector
 from localcluster.store import Conflict, Entry, NotFound, Store, TooOld, Watcher, encode
+from localcluster.strategies import STRATEGIES, delete_options, merge_update
 
 log = logging.getLogger("localcluster.api")
 
@@ -53,38 +54,6 @@ def json_response(code: int, obj: Any) -> Response:
 
 def error_response(error: errors.ApiError) -> Response:
     return json_response(error.code, error.status())
-
-
-@dataclass(frozen=True)
-class Strategy:
-    """Type-specific hooks: checks and defaults on create, checks on update."""
-
-    validate: Callable[[Obj], None]
-    prepare: Callable[[Obj], None] | None = None
-    validate_update: Callable[[Obj, Obj], None] | None = None
-    # Objects whose status only the status subresource may change.
-    has_status: bool = False
-
-
-def _prepare_job(job: Obj) -> None:
-    job.pop("status", None)
-    validation.default_job(job, job["metadata"]["uid"])
-    job["status"] = {}
-
-
-STRATEGIES = {
-    "jobs": Strategy(
-        validation.validate_job, _prepare_job, validation.validate_job_update, has_status=True
-    ),
-    "pods": Strategy(lambda obj: None, None, validation.validate_pod_update, has_status=True),
-    "secrets": Strategy(
-        validation.validate_secret, validation.default_secret, validation.validate_secret_update
-    ),
-    "configmaps": Strategy(validation.validate_configmap),
-    "serviceaccounts": Strategy(validation.validate_serviceaccount),
-    "events": Strategy(validation.validate_event),
-    "namespaces": Strategy(validation.validate_namespace),
-}
 
 
 class Api:
@@ -424,7 +393,7 @@ class Api:
         namespace = info.namespace if rtype.namespaced else ""
 
         def mutate(old: Obj) -> Obj | None:
-            new = self._merge_update(info, strategy, old, make(json.loads(json.dumps(old))))
+            new = merge_update(info, strategy, old, make(json.loads(json.dumps(old))))
             return None if new == old else new
 
         try:
@@ -441,41 +410,6 @@ class Api:
             ) from None
         entry, _ = self.lifecycle.finalize_if_done(rtype, entry)
         return Response(200, entry.raw)
-
-    def _merge_update(self, info: RequestInfo, strategy: Strategy, old: Obj, new: Obj) -> Obj:
-        """The stored form of an update: server-owned fields kept, checks applied."""
-        if info.subresource == "status":
-            result = json.loads(json.dumps(old))
-            result["status"] = new.get("status") or {}
-            return result
-        check = validation.Checker()
-        meta = check.dict_at(new, "metadata", "ObjectMeta.metadata")
-        validation.check_labels(
-            check, "metadata.labels", check.string_map_at(meta, "labels", "metadata.labels")
-        )
-        check.raise_if_any(old["kind"], info.group, info.name)
-        for key in (
-            "name",
-            "namespace",
-            "uid",
-            "creationTimestamp",
-            "generation",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generateName",
-        ):
-            if key in old["metadata"]:
-                meta[key] = old["metadata"][key]
-            else:
-                meta.pop(key, None)
-        new["metadata"], new["kind"], new["apiVersion"] = meta, old["kind"], old["apiVersion"]
-        if strategy.has_status:
-            new["status"] = old.get("status", {})
-        if strategy.validate_update is not None:
-            strategy.validate_update(old, new)
-        if "generation" in meta and new.get("spec") != old.get("spec"):
-            meta["generation"] = old["metadata"]["generation"] + 1
-        return new
 
     def _delete(self, info: RequestInfo, rtype: ResourceType, headers, body) -> Response:
         options = self._delete_options(info, headers, body)
@@ -511,24 +445,7 @@ class Api:
         return Response(200, head[:-1] + b',"items":[' + b",".join(deleted) + b"]}")
 
     def _delete_options(self, info: RequestInfo, headers, body: bytes) -> dict[str, Any]:
-        options = self._body(headers, body) if body.strip() else {}
-        if not isinstance(options, dict):
-            raise errors.bad_request("DeleteOptions must be a JSON object")
-        propagation = info.query.get("propagationPolicy") or options.get("propagationPolicy")
-        if propagation is None and "orphanDependents" in options:
-            propagation = "Orphan" if options["orphanDependents"] else "Background"
-        grace = info.query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
-        try:
-            grace = None if grace in (None, "") else int(grace)
-        except (TypeError, ValueError):
-            raise errors.bad_request("gracePeriodSeconds must be an integer") from None
-        preconditions = options.get("preconditions") or {}
-        return {
-            "propagation": propagation,
-            "grace": grace,
-            "uid": preconditions.get("uid"),
-            "resource_version": preconditions.get("resourceVersion"),
-        }
+        return delete_options(info, self._body(headers, body) if body.strip() else {})
 
 
 def _event(kind: str, entry: Entry) -> bytes:

@@ -1,0 +1,436 @@
+"""One pod's life on the local node, from admission to removal.
+
+A worker thread places the pod on the node (or marks it unschedulable), sets up its
+volumes, runs the init containers one after another and then all containers side by side,
+each from its own thread (the kernel's parent-death signal is tied to the thread that
+started the process). A container's termination is written to the pod's status the moment
+its process is reaped, so watchers see it within milliseconds. Deleting a pod sends
+SIGTERM to its containers' process groups and SIGKILL after the grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from localcluster import mounts
+from localcluster.events import NODE_NAME
+from localcluster.memory import Limited
+from localcluster.meta import parse_quantity
+from localcluster.node import unschedulable_reason
+from localcluster.podstatus import ContainerRun, PodRun, pod_status
+from localcluster.runtime import (
+    ConfigError,
+    LaunchSpec,
+    Process,
+    StartFailed,
+    base_env,
+    container_env,
+    expand,
+    home_of,
+)
+from localcluster.store import NotFound
+from localcluster.volumes import VolumeBuilder, VolumeNotReady, token_paths
+
+if TYPE_CHECKING:
+    from localcluster.kubelet import Kubelet
+
+log = logging.getLogger("localcluster.kubelet")
+
+Obj = dict[str, Any]
+
+
+class PodWorker:
+    """Runs one pod from admission to removal."""
+
+    def __init__(self, kubelet: Kubelet, pod: Obj) -> None:
+        self.kubelet = kubelet
+        meta = pod["metadata"]
+        self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
+        self.spec = pod["spec"]
+        self.directory = (
+            kubelet.config.state_dir / "pods" / f"{self.namespace}_{self.name}_{self.uid}"
+        )
+        self.run = PodRun()
+        self.containers = [
+            ContainerRun(c["name"], c.get("image", ""), init=True)
+            for c in self.spec.get("initContainers") or []
+        ] + [ContainerRun(c["name"], c.get("image", "")) for c in self.spec.get("containers") or []]
+        waiting = "PodInitializing" if self.spec.get("initContainers") else "ContainerCreating"
+        for container in self.containers:
+            container.waiting_reason = waiting
+        self.volumes: dict[str, Path] = {}
+        self.processes: dict[str, Process] = {}
+        self.finished_at: dict[str, float] = {}
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self.removed = False
+        self.done = False
+        self.wound_down = False
+        self.thread = threading.Thread(target=self._main, name=f"pod-{self.name}", daemon=True)
+
+    # -- status
+
+    def pod(self) -> Obj | None:
+        entry = self.kubelet.store.get("pods", self.namespace, self.name)
+        if entry is None or entry.obj["metadata"]["uid"] != self.uid:
+            return None
+        return entry.obj
+
+    def publish(self) -> None:
+        """Write the pod's status as it is now (no write when nothing changed)."""
+        with self.lock:
+
+            def put(obj: Obj) -> Obj | None:
+                if obj["metadata"]["uid"] != self.uid:
+                    return None
+                status = pod_status(obj, self.run, self.containers)
+                if status == obj.get("status"):
+                    return None
+                obj["status"] = status
+                return obj
+
+            with contextlib.suppress(NotFound):
+                self.kubelet.store.update("pods", self.namespace, self.name, put)
+
+    def event(
+        self, reason: str, message: str, *, warning: bool = False, container: str = ""
+    ) -> None:
+        pod = self.pod()
+        if pod is not None:
+            path = f"spec.containers{{{container}}}" if container else ""
+            self.kubelet.events.record(pod, reason, message, warning=warning, field_path=path)
+
+    # -- the pod's life
+
+    def _main(self) -> None:
+        try:
+            if self._admit() and self._prepare():
+                self._run_containers()
+        except Exception:
+            log.exception("pod %s/%s failed in the kubelet", self.namespace, self.name)
+        with self.lock:
+            self.done = True
+            stopping = self.stopping.is_set()
+        if stopping:
+            self._wind_down()
+
+    def _admit(self) -> bool:
+        pod = self.pod()
+        if pod is None:
+            return False
+        reason = unschedulable_reason(pod)
+        if reason is not None:
+            self.run.scheduled = False
+            self.run.unschedulable_message = reason
+            self.publish()
+            return False
+
+        def bind(obj: Obj) -> Obj:
+            obj["spec"]["nodeName"] = NODE_NAME
+            return obj
+
+        try:
+            self.kubelet.store.update("pods", self.namespace, self.name, bind)
+        except NotFound:
+            return False
+        self.run.start_time = time.time()
+        self.publish()
+        self.kubelet.events.record(
+            pod,
+            "Scheduled",
+            f"Successfully assigned {self.namespace}/{self.name} to {NODE_NAME}",
+            component="default-scheduler",
+        )
+        return True
+
+    def _prepare(self) -> bool:
+        (self.directory / "logs").mkdir(parents=True, exist_ok=True)
+        (self.directory / "scratch").mkdir(exist_ok=True)
+        reported = ""
+        while not self.stopping.is_set():
+            pod = self.pod()
+            if pod is None:
+                return False
+            builder = VolumeBuilder(
+                self.kubelet.store, pod, self.directory / "volumes", token=self._token
+            )
+            try:
+                self.volumes = builder.build()
+                break
+            except VolumeNotReady as exc:
+                if str(exc) != reported:
+                    reported = str(exc)
+                    self.event("FailedMount", reported, warning=True)
+                self.stopping.wait(0.5)
+        if self.stopping.is_set():
+            return False
+        self.run.sandbox_ready = True
+        self.publish()
+        self.event(
+            "VolumesMounted",
+            f"Volumes reach the containers through {self.kubelet.mount_description}",
+        )
+        return True
+
+    def _token(self, expiration: int) -> str:
+        return self.kubelet.token_for(self.pod() or {"metadata": {}, "spec": self.spec}, expiration)
+
+    def _run_containers(self) -> None:
+        specs = {
+            c["name"]: c
+            for c in [*(self.spec.get("initContainers") or []), *self.spec["containers"]]
+        }
+        for run in [c for c in self.containers if c.init]:
+            if not self._run_one(run, specs[run.name]):
+                if not self.stopping.is_set():
+                    self.run.init_failed = True
+                    self.publish()
+                return
+        mains = [c for c in self.containers if not c.init]
+        for run in mains:
+            run.waiting_reason = "ContainerCreating"
+        threads = [
+            threading.Thread(
+                target=self._run_one,
+                args=(run, specs[run.name]),
+                name=f"{self.name}-{run.name}",
+                daemon=True,
+            )
+            for run in mains
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _run_one(self, run: ContainerRun, container: Obj) -> bool:
+        """Run a container until it ends for good; returns whether it succeeded."""
+        restarts = self.spec.get("restartPolicy") == "OnFailure"
+        while not self.stopping.is_set():
+            if not self._start_and_wait(run, container):
+                continue
+            if run.exit_code == 0 or not restarts or self.stopping.is_set():
+                return run.exit_code == 0
+            self.stopping.wait(min(0.5 * 2**run.restart_count, 10.0))
+            with self.lock:
+                run.last_state = run.state()
+                run.restart_count += 1
+                run.started_at = run.finished_at = run.exit_code = None
+                run.reason = run.message = ""
+                run.waiting_reason = "CrashLoopBackOff"
+            self.publish()
+        return False
+
+    def _start_and_wait(self, run: ContainerRun, container: Obj) -> bool:
+        """Start and wait for the process; False if it must be retried (config not ready)."""
+        try:
+            spec = self._launch_spec(container)
+        except ConfigError as exc:
+            with self.lock:
+                run.waiting_reason, run.waiting_message = "CreateContainerConfigError", str(exc)
+            self.publish()
+            self.stopping.wait(1.0)
+            return False
+        limit = (container.get("resources") or {}).get("limits", {}).get("memory")
+        limited = None
+        if limit is not None:
+            limited = self.kubelet.memory.prepare(
+                f"{self.uid}-{run.name}", int(parse_quantity(limit))
+            )
+            spec.cgroup = str(limited.procs) if limited.procs else None
+        process = self._spawn(run, spec, limited)
+        if process is not None:
+            code = process.wait()
+            self._reap(run, process, code, limited, limit)
+        return True
+
+    def _spawn(
+        self, run: ContainerRun, spec: LaunchSpec, limited: Limited | None
+    ) -> Process | None:
+        """Start the container's process and report it running (None if it did not start)."""
+        with self.lock:
+            if self.stopping.is_set():
+                return None
+            try:
+                process = Process(
+                    spec,
+                    spec_path=self.directory / f"{run.name}.launch.json",
+                    log_path=self.directory / "logs" / f"{run.name}.log",
+                )
+            except StartFailed as exc:
+                self._ended(run, 128, "StartError", str(exc))
+                if limited is not None:
+                    self.kubelet.memory.finished(limited)
+                self.event("Failed", f"Error: {exc}", warning=True, container=run.name)
+                return None
+            self.processes[run.name] = process
+            self.kubelet.janitor.watch(process)
+            run.started_at = time.time()
+            run.container_id = f"localcluster://{uuid.uuid4().hex}"
+            run.waiting_reason = run.waiting_message = ""
+        if limited is not None:
+            self.kubelet.memory.started(limited, process.pid)
+        self.publish()
+        self.event("Started", f"Started container {run.name}", container=run.name)
+        log.info(
+            "%s/%s: container %s started (pid %d)", self.namespace, self.name, run.name, process.pid
+        )
+        return process
+
+    def _reap(
+        self, run: ContainerRun, process: Process, code: int, limited: Limited | None, limit: Any
+    ) -> None:
+        """Report the container's end at once (publish latency depends on it), then clean up."""
+        finished = time.time()
+        oom = limited is not None and self.kubelet.memory.oom_killed(limited)
+        with self.lock:
+            self.processes.pop(run.name, None)
+            self.finished_at[run.name] = finished
+            if oom:
+                self._ended(run, 137, "OOMKilled", "", finished)
+            else:
+                self._ended(run, code, "Completed" if code == 0 else "Error", "", finished)
+        log.info(
+            "%s/%s: container %s terminated: %s, exit code %d",
+            self.namespace,
+            self.name,
+            run.name,
+            run.reason,
+            run.exit_code,
+        )
+        process.kill_group()  # like a runtime, end what the container left behind
+        self.kubelet.janitor.forget(process)
+        if limited is not None:
+            self.kubelet.memory.kill_all(limited)
+            self.kubelet.memory.finished(limited)
+        if oom:
+            message = f"Container {run.name} was killed: memory limit {limit} reached"
+            self.event("OOMKilled", message, warning=True, container=run.name)
+
+    def _ended(
+        self, run: ContainerRun, code: int, reason: str, message: str, when: float | None = None
+    ) -> None:
+        with self.lock:
+            run.finished_at = when or time.time()
+            run.exit_code, run.reason, run.message = code, reason, message
+        self.publish()
+
+    def _launch_spec(self, container: Obj) -> LaunchSpec:
+        pod = self.pod() or {
+            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
+            "spec": self.spec,
+        }
+        security = {
+            **(self.spec.get("securityContext") or {}),
+            **(container.get("securityContext") or {}),
+        }
+        uid = security.get("runAsUser")
+        home = home_of(uid if uid is not None else os.getuid())
+        env = container_env(
+            pod,
+            container,
+            base_env(pod, home=home, service=self.kubelet.config.service),
+            self.kubelet.store,
+        )
+        argv = [
+            expand(a, env)
+            for a in [*(container.get("command") or []), *(container.get("args") or [])]
+        ]
+        cwd = container.get("workingDir") or "/"
+        mode = self.kubelet.mount_mode
+        volume_mounts = self._mounts(container)
+        if mode == mounts.REWRITE:
+            rewrite = mounts.PathRewriter({m["target"]: m["source"] for m in volume_mounts})
+            argv = [rewrite(a) for a in argv]
+            env = {k: rewrite(v) for k, v in env.items()}
+            cwd = rewrite(cwd)
+            volume_mounts = []
+        groups = list(self.spec.get("securityContext", {}).get("supplementalGroups") or [])
+        return LaunchSpec(
+            argv=argv,
+            env=env,
+            cwd=cwd,
+            mode=mode,
+            scratch=str(self.directory / "scratch"),
+            mounts=volume_mounts,
+            uid=uid,
+            gid=security.get("runAsGroup"),
+            groups=groups,
+            no_new_privs=security.get("allowPrivilegeEscalation") is False,
+        )
+
+    def _mounts(self, container: Obj) -> list[dict[str, Any]]:
+        found = []
+        for mount in container.get("volumeMounts") or []:
+            source = self.volumes[mount["name"]]
+            if mount.get("subPath"):
+                source = source / mount["subPath"]
+                if not source.exists():
+                    source.mkdir(parents=True, exist_ok=True)
+            found.append(
+                {
+                    "source": str(source),
+                    "target": mount["mountPath"],
+                    "readonly": bool(mount.get("readOnly")),
+                }
+            )
+        return found
+
+    # -- stopping
+
+    def request_stop(self, grace: float, *, removed: bool = False) -> None:
+        with self.lock:
+            first = not self.stopping.is_set()
+            self.removed = self.removed or removed
+            self.stopping.set()
+            done = self.done
+            running = dict(self.processes)
+        if done:
+            self._wind_down()
+            return
+        if not running or (not first and grace > 0):
+            return
+        for name, process in running.items():
+            if first:
+                self.event("Killing", f"Stopping container {name}", container=name)
+            process.signal_group(signal.SIGKILL if grace <= 0 else signal.SIGTERM)
+        if grace > 0:
+            threading.Thread(target=self._kill_later, args=(grace,), daemon=True).start()
+
+    def _kill_later(self, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.processes:
+                    return
+            time.sleep(0.05)
+        with self.lock:
+            running = list(self.processes.values())
+        for process in running:
+            process.kill_group()
+
+    def _wind_down(self) -> None:
+        """Report the final status, let the pod object go, remove its directory (once)."""
+        with self.lock:
+            if self.wound_down:
+                return
+            self.wound_down = True
+        self.run.deleted = True
+        if not self.removed:
+            self.publish()
+            self.kubelet.lifecycle.pod_terminated(self.namespace, self.name, self.uid)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.kubelet.forget(self)
+
+    def token_files(self) -> list[tuple[Path, int]]:
+        pod = self.pod()
+        return token_paths(pod, self.volumes) if pod is not None else []

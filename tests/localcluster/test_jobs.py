@@ -180,3 +180,22 @@ def test_suspended_job_makes_no_pods(jobs, batch, core, namespace):
     job = wait_for_job(batch, namespace, name, lambda j: "Suspended" in condition_types(j))
     assert job.status.active is None
     assert _pods(core, namespace, name) == []
+
+
+def test_failing_init_container_fails_the_pod(jobs, batch, core, namespace):
+    name = unique_name("initfail")
+    init = [
+        container("first", "echo one"),
+        container("second", "exit 5"),
+        container("third", "true"),
+    ]
+    jobs(job_manifest(name, [container("main", "echo never")], init=init))
+    job = wait_for_job(batch, namespace, name)
+    assert "Failed" in condition_types(job)
+    pod = _pods(core, namespace, name)[0]
+    assert pod.status.phase == "Failed"
+    inits = {s.name: s.state for s in pod.status.init_container_statuses}
+    assert inits["first"].terminated.exit_code == 0
+    assert inits["second"].terminated.exit_code == 5
+    assert inits["third"].waiting is not None
+    assert pod.status.container_statuses[0].state.waiting is not None

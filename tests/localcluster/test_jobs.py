@@ -84,10 +84,11 @@ def test_active_deadline_kills_running_pods(jobs, batch, core, namespace):
 
 def test_ttl_after_finished_removes_job_and_pods(batch, core, namespace):
     name = unique_name("ttl")
-    batch.create_namespaced_job(
+    created = batch.create_namespaced_job(
         namespace, job_manifest(name, [container("main", "true")], ttlSecondsAfterFinished=0)
     )
-    pod = wait_for_pod(core, namespace, name, lambda p: True)
+    since = created.metadata.resource_version
+    pod = wait_for_pod(core, namespace, name, lambda p: True, resource_version=since)
     wait_until_gone(core, namespace, pod.metadata.name)
     wait_until_job_gone(batch, namespace, name)
     with pytest.raises(ApiException) as raised:

@@ -97,10 +97,13 @@ def test_secret_volume_is_read_only_and_waits_for_the_secret(jobs, core, namespa
         ),
     )
     assert waiting.status.container_statuses[0].state.waiting.reason == "ContainerCreating"
-    events = core.list_namespaced_event(
-        namespace, field_selector=f"involvedObject.name={waiting.metadata.name}"
+    stream = kubernetes.watch.Watch().stream(
+        core.list_namespaced_event,
+        namespace,
+        field_selector=f"involvedObject.name={waiting.metadata.name},reason=FailedMount",
+        timeout_seconds=30,
     )
-    assert any(e.reason == "FailedMount" for e in events.items) or kube_cluster.local is None
+    assert next(stream)["object"].type == "Warning"
     core.create_namespaced_secret(
         namespace, {"metadata": {"name": secret}, "stringData": {"key": "s3cret"}}
     )

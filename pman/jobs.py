@@ -87,10 +87,10 @@ class Jobs:
 
     def delete(self, jid: str) -> None:
         """Delete the job (its pods follow); 404 when there is none."""
+        job, _ = self._observe(jid)  # 404 for an unknown job, or one pman did not create
         if not self.settings.remove_jobs:
-            self._observe(jid)  # still 404 for an unknown job
             return
-        self.kube.delete_job(jid)
+        self.kube.delete_job(jid, uid=job["metadata"].get("uid"))
         if self.cache:
             self.cache.forget(jid)
 

@@ -77,9 +77,12 @@ class Kube:
             )
         return _json(response)
 
-    def delete_job(self, name: str) -> None:
-        """Delete a Job and, in the background, its pods (which it would otherwise orphan)."""
-        body = {"propagationPolicy": "Background"}
+    def delete_job(self, name: str, *, uid: str | None = None) -> None:
+        """Delete a Job and, in the background, its pods (which it would otherwise orphan);
+        only the Job with ``uid`` when given, never a namesake created since."""
+        body: Obj = {"propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
         with self._call("delete", "jobs", name):
             self._batch.delete_namespaced_job(
                 name, self.namespace, body=body, _preload_content=False, _request_timeout=TIMEOUT

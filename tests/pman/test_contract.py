@@ -16,6 +16,7 @@ import uuid
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import kubernetes
 import pytest
 import requests
 from kubernetes.utils import parse_quantity
@@ -326,6 +327,35 @@ def test_unknown_jid_is_404(pman):
     for response in (pman.get(jid), pman.delete(jid)):
         assert response.status_code == 404
         assert jid in response.json()["message"]
+
+
+def test_a_job_pman_did_not_create_is_not_its_to_report_or_delete(pman):
+    name = unique_name("foreign")
+    foreign = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "suspend": True,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox", "command": ["true"]}],
+                }
+            },
+        },
+    }
+    with pman.cluster.api_client() as api:
+        batch = kubernetes.client.BatchV1Api(api)
+        batch.create_namespaced_job(pman.cluster.namespace, foreign)
+        try:
+            assert pman.get(name).status_code == 404
+            assert pman.delete(name).status_code == 404
+            assert batch.read_namespaced_job(name, pman.cluster.namespace).metadata.name == name
+        finally:
+            batch.delete_namespaced_job(
+                name, pman.cluster.namespace, propagation_policy="Background"
+            )
 
 
 def test_posting_an_existing_jid_is_409(pman, bucket):

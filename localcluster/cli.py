@@ -68,7 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         cluster.start()
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     log.info("kubeconfig written to %s", cluster.kubeconfig_path)

@@ -40,7 +40,9 @@ NAME_MAX = 255
 
 @dataclass(frozen=True)
 class DownloadOptions:
-    threads: int = 8
+    threads: int = 16
+    segment_threads: int = 4
+    """Large-object segments fetched at once."""
     allow_empty: bool = False
 
 
@@ -115,7 +117,14 @@ def download_prefix(
     with Root(dest, create=True) as root:
         for directory in directories:
             _local(directory, root.make_dir)
-        _Downloader(store, root, container, options.threads, progress).run(files)
+        _Downloader(
+            store,
+            root,
+            container,
+            progress,
+            threads=options.threads,
+            segment_threads=options.segment_threads,
+        ).run(files)
     result.files, result.bytes = len(files), progress.total_bytes
     result.directories = len(directories)
     result.seconds = time.monotonic() - started
@@ -176,17 +185,45 @@ def _expand_large_objects(store: SwiftStore, container: str, files: list[_Item])
 
 class _Downloader:
     def __init__(
-        self, store: SwiftStore, root: Root, container: str, threads: int, progress: Progress
+        self,
+        store: SwiftStore,
+        root: Root,
+        container: str,
+        progress: Progress,
+        *,
+        threads: int,
+        segment_threads: int,
     ) -> None:
         self.store, self.root, self.container = store, root, container
         self.threads, self.progress = threads, progress
+        self.segment_threads = segment_threads
 
     def run(self, files: list[_Item]) -> None:
+        segments: list[Callable[[], None]] = []
         with ThreadPoolExecutor(self.threads, thread_name_prefix="download") as pool:
             futures = []
             for item in files:
-                futures.extend(pool.submit(task) for task in _FileWrite(self, item).tasks())
+                tasks = _FileWrite(self, item).tasks()
+                if len(tasks) == 1:
+                    futures.append(pool.submit(tasks[0]))
+                else:
+                    segments.extend(tasks)
+            # Segments of large objects go to a few workers, in order: many parallel
+            # writes at scattered offsets only make the disk seek.
+            queue = iter(segments)
+            lock = threading.Lock()
+            workers = min(self.segment_threads, len(segments))
+            futures.extend(pool.submit(_drain, queue, lock) for _ in range(workers))
             _wait_all(futures)
+
+
+def _drain(queue: Iterator[Callable[[], None]], lock: threading.Lock) -> None:
+    while True:
+        with lock:
+            task = next(queue, None)
+        if task is None:
+            return
+        task()
 
 
 class _FileWrite:

@@ -205,11 +205,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
 def _download(args: argparse.Namespace, store: SwiftStore) -> dict[str, Any]:
     from publisher.download import DownloadOptions, download_prefix
 
-    options = DownloadOptions(
-        threads=args.threads,
-        segment_threads=args.segment_threads,
-        allow_empty=args.allow_empty,
-    )
+    options = DownloadOptions(threads=args.threads, allow_empty=args.allow_empty)
     with Reporter(Progress("download"), interval=args.progress_interval) as progress:
         result = download_prefix(
             store,

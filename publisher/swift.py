@@ -162,8 +162,11 @@ class SwiftStore:
             self._local.conn = None
 
     # -- the retry loop ----------------------------------------------------------------
-    def _with_retries(self, what: str, action: Callable[[], Any]) -> Any:
-        delays = self.retry.delays()
+    def _with_retries(
+        self, what: str, action: Callable[[], Any], *, retry: RetryPolicy | None = None
+    ) -> Any:
+        retry = retry or self.retry
+        delays = retry.delays()
         while True:
             try:
                 return action()
@@ -177,14 +180,20 @@ class SwiftStore:
                 delay = next(delays, None) if transient else None
                 if delay is None:
                     if transient:
-                        error = type(error)(f"{error} (gave up after {self.retry.attempts} tries)")
+                        error = type(error)(f"{error} (gave up after {retry.attempts} tries)")
                     raise error from exc
                 self.retries += 1
                 log.warning("%s; retrying in %.1f s", error, delay)
                 self._drop_connection()
                 self._sleep(delay)
 
-    def _call(self, what: str, request: Callable[[swiftclient.Connection], Any]) -> Any:
+    def _call(
+        self,
+        what: str,
+        request: Callable[[swiftclient.Connection], Any],
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
         """Run one Swift request with retries, renewing the token once on 401."""
         renewed = False
         while True:
@@ -201,7 +210,7 @@ class SwiftStore:
                     raise
 
             try:
-                return self._with_retries(what, attempt)
+                return self._with_retries(what, attempt, retry=retry)
             except _AuthExpired as exc:
                 if renewed:
                     raise AuthenticationFailed(f"{what}: Swift refused the token (401)") from exc
@@ -258,7 +267,12 @@ class SwiftStore:
             raise TransferFailed(f"uploading {container}/{name}: container vanished") from None
 
     def get_object(
-        self, container: str, name: str, sink: Callable[[dict, Iterator[bytes]], Any]
+        self,
+        container: str,
+        name: str,
+        sink: Callable[[dict, Iterator[bytes]], Any],
+        *,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         """GET one object and hand its headers and body chunks to `sink` (retried whole)."""
 
@@ -267,7 +281,7 @@ class SwiftStore:
             return sink(headers, body)
 
         try:
-            return self._call(f"downloading {container}/{name}", request)
+            return self._call(f"downloading {container}/{name}", request, retry=retry)
         except _NotFound:
             raise NothingToDownload(f"object {container}/{name} vanished during download") from None
 

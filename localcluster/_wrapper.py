@@ -183,14 +183,24 @@ class View:
         return self.host(current)
 
 
+def _pin(path: str) -> str:
+    """A path that reaches ``path`` even once a mount hides it (closed on exec)."""
+    return f"/proc/self/fd/{os.open(path, os.O_PATH)}"
+
+
 def assemble(spec: dict) -> str:
     """Mount the volumes; returns the directory to chroot into, or "/"."""
     enter_namespace(spec["mode"])
     _mount("tmpfs", spec["scratch"], "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
-    view = View(spec["scratch"], [m["target"] for m in spec["mounts"]])
-    for mount in sorted(spec["mounts"], key=lambda m: m["target"].rstrip("/").count("/")):
-        target = view.ensure(mount["target"], os.path.isdir(mount["source"]))
-        _mount(mount["source"], target, None, MS_BIND | MS_REC)
+    mounts = sorted(spec["mounts"], key=lambda m: m["target"].rstrip("/").count("/"))
+    # The scratch tmpfs and the volumes' sources live under the cluster's state directory:
+    # a volume mounted over a directory holding it (an emptyDir at /tmp while the state is
+    # under /tmp) would hide them by path, so they are reached through descriptors.
+    sources = [_pin(mount["source"]) for mount in mounts]
+    view = View(_pin(spec["scratch"]), [m["target"] for m in mounts])
+    for mount, source in zip(mounts, sources, strict=True):
+        target = view.ensure(mount["target"], os.path.isdir(source))
+        _mount(source, target, None, MS_BIND | MS_REC)
         if mount.get("readonly"):
             remount_readonly(target)
     return view.root

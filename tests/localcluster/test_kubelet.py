@@ -136,6 +136,34 @@ def test_missing_mount_points_are_not_created_on_the_host(jobs, core, namespace,
     assert not os.path.exists(top)
 
 
+def test_volume_over_the_directory_holding_the_cluster_state(jobs, core, namespace, local):
+    # The suite keeps the cluster's state under /tmp: an emptyDir at /tmp must not hide the
+    # other volumes' sources from the container being started.
+    if local.mount_mode == "rewrite":
+        pytest.skip("needs mount namespaces")
+    secret = unique_name("tmpcreds")
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": secret}, "stringData": {"key": "kept"}}
+    )
+    main = container(
+        "main",
+        "cat /etc/creds/key; echo; ls -A /tmp | wc -l",
+        volumeMounts=[
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "creds", "mountPath": "/etc/creds", "readOnly": True},
+        ],
+    )
+    volumes = [{"name": "tmp", "emptyDir": {}}, {"name": "creds", "secret": {"secretName": secret}}]
+    try:
+        pod = _run(
+            jobs, core, namespace, job_manifest(unique_name("tmpvol"), [main], volumes=volumes)
+        )
+    finally:
+        core.delete_namespaced_secret(secret, namespace)
+    assert state_of(pod, "main").terminated.exit_code == 0
+    assert _log(core, namespace, pod).split() == ["kept", "0"]
+
+
 def test_logs_tail_and_errors(jobs, core, namespace):
     name = unique_name("logs")
     main = container("main", "for i in 1 2 3 4 5; do echo line $i; done; echo oops >&2")

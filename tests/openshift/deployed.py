@@ -7,8 +7,7 @@ from the template's Secret), pman's own service account token in the projected v
 and the in-cluster configuration (``KUBERNETES_SERVICE_*``, the cluster's CA). The only
 changes: pods of the local cluster share this machine's network, so pman listens on a free
 loopback port (``PMAN_BIND``) instead of 0.0.0.0:5010; a Job's pod does not restart
-(``restartPolicy: Never``); and when the local cluster keeps its files under /tmp, the
-``/tmp`` emptyDir is left out, since mounted there it would hide them.
+(``restartPolicy: Never``).
 
 The template's ServiceAccounts and Secrets are created too, in a namespace of their own,
 plus the Swift credentials Secret the operator creates with ``oc create secret generic``.
@@ -24,7 +23,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -94,7 +92,7 @@ def deploy(cluster: KubeCluster, swift: Any, *, timeout: float = 60) -> Iterator
             secret = _swift_secret(objects, swift)
             _create(core, namespace, secret)
             created.append(("Secret", secret["metadata"]["name"]))
-            job = _pman_job(objects, port, state_dir=cluster.local.state_dir)
+            job = _pman_job(objects, port)
             batch.create_namespaced_job(namespace, job)
             created.append(("Job", job["metadata"]["name"]))
             token = find(objects, "Secret", "pman-api-token")["stringData"]["token"]
@@ -147,16 +145,12 @@ def _swift_secret(objects: list[Obj], swift: Any) -> Obj:
     }
 
 
-def _pman_job(objects: list[Obj], port: int, *, state_dir: Path) -> Obj:
+def _pman_job(objects: list[Obj], port: int) -> Obj:
     pod_template = copy.deepcopy(find(objects, "Deployment", "pman")["spec"]["template"])
     spec = pod_template["spec"]
     spec["restartPolicy"] = "Never"
     (container,) = spec["containers"]
     container["env"].append({"name": "PMAN_BIND", "value": f"127.0.0.1:{port}"})
-    if Path("/tmp") in Path(state_dir).resolve().parents:
-        # The local cluster keeps its pods' files under its state directory: an emptyDir
-        # mounted over /tmp would hide them from the very container it starts.
-        container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != "tmp"]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

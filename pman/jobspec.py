@@ -151,8 +151,13 @@ def container_security_context() -> Manifest:
 
 
 def stage_in_container(request: JobRequest, settings: Settings) -> Manifest:
-    """``publisher download`` of the input prefix into ``/share/incoming``."""
+    """``publisher download`` of the input prefix into ``/share/incoming``.
+
+    It also creates ``/share/outgoing``, writable by any UID: processors expect their
+    output directory to exist, and nothing else in the pod creates it.
+    """
     command = ["publisher", "download", "--credentials", CREDENTIALS_FILE]
+    command += ["--make-dir", f"{SHARE}/outgoing"]
     if request.type == "fs":
         # An fs plugin's input may legitimately be empty.
         command.append("--allow-empty")

@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         "download", parents=[common], help="download every object under a prefix"
     )
     down.add_argument("--allow-empty", action="store_true", help="an empty prefix is not an error")
+    down.add_argument(
+        "--make-dir",
+        type=Path,
+        metavar="DIR",
+        help="also create DIR, writable by any user (a job's output directory)",
+    )
     down.add_argument("source", type=parse_location, metavar="swift://CONTAINER/PREFIX")
     down.add_argument("dest", type=Path, metavar="DEST")
 
@@ -203,8 +209,10 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _download(args: argparse.Namespace, store: SwiftStore) -> dict[str, Any]:
-    from publisher.download import DownloadOptions, download_prefix
+    from publisher.download import DownloadOptions, download_prefix, make_output_dir
 
+    if args.make_dir is not None:
+        make_output_dir(args.make_dir)
     options = DownloadOptions(threads=args.threads, allow_empty=args.allow_empty)
     with Reporter(Progress("download"), interval=args.progress_interval) as progress:
         result = download_prefix(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -75,6 +76,29 @@ class _Item:
     path: str
     obj: ObjectInfo
     pieces: list[Segment] = field(default_factory=list)
+
+
+def make_output_dir(path: Path) -> None:
+    """Create `path` (and its missing parents) writable by any user, as an emptyDir's root is.
+
+    In a job pod nothing else creates the processor's output directory, and the processor
+    may run under any UID (OpenShift picks one per namespace). An existing directory is
+    left as it is; a link or a file there is refused.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if path.is_symlink() or not path.is_dir():
+                raise UnsafeName(
+                    f"{path}: refused, something other than a directory is there"
+                ) from None
+            return
+        # The mode given to mkdir is cut by the umask; chmod is not.
+        os.chmod(path, 0o777)
+    except OSError as exc:
+        raise LocalIOError(f"{path}: {exc.strerror}") from exc
 
 
 def relative_path(name: str, name_prefix: str) -> str:

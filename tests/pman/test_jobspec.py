@@ -61,6 +61,8 @@ PFCON_JOB = {
                             "download",
                             "--credentials",
                             "/etc/swift/swift-credentials.cfg",
+                            "--make-dir",
+                            "/share/outgoing",
                             "--allow-empty",
                             "swift://key-chris-jid-42/incoming",
                             "/share/incoming",
@@ -177,6 +179,7 @@ def test_pfcon_request_builds_the_expected_job():
 def test_ds_input_must_exist_and_the_command_ends_with_both_directories():
     manifest = job(type="ds")
     assert "--allow-empty" not in container(manifest, "stage-in")["command"]
+    assert "--make-dir" in container(manifest, "stage-in")["command"]
     assert container(manifest, "processor")["command"][-2:] == [
         "/share/incoming",
         "/share/outgoing",

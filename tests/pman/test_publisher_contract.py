@@ -8,6 +8,9 @@ pman never imports the publisher; only this test does.
 from __future__ import annotations
 
 import shlex
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,12 @@ from pman.status import INPUT_MISSING_CODES, PUBLISHER_EXIT_CODES
 from publisher import errors as publisher_errors
 from publisher.cli import build_parser
 from tests.pman.conftest import pfcon_request
+
+
+def run_publisher(argv: list[str], env: dict[str, str]) -> int:
+    """The publisher's exit code for ``argv``, run as the pod runs it: its own process."""
+    command = [sys.executable, "-m", "publisher", *argv]
+    return subprocess.run(command, env=env, capture_output=True, timeout=60, check=False).returncode
 
 
 def containers(**changes) -> dict[str, dict]:
@@ -41,6 +50,7 @@ def test_stage_in_downloads_the_input_prefix_into_share_incoming(kind, allow_emp
     assert (args.source.container, args.source.prefix) == ("key-chris-jid-42", "incoming/sub")
     assert args.dest == Path("/share/incoming")
     assert args.allow_empty is allow_empty
+    assert args.make_dir == Path("/share/outgoing")
 
 
 def test_publish_waits_for_the_processor_then_uploads_share_outgoing():
@@ -49,7 +59,8 @@ def test_publish_waits_for_the_processor_then_uploads_share_outgoing():
     assert args.command == "publish"
     assert args.wait_container == "processor" == pod["processor"]["name"]
     assert args.credentials == "/etc/swift/swift-credentials.cfg"
-    assert args.src == Path("/share/outgoing")
+    assert args.src == Path("/share/outgoing") == parse(pod["stage-in"]).make_dir
+    assert pod["processor"]["command"][-1] == str(args.src)
     assert (args.dest.container, args.dest.prefix) == ("bucket", "out")
     env = {
         item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in pod["publish"]["env"]
@@ -78,3 +89,39 @@ def test_explained_exit_codes_are_the_publishers():
     assert set(PUBLISHER_EXIT_CODES) == codes - {1}
     assert publisher_errors.ContainerNotFound.exit_code in INPUT_MISSING_CODES
     assert publisher_errors.NothingToDownload.exit_code in INPUT_MISSING_CODES
+
+
+@pytest.mark.parametrize("kind", ["fs", "ds"])
+def test_stage_in_leaves_an_output_directory_any_user_can_write(
+    kind, swift_server, swift_container, tmp_path
+):
+    connection = swift_server.connection()
+    connection.put_container(swift_container)
+    connection.put_object(swift_container, "incoming/a.txt", b"a\n")
+    share = tmp_path / "share"
+    share.mkdir()
+    command = parse(containers(type=kind, input_dir=f"{swift_container}/incoming")["stage-in"])
+    argv = [
+        "download",
+        *(["--allow-empty"] if command.allow_empty else []),
+        "--make-dir",
+        str(share / command.make_dir.relative_to("/share")),
+        f"{command.source}",
+        str(share / command.dest.relative_to("/share")),
+    ]
+    assert run_publisher(argv, swift_server.environment()) == 0
+    outgoing = share / "outgoing"
+    assert stat.S_IMODE(outgoing.lstat().st_mode) == 0o777
+    assert stat.S_ISDIR(outgoing.lstat().st_mode)
+    assert list(outgoing.iterdir()) == []
+    assert (share / "incoming" / "a.txt").read_bytes() == b"a\n"
+
+
+def test_a_link_where_the_output_directory_goes_is_refused(swift_server, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "outgoing").symlink_to(tmp_path / "elsewhere")
+    argv = ["download", "--allow-empty", "--make-dir", str(tmp_path / "outgoing")]
+    argv += ["swift://absent-container/in", str(tmp_path / "incoming")]
+    code = run_publisher(argv, swift_server.environment())
+    assert code == publisher_errors.UnsafeName.exit_code
+    assert not (tmp_path / "incoming").exists()

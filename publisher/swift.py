@@ -23,11 +23,10 @@ import requests
 import urllib3
 from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
 from swiftclient import client as swiftclient
 from swiftclient.exceptions import ClientException
 
-from publisher.credentials import Credentials
+from publisher.credentials import Credentials, keystone_plugin
 from publisher.errors import (
     AuthenticationFailed,
     ContainerNotFound,
@@ -134,7 +133,7 @@ class SwiftStore:
                 creds.auth_url, creds.username, creds.secret, auth_version="1", timeout=self.timeout
             )
             return url, token
-        sess = ks_session.Session(auth=_keystone_plugin(creds), timeout=self.timeout)
+        sess = ks_session.Session(auth=keystone_plugin(creds), timeout=self.timeout)
         token = sess.get_token()
         url = sess.get_endpoint(
             service_type="object-store", interface="public", region_name=creds.region or None
@@ -312,26 +311,6 @@ class SwiftStore:
         """Delete one object; one that is already gone is fine."""
         with contextlib.suppress(_NotFound):
             self._call(f"deleting {container}/{name}", lambda c: c.delete_object(container, name))
-
-
-def _keystone_plugin(creds: Credentials) -> Any:
-    url = creds.auth_url.rstrip("/")
-    if not url.endswith("/v3"):
-        url += "/v3"  # only Keystone v3 is supported; accept the unversioned URL too
-    if creds.kind == "application":
-        return v3.ApplicationCredential(
-            auth_url=url,
-            application_credential_id=creds.app_credential_id,
-            application_credential_secret=creds.secret,
-        )
-    return v3.Password(
-        auth_url=url,
-        username=creds.username,
-        password=creds.secret,
-        user_domain_name=creds.user_domain,
-        project_name=creds.project_name,
-        project_domain_name=creds.project_domain,
-    )
 
 
 def _translate(what: str, exc: Exception) -> tuple[bool, PublisherError] | None:

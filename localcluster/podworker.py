@@ -250,7 +250,8 @@ class PodWorker:
         process = self._spawn(run, spec, limited)
         if process is not None:
             code = process.wait()
-            self._reap(run, process, code, limited, limit)
+            fallback = container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+            self._reap(run, process, code, limited, limit, fallback=fallback)
         return True
 
     def _spawn(
@@ -287,18 +288,27 @@ class PodWorker:
         return process
 
     def _reap(
-        self, run: ContainerRun, process: Process, code: int, limited: Limited | None, limit: Any
+        self,
+        run: ContainerRun,
+        process: Process,
+        code: int,
+        limited: Limited | None,
+        limit: Any,
+        *,
+        fallback: bool = False,
     ) -> None:
         """Report the container's end at once (publish latency depends on it), then clean up."""
         finished = time.time()
         oom = limited is not None and self.kubelet.memory.oom_killed(limited)
+        failed = oom or code != 0
+        message = self._log_tail(run.name) if fallback and failed else ""
         with self.lock:
             self.processes.pop(run.name, None)
             self.finished_at[run.name] = finished
             if oom:
-                self._ended(run, 137, "OOMKilled", "", finished)
+                self._ended(run, 137, "OOMKilled", message, finished)
             else:
-                self._ended(run, code, "Completed" if code == 0 else "Error", "", finished)
+                self._ended(run, code, "Completed" if code == 0 else "Error", message, finished)
         log.info(
             "%s/%s: container %s terminated: %s, exit code %d",
             self.namespace,
@@ -315,6 +325,18 @@ class PodWorker:
         if oom:
             message = f"Container {run.name} was killed: memory limit {limit} reached"
             self.event("OOMKilled", message, warning=True, container=run.name)
+
+    def _log_tail(self, container: str) -> str:
+        """What ``FallbackToLogsOnError`` puts in the message: the log's last 80 lines, at
+        most 2 KiB of them, as the kubelet does (no termination message file is written)."""
+        # 80 lines cut to 2 KiB never reach further back than the last 2 KiB.
+        try:
+            with open(self.directory / "logs" / f"{container}.log", "rb") as log_file:
+                log_file.seek(max(0, log_file.seek(0, os.SEEK_END) - 2048))
+                data = log_file.read()
+        except OSError:
+            return ""
+        return b"".join(data.splitlines(keepends=True)[-80:]).decode("utf-8", errors="replace")
 
     def _ended(
         self, run: ContainerRun, code: int, reason: str, message: str, when: float | None = None

@@ -1,4 +1,5 @@
-"""The ``localcluster`` command: ``serve``, ``example``, and ``swift`` (a Swift all-in-one)."""
+"""The ``localcluster`` command: ``serve``, ``example``, ``swift`` (a Swift all-in-one), and
+``up``/``down`` (Swift, the local cluster and pman together)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "swift", help="run an OpenStack Swift all-in-one on 127.0.0.1", add_help=False
     )
+    commands.add_parser(
+        "up", help="run Swift, the local cluster and pman together, wired", add_help=False
+    )
+    commands.add_parser("down", help="stop what `localcluster up` started", add_help=False)
     return parser
 
 
@@ -97,10 +102,19 @@ def _swift(argv: Sequence[str]) -> int:
     return module.main(list(argv))
 
 
+def _up_or_down(command: str, argv: Sequence[str]) -> int:
+    # Imported only when used: it pulls in the Swift and cluster modules.
+    from localcluster import up
+
+    return up.up(argv) if command == "up" else up.down(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["swift"]:
         return _swift(argv[1:])
+    if argv[:1] in (["up"], ["down"]):
+        return _up_or_down(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,

@@ -1,0 +1,423 @@
+"""``localcluster up`` and ``down``: Swift, the local cluster and pman on one machine, wired.
+
+``up`` starts, in one process tree, a Swift all-in-one, the local cluster with TLS (so
+pods use the in-cluster configuration unchanged) and ``pman serve``; stores the Swift
+credentials in the cluster as the Secret pman's pods mount (``swift-credentials``, key
+``swift-credentials.cfg``); and writes an env file (``<dir>/env``: ``KUBECONFIG``,
+``ST_AUTH``/``ST_USER``/``ST_KEY``, ``SWIFT_CREDENTIALS_FILE``, ``PMAN_URL``, ...) that a
+shell loads with ``. <dir>/env``, so that ``pman``, ``publisher``, ``curl`` and
+``kubectl`` need no wiring by hand. It serves until SIGINT or SIGTERM (``localcluster
+down`` sends the latter), then stops everything it started. ``Stack`` does the same from
+Python, for ``make demo`` and the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import ctypes
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import kubernetes
+
+from localcluster.cluster import LocalCluster
+from localcluster.swift import SwiftAIO, SwiftStartError, free_port
+
+log = logging.getLogger("localcluster.up")
+
+HOST = "127.0.0.1"
+DEFAULT_DIR = ".state"
+PMAN_PORT = 5010
+NAMESPACE = "default"
+SECRET_NAME = "swift-credentials"
+SECRET_KEY = "swift-credentials.cfg"
+# The service account pman's pods name (its default PUBLISHER_SERVICE_ACCOUNT).
+PUBLISHER_ACCOUNT = "pman-publisher"
+ENV_FILE = "env"
+PID_FILE = "up.pid"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+class StackError(RuntimeError):
+    """A part of the stack did not come up, or the stack's directory is in use."""
+
+
+def _die_with_parent() -> None:
+    # pman must not outlive a killed `up` (it would keep the port and watch a dead API).
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def wait_until_ready(url: str, *, timeout: float, process: subprocess.Popen) -> None:
+    """Wait until ``url`` answers 200; StackError if the process ends or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        if process.poll() is not None:
+            raise StackError(f"{url}: the process exited with code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise StackError(f"{url} did not answer within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+class PmanProcess:
+    """``pman serve`` as a child process on 127.0.0.1, its output in a log file."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path, *, port: int = 0) -> None:
+        self.env = dict(env)
+        self.log_path = log_path
+        self.port = port or free_port()
+        self.popen: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self, *, timeout: float = 30.0) -> PmanProcess:
+        """Start and wait until ``/readyz`` answers (pman reached the cluster)."""
+        argv = [sys.executable, "-m", "pman.cli", "serve", "--host", HOST]
+        argv += ["--port", str(self.port)]
+        with open(self.log_path, "ab") as output:
+            self.popen = subprocess.Popen(
+                argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        try:
+            wait_until_ready(f"{self.url}/readyz", timeout=timeout, process=self.popen)
+        except StackError as exc:
+            self.stop()
+            raise StackError(f"pman: {exc} (log: {self.log_path})") from exc
+        return self
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+    def kill(self) -> None:
+        """End it at once, as a crash would."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+class Stack:
+    """Swift, the local cluster (TLS) and, unless ``pman_port`` is None, pman.
+
+    Everything lives under ``directory``: ``swift/`` (configuration, data, logs),
+    ``cluster/`` (pod volumes and logs, cleared at each start), ``kubeconfig``,
+    ``swift-credentials.cfg``, ``pman.log`` and the env file ``env``.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        pman_port: int | None = 0,
+        namespace: str = NAMESPACE,
+        secret_name: str = SECRET_NAME,
+    ) -> None:
+        self.directory = Path(directory).resolve()
+        self.pman_port = pman_port
+        self.namespace = namespace
+        self.secret_name = secret_name
+        self.swift: SwiftAIO | None = None
+        self.cluster: LocalCluster | None = None
+        self.pman: PmanProcess | None = None
+
+    @property
+    def env_file(self) -> Path:
+        return self.directory / ENV_FILE
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.directory / SECRET_KEY
+
+    def start(self) -> Stack:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_swift()
+            self._start_cluster()
+            self._store_credentials()
+            if self.pman_port is not None:
+                self.pman = PmanProcess(
+                    {**os.environ, **self.pman_settings(), **self.environment()},
+                    self.directory / "pman.log",
+                    port=self.pman_port,
+                ).start()
+            write_env_file(self.env_file, self.environment())
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop pman, the cluster (and every pod process), then Swift; idempotent."""
+        for part in (self.pman, self.cluster, self.swift):
+            if part is not None:
+                part.stop()
+        self.env_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _start_swift(self) -> None:
+        self.swift = SwiftAIO(self.directory / "swift")
+        try:
+            self.swift.start()
+        except SwiftStartError as exc:
+            raise StackError(f"Swift: {exc}") from exc
+        self.swift.write_credentials(self.credentials_file)
+
+    def _start_cluster(self) -> None:
+        state = self.directory / "cluster"
+        # Objects live in the cluster's memory only: volumes of an earlier run are garbage.
+        shutil.rmtree(state, ignore_errors=True)
+        self.cluster = LocalCluster(state, tls=True, kubeconfig=self.directory / "kubeconfig")
+        try:
+            self.cluster.start()
+        except (OSError, RuntimeError) as exc:
+            raise StackError(f"local cluster: {exc}") from exc
+
+    def _store_credentials(self) -> None:
+        assert self.cluster is not None
+        data = base64.b64encode(self.credentials_file.read_bytes()).decode()
+        secret = {"metadata": {"name": self.secret_name}, "data": {SECRET_KEY: data}}
+        account = {"metadata": {"name": PUBLISHER_ACCOUNT}}
+        config = str(self.cluster.kubeconfig_path)
+        with kubernetes.config.new_client_from_config(config_file=config) as api:
+            core = kubernetes.client.CoreV1Api(api)
+            core.create_namespaced_secret(self.namespace, secret)
+            core.create_namespaced_service_account(self.namespace, account)
+
+    def pman_settings(self) -> dict[str, str]:
+        """What pman is told about this stack (its settings, see README.rst)."""
+        return {"JOB_NAMESPACE": self.namespace, "SWIFT_SECRET_NAME": self.secret_name}
+
+    def environment(self) -> dict[str, str]:
+        """The variables of the env file."""
+        assert self.swift is not None
+        assert self.cluster is not None
+        env = {
+            "KUBECONFIG": str(self.cluster.kubeconfig_path),
+            **self.swift.environment(),
+            "SWIFT_CREDENTIALS_FILE": str(self.credentials_file),
+            **self.pman_settings(),
+        }
+        if self.pman is not None:
+            env["PMAN_URL"] = self.pman.url
+        return env
+
+
+def write_env_file(path: Path, env: Mapping[str, str]) -> None:
+    """``export NAME=value`` lines a POSIX shell can source; replaced atomically."""
+    lines = [f"# pman's local stack (localcluster up). Load it with:  . {path}"]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text("\n".join(lines) + "\n")
+    temporary.chmod(0o600)  # holds the Swift key
+    os.replace(temporary, path)
+
+
+def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The variables of an env file written by ``write_env_file``."""
+    env = {}
+    for line in Path(path).read_text().splitlines():
+        words = shlex.split(line, comments=True)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, _, value = words[1].partition("=")
+            env[name] = value
+    return env
+
+
+def commands_to_try(env_file: Path, *, jid: str = "try-1") -> str:
+    """What to type in another shell to run the sample job by hand."""
+    program = EXAMPLES / "wordcount" / "wordcount.py"
+    job = (
+        f'{{"jid": "{jid}", "image": "python:3.11-slim", '
+        f'"entrypoint": ["python3", "{program}"], "args": ["--top", "5"], '
+        '"auid": "me", "number_of_workers": 1, "cpu_limit": 1000, "memory_limit": 200, '
+        f'"gpu_limit": 0, "type": "ds", "input_dir": "key-{jid}/incoming", '
+        f'"output_dir": "key-{jid}/outgoing"}}'
+    )
+    lines = [
+        f". {env_file}",
+        f"publisher upload {EXAMPLES / 'wordcount' / 'input'} swift://key-{jid}/incoming",
+        f'curl -s -X POST "$PMAN_URL/api/v1/" -H "Content-Type: application/json" \\\n'
+        f"    -d {shlex.quote(job)}",
+        f'curl -s "$PMAN_URL/api/v1/{jid}/"',
+        f"publisher download swift://key-{jid}/outgoing ./{jid}-output",
+        f'curl -s -X DELETE "$PMAN_URL/api/v1/{jid}/"',
+        "KUBECONFIG is set too: kubectl get jobs,pods works if you have kubectl",
+    ]
+    return "\n".join(f"    {line}" for line in lines)
+
+
+# -- the commands ---------------------------------------------------------------------
+
+
+def _dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(DEFAULT_DIR),
+        help=f"where the stack keeps its files and env file (default: ./{DEFAULT_DIR})",
+    )
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port number (0 for any)")
+    return int(text)
+
+
+def up_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="localcluster up",
+        description="Run Swift, the local cluster (TLS) and pman together until interrupted, "
+        "and write an env file the other commands read.",
+    )
+    _dir_argument(parser)
+    parser.add_argument(
+        "--pman-port", type=_port, default=PMAN_PORT, help="pman's port (5010; 0 for any)"
+    )
+    parser.add_argument("--no-pman", action="store_true", help="do not start pman")
+    return parser
+
+
+def down_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="localcluster down", description="Stop what `localcluster up` started."
+    )
+    _dir_argument(parser)
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (30)")
+    return parser
+
+
+def running_pid(directory: Path) -> int | None:
+    """The pid of the ``localcluster up`` serving ``directory``, if one is running."""
+    try:
+        pid = int((directory / PID_FILE).read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    # A pid file left by a killed `up` may name an unrelated process by now.
+    words = cmdline.split(b"\0")
+    return pid if any(b"localcluster" in w for w in words) and b"up" in words else None
+
+
+def up(argv: Sequence[str]) -> int:
+    args = up_parser().parse_args(list(argv))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("localcluster.http").setLevel(logging.WARNING)
+    directory = args.dir.resolve()
+    if (pid := running_pid(directory)) is not None:
+        print(
+            f"localcluster up: already running for {directory} (pid {pid}); "
+            f"stop it with: localcluster down --dir {args.dir}",
+            file=sys.stderr,
+        )
+        return 1
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stack = Stack(directory, pman_port=None if args.no_pman else args.pman_port)
+    try:
+        stack.start()
+    except (StackError, OSError, kubernetes.client.ApiException) as exc:
+        print(f"localcluster up: cannot start: {exc}", file=sys.stderr)
+        return 1
+    pid_file = directory / PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        _announce(stack, args.dir)
+        stop.wait()
+        log.info("stopping")
+    finally:
+        stack.stop()
+        pid_file.unlink(missing_ok=True)
+    return 0
+
+
+def _announce(stack: Stack, shown_dir: Path) -> None:
+    assert stack.swift is not None
+    assert stack.cluster is not None
+    lines = [
+        "",
+        f"Swift:          {stack.swift.proxy_url} (user test:tester, key testing)",
+        f"Kubernetes API: {stack.cluster.url} (kubeconfig {stack.cluster.kubeconfig_path})",
+    ]
+    if stack.pman is not None:
+        lines.append(f"pman:           {stack.pman.url} (log {stack.pman.log_path})")
+    env_file = shown_dir / ENV_FILE
+    lines += [
+        f"env file:       {env_file}",
+        "",
+        "Try it from another shell:",
+        commands_to_try(env_file),
+        "",
+        f"Stop with Ctrl-C here, or: localcluster down --dir {shown_dir}",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def down(argv: Sequence[str]) -> int:
+    args = down_parser().parse_args(list(argv))
+    pid = running_pid(args.dir.resolve())
+    if pid is None:
+        print(f"localcluster down: nothing is running for {args.dir}", file=sys.stderr)
+        return 1
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        print(f"localcluster down: pid {pid} is still running", file=sys.stderr)
+        return 1
+    print(f"localcluster down: stopped (pid {pid})")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its parent does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"

@@ -148,7 +148,7 @@ def summary(args: argparse.Namespace, inputs: list[Path], tally: Tally) -> dict:
         "words": sum(f.words for f in tally.files),
         "characters": sum(f.characters for f in tally.files),
         "distinct_words": len(tally.words),
-        "top_words": [{"word": w, "count": c} for w, c in most_common(tally.words, args.top)],
+        "top_words": dict(most_common(tally.words, args.top)),
     }
 
 
@@ -193,7 +193,7 @@ def run(argv: list[str]) -> int:
         f"({totals['distinct_words']} different), {totals['characters']} characters"
     )
     if totals["top_words"]:
-        top = ", ".join(f"{t['word']} ({t['count']})" for t in totals["top_words"])
+        top = ", ".join(f"{word} ({n})" for word, n in totals["top_words"].items())
         print(f"most frequent: {top}")
     print(f"wrote {', '.join(names)} to {args.outputdir}")
     return 0

@@ -9,8 +9,13 @@ BIN := $(VENV)/bin
 venv:
 	@scripts/bootstrap
 
+# One job through Swift, the local cluster and pman, shown step by step; stops everything.
 demo: venv
-	@$(BIN)/python -m localcluster example
+	@$(BIN)/python -m localcluster.demo
+
+# The same stack left running (Ctrl-C stops it); prints the commands to try.
+serve: venv
+	@$(BIN)/localcluster up --dir .state
 
 test: venv
 	$(BIN)/ruff check .

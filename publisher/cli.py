@@ -213,7 +213,11 @@ def _download(args: argparse.Namespace, store: SwiftStore) -> dict[str, Any]:
 
     if args.make_dir is not None:
         make_output_dir(args.make_dir)
-    options = DownloadOptions(threads=args.threads, allow_empty=args.allow_empty)
+    options = DownloadOptions(
+        threads=args.threads,
+        segment_threads=args.segment_threads,
+        allow_empty=args.allow_empty,
+    )
     with Reporter(Progress("download"), interval=args.progress_interval) as progress:
         result = download_prefix(
             store,

@@ -3,9 +3,8 @@
 All names are checked before anything is written: a name that would land outside the
 destination (``..``, ``.``, absolute, empty segments) or that clashes with another
 (``a`` as a file and as a directory) stops the download with the object named. Objects are
-fetched in parallel. A Static Large Object is fetched in one stream, each segment checked
-against its own MD5 where it ends (segment by segment, with retries, if the stream fails);
-a Dynamic Large Object segment by segment. Every file is written to a
+fetched in parallel; a Static or Dynamic Large Object is fetched segment by segment (a
+few segments at once), each segment checked against its own MD5. Every file is written to a
 temporary name and renamed into place only once it is complete and verified.
 """
 
@@ -16,9 +15,8 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,14 +26,12 @@ from publisher.errors import (
     IntegrityError,
     LocalIOError,
     NothingToDownload,
-    StoreUnreachable,
-    TransferFailed,
     UnsafeName,
 )
 from publisher.localfs import PartialFile, Root, UnsafePath
 from publisher.manifest import MANIFEST_NAME
 from publisher.progress import Progress
-from publisher.swift import ObjectInfo, RetryPolicy, Segment, SwiftStore
+from publisher.swift import ObjectInfo, Segment, SwiftStore
 from publisher.upload import _wait_all, object_prefix
 
 log = logging.getLogger("publisher")
@@ -46,6 +42,8 @@ NAME_MAX = 255
 @dataclass(frozen=True)
 class DownloadOptions:
     threads: int = 16
+    segment_threads: int = 4
+    """Large-object segments fetched at once."""
     allow_empty: bool = False
 
 
@@ -149,6 +147,7 @@ def download_prefix(
             container,
             progress,
             threads=options.threads,
+            segment_threads=options.segment_threads,
         ).run(files)
     result.files, result.bytes = len(files), progress.total_bytes
     result.directories = len(directories)
@@ -217,19 +216,28 @@ class _Downloader:
         progress: Progress,
         *,
         threads: int,
+        segment_threads: int,
     ) -> None:
         self.store, self.root, self.container = store, root, container
         self.threads, self.progress = threads, progress
+        self.segment_threads = segment_threads
 
     def run(self, files: list[_Item]) -> None:
+        segments: list[Callable[[], None]] = []
         with ThreadPoolExecutor(self.threads, thread_name_prefix="download") as pool:
             futures = []
             for item in files:
-                write = _FileWrite(self, item)
-                if len(item.pieces) == 1:
-                    futures.extend(pool.submit(task) for task in write.tasks())
+                tasks = _FileWrite(self, item).tasks()
+                if len(tasks) == 1:
+                    futures.append(pool.submit(tasks[0]))
                 else:
-                    futures.append(pool.submit(write.stream_large))
+                    segments.extend(tasks)
+            # Segments of large objects go to a few workers, in order: their MD5s are
+            # checked in parallel, while writes at scattered offsets stay few.
+            queue = iter(segments)
+            lock = threading.Lock()
+            workers = min(self.segment_threads, len(segments))
+            futures.extend(pool.submit(_drain, queue, lock) for _ in range(workers))
             _wait_all(futures)
 
 
@@ -252,52 +260,6 @@ class _FileWrite:
             lambda p=p, o=o: self._piece(p, o)
             for p, o in zip(self.item.pieces, offsets, strict=True)
         ]
-
-    def stream_large(self) -> None:
-        """A large object in one GET, each segment checked by MD5 where it ends.
-
-        One sequential stream is as fast as the disk allows; if it fails (a segment
-        missing, a broken connection) the object is fetched again segment by segment,
-        with retries, which also names the segment at fault.
-        """
-        partial = self._open()
-        try:
-            try:
-                self._stream(partial)
-            except (StoreUnreachable, TransferFailed, NothingToDownload) as exc:
-                log.info("%s: fetching segment by segment (%s)", self.item.obj.name, exc)
-                self.down.progress.add(nbytes=-self.streamed)
-                offset = 0
-                for piece in self.item.pieces:
-                    self._fetch(piece, offset, partial)
-                    offset += piece.size
-        except BaseException:
-            partial.abort()
-            raise
-        partial.commit()
-        self.down.progress.add(files=1)
-
-    def _stream(self, partial: PartialFile) -> None:
-        checker = _SegmentChecker(self, partial)
-
-        def sink(headers: dict, body: Iterator[bytes]) -> None:
-            # Hashing and writing run in a second thread (MD5 releases the GIL), so the
-            # next chunk arrives while the last one is checked: time is the slower of the
-            # two, not their sum.
-            with ThreadPoolExecutor(1, thread_name_prefix="md5") as hasher:
-                pending: deque[Future] = deque()
-                for chunk in body:
-                    pending.append(hasher.submit(checker.feed, chunk))
-                    if len(pending) > 4:
-                        pending.popleft().result()
-                for future in pending:
-                    future.result()
-            checker.finish()
-
-        self.streamed = 0
-        self.down.store.get_object(
-            self.down.container, self.item.obj.name, sink, retry=RetryPolicy(attempts=1)
-        )
 
     def _write(self, partial: PartialFile, position: int, data: Any) -> None:
         try:
@@ -360,43 +322,13 @@ class _FileWrite:
             offset += segment.size
 
 
-class _SegmentChecker:
-    """Writes a large object's stream in order, checking each segment's MD5 at its end."""
-
-    def __init__(self, write: _FileWrite, partial: PartialFile) -> None:
-        self.write, self.partial = write, partial
-        self.pieces = iter(write.item.pieces)
-        self.piece: Segment | None = next(self.pieces)
-        self.digest = hashlib.md5(usedforsecurity=False)
-        self.left = self.piece.size
-        self.position = 0
-
-    def feed(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            if self.piece is None:
-                raise IntegrityError(
-                    f"object {self.write.item.obj.name!r} is longer than its segments"
-                )
-            part, view = view[: self.left], view[self.left :]
-            self.digest.update(part)
-            self.write._write(self.partial, self.position, part)
-            self.position += len(part)
-            self.left -= len(part)
-            if self.left == 0:
-                self._segment_done(self.piece)
-
-    def _segment_done(self, piece: Segment) -> None:
-        _verify(piece, self.digest.hexdigest(), piece.etag, piece.size)
-        self.write.down.progress.add(nbytes=piece.size)
-        self.write.streamed += piece.size
-        self.piece = next(self.pieces, None)
-        self.digest = hashlib.md5(usedforsecurity=False)
-        self.left = self.piece.size if self.piece is not None else 0
-
-    def finish(self) -> None:
-        if self.piece is not None:
-            raise TransferFailed(f"object {self.write.item.obj.name!r} ended early")
+def _drain(queue: Iterator[Callable[[], None]], lock: threading.Lock) -> None:
+    while True:
+        with lock:
+            task = next(queue, None)
+        if task is None:
+            return
+        task()
 
 
 def _local(path: str, action: Callable[..., Any], *args: Any) -> Any:

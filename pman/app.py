@@ -6,7 +6,8 @@ them, connects to Kubernetes, starts the status cache's watches, and serves:
 - ``GET|HEAD /api/v1/``, ``POST /api/v1/``, ``GET|DELETE /api/v1/<jid>/`` (the
   pman v6 contract);
 - ``GET /api/v1/_jobs/`` (every job; ``_`` cannot occur in a jid), ``/openapi.json``,
-  ``/healthz``, ``/readyz`` and ``/metrics``.
+  ``/healthz``, ``/readyz`` and ``/metrics``;
+- the data routes under ``/api/v1/_data/`` (:mod:`pman.data`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from pman.cache import StatusCache
+from pman.data import register_data_routes
 from pman.errors import BadRequest, JobNotFound, PmanError, Unauthorized, UnsupportedMediaType
 from pman.jobs import Jobs
 from pman.kube import Kube
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["pman"] = Pman(settings, Jobs(settings, kube, cache=cache), metrics)
     app.register_blueprint(api)
+    register_data_routes(app)
     if cache:
         cache.start()
     return app

@@ -67,3 +67,33 @@ class ClusterError(PmanError):
 
 class SettingsError(ValueError):
     """One or more settings are invalid; the message names each of them."""
+
+
+class PayloadTooLarge(PmanError):
+    """An upload is larger than pman or Swift accepts."""
+
+    status = 413
+
+
+class DataNotFound(PmanError):
+    """No such data: a job that does not exist and has no published output."""
+
+    status = 404
+
+
+class OutputNotReady(PmanError):
+    """The job exists but its output is not published (yet)."""
+
+    status = 409
+
+
+class StoreUnavailable(PmanError):
+    """No Swift is configured, or it cannot be reached, refuses pman or fails."""
+
+    status = 503
+
+
+class StoreError(PmanError):
+    """Swift answered with an error pman did not expect, or holds unusable data."""
+
+    status = 502

@@ -280,6 +280,15 @@ class JobList(BaseModel):
     jobs: list[JobObject]
 
 
+class UploadResult(BaseModel):
+    """POST /api/v1/_data/<jid>/input/: what was written to Swift."""
+
+    jid: str
+    input_dir: str = Field(description="<swift container>/<prefix> the files went to.")
+    files: int = Field(description="Number of files (objects) written.")
+    bytes: int = Field(description="Their total size.")
+
+
 class ErrorBody(BaseModel):
     """Every error: a sentence, or for invalid fields one sentence per field."""
 

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from pman import __version__
-from pman.models import ErrorBody, JobList, JobObject, JobRequest, ServerInfo
+from pman.models import ErrorBody, JobList, JobObject, JobRequest, ServerInfo, UploadResult
 
 REF = "#/components/schemas/{model}"
 ERRORS = {
@@ -110,3 +110,98 @@ def _plain(summary: str, *, public: bool = False) -> dict[str, Any]:
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": REF.format(model=name)}
+
+
+DATA_ERRORS = {
+    "400": "A bad archive or format; the message names the refused entry (a path leaving "
+    "the destination, a link, a special file, a duplicate).",
+    "401": ERRORS["401"],
+    "403": ERRORS["403"],
+    "404": "No such job and no published output (download).",
+    "405": ERRORS["405"],
+    "409": "The job exists but its output is not published (yet).",
+    "413": "The body, or the files in it, exceed PMAN_MAX_DATA_SIZE.",
+    "415": "The body is not a tar, zip or multipart/form-data upload.",
+    "502": "Swift or Kubernetes gave an answer pman did not expect.",
+    "503": "No Swift is configured, or Swift or Kubernetes is unreachable or failing.",
+}
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def with_data_routes(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with the data routes (input upload, output download) added."""
+    schema = UploadResult.model_json_schema(ref_template=REF)
+    return {
+        **document,
+        "paths": {**document["paths"], **_data_paths()},
+        "components": {
+            **document["components"],
+            "schemas": {**document["components"]["schemas"], "UploadResult": schema},
+        },
+    }
+
+
+def _data_paths() -> dict[str, Any]:
+    jid = {"name": "jid", "in": "path", "required": True, "schema": {"type": "string"}}
+    upload_errors = ("400", "413", "415")
+    return {
+        "/api/v1/_data/{jid}/input/": {
+            "parameters": [jid],
+            "post": {
+                "summary": "Upload a job's input into Swift, under its input_dir",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-tar": BINARY,
+                        "application/gzip": BINARY,
+                        "application/zip": BINARY,
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string", "format": "binary"},
+                            }
+                        },
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "Every file was written to Swift.",
+                        "content": {"application/json": {"schema": _ref("UploadResult")}},
+                    },
+                    **_data_errors(*upload_errors),
+                },
+            },
+        },
+        "/api/v1/_data/{jid}/output/": {
+            "parameters": [jid],
+            "get": {
+                "summary": "Download a job's published output and its manifest",
+                "parameters": [
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["tar", "tgz", "zip"]},
+                        "description": "Archive format; default from Accept, else tar.",
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The output files and .publisher-manifest.json, streamed.",
+                        "content": {
+                            "application/x-tar": BINARY,
+                            "application/gzip": BINARY,
+                            "application/zip": BINARY,
+                        },
+                    },
+                    **_data_errors("400", "404", "409"),
+                },
+            },
+        },
+    }
+
+
+def _data_errors(*codes: str) -> dict[str, Any]:
+    error = {"application/json": {"schema": _ref("Error")}}
+    chosen = sorted({"401", "403", "405", "502", "503", *codes})
+    return {code: {"description": DATA_ERRORS[code], "content": error} for code in chosen}

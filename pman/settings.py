@@ -11,15 +11,20 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import swiftcreds
 from pman import __version__
 from pman.errors import SettingsError
+from swiftcreds import Credentials
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_SIZE = re.compile(r"^(\d+)\s*([kmgt]?)(i?b?)$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _TRUE = {"1", "true", "yes", "y", "on", "t"}
 _FALSE = {"0", "false", "no", "n", "off", "f"}
 
@@ -102,6 +107,16 @@ class Settings:
     """``PMAN_STATUS_CACHE``: serve status from watches on Jobs and pods instead of asking
     Kubernetes on every GET."""
 
+    swift_credentials: Credentials | None = None
+    """Swift account of the data routes: ``SWIFT_CREDENTIALS_FILE`` (a swift-credentials.cfg,
+    the same file the publisher reads), else ST_AUTH/ST_USER/ST_KEY, else the OS_* variables;
+    none of them leaves the data routes answering 503."""
+
+    max_data_bytes: int = 5 << 30
+    """``PMAN_MAX_DATA_SIZE``: largest upload to the data routes (the body, and its files once
+    unpacked), in bytes or with a unit (``500M``, ``2GiB``); Swift's own largest object is
+    5 GiB. Up to this much is kept on pman's temporary disk while an upload is checked."""
+
     kubeconfig: str | None = None
     """``KUBECONFIG``: kubeconfig file used when pman does not run inside a cluster."""
 
@@ -121,6 +136,11 @@ class Settings:
                 values[name] = parse(raw.strip())
             except ValueError as error:
                 problems.append(f"{variable}={raw!r}: {error}")
+        if "swift_credentials" not in values:
+            try:
+                values["swift_credentials"] = swiftcreds.from_environment(environ)
+            except swiftcreds.CredentialsError as error:
+                problems.append(f"Swift credentials: {error}")
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
         return cls(**values)
@@ -151,6 +171,18 @@ def _parse_int(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def parse_size(raw: str) -> int:
+    """A positive number of bytes, or with a binary unit: ``1048576``, ``500M``, ``2GiB``."""
+    match = _SIZE.match(raw)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError("expected a size in bytes, or with a unit such as 500M or 2GiB")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def _parse_credentials_file(raw: str) -> Credentials:
+    return swiftcreds.load_file(Path(raw))
 
 
 def _parse_choice(*choices: str) -> Callable[[str], str]:
@@ -250,5 +282,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PMAN_API_TOKEN": ("api_token", str),
     "PMAN_MAX_BODY_SIZE": ("max_body_bytes", _parse_int(1024)),
     "PMAN_STATUS_CACHE": ("status_cache", parse_bool),
+    "SWIFT_CREDENTIALS_FILE": ("swift_credentials", _parse_credentials_file),
+    "PMAN_MAX_DATA_SIZE": ("max_data_bytes", parse_size),
     "KUBECONFIG": ("kubeconfig", str),
 }

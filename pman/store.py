@@ -1,0 +1,178 @@
+"""The only module in pman that talks to OpenStack Swift: objects in and out, for the data routes.
+
+:class:`Store` holds pman's Swift credentials and hands out :class:`SwiftSession` objects,
+one keep-alive connection each (a session belongs to one thread). python-swiftclient,
+keystoneauth1 and requests errors never leave this module: callers see
+:class:`~pman.errors.StoreUnavailable` (Swift or its auth service cannot be reached, refuses
+pman's credentials or fails), :class:`~pman.errors.StoreError` (an answer pman did not
+expect), :class:`~pman.errors.PayloadTooLarge` or :class:`ObjectNotFound`, with the original
+exception as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+import requests
+import urllib3
+from keystoneauth1 import exceptions as ks_exceptions
+from swiftclient import client as swiftclient
+from swiftclient.exceptions import ClientException
+
+from pman.errors import PayloadTooLarge, PmanError, StoreError, StoreUnavailable
+from swiftcreds import Credentials, swiftclient_options
+
+CHUNK = 1 << 20
+# A couple of quick retries of connection errors and 5xx: a client of pman waits for the
+# answer, so a Swift that stays down is reported within seconds rather than a minute.
+RETRIES = 2
+FIRST_BACKOFF = 0.25
+MAX_BACKOFF = 2.0
+
+
+class ObjectNotFound(PmanError):
+    """Swift answered 404: the object or its container does not exist."""
+
+    status = 404
+
+
+class Store:
+    """One Swift account reached with pman's credentials; sessions for many threads."""
+
+    def __init__(self, credentials: Credentials, *, timeout: float = 30.0) -> None:
+        self.credentials = credentials
+        self._options = swiftclient_options(credentials, timeout=timeout)
+        self._lock = threading.Lock()
+        # Swift v1 storage URL and token, shared so that each session need not authenticate.
+        self._endpoint: tuple[str | None, str | None] = (None, None)
+
+    @contextmanager
+    def session(self) -> Iterator[SwiftSession]:
+        """A session for the calling thread, closed on leaving the block."""
+        with self._lock:
+            url, token = self._endpoint
+        conn = swiftclient.Connection(
+            **self._options,
+            preauthurl=url,
+            preauthtoken=token,
+            retries=RETRIES,
+            starting_backoff=FIRST_BACKOFF,
+            max_backoff=MAX_BACKOFF,
+        )
+        try:
+            yield SwiftSession(conn, self.credentials)
+        finally:
+            if conn.url and conn.token and not conn.session:
+                with self._lock:
+                    self._endpoint = (conn.url, conn.token)
+            conn.close()
+
+
+class SwiftSession:
+    """Object operations over one connection."""
+
+    def __init__(self, conn: swiftclient.Connection, credentials: Credentials) -> None:
+        self._conn = conn
+        self._credentials = credentials
+
+    def ensure_container(self, container: str) -> None:
+        """Create the container unless it exists (PUT is idempotent)."""
+        with self._translated(f"creating container {container}"):
+            self._conn.put_container(container)
+
+    def put_object(
+        self, container: str, name: str, body: BinaryIO, *, length: int, etag: str
+    ) -> None:
+        """Upload ``length`` bytes read from ``body``; Swift checks them against ``etag``
+        (their MD5) and refuses to store anything else. ``body`` must be seekable for a retry.
+        """
+        with self._translated(f"uploading {container}/{name}"):
+            self._conn.put_object(
+                container, name, body, content_length=length, etag=etag, chunk_size=CHUNK
+            )
+
+    def read_object(self, container: str, name: str, *, limit: int) -> bytes:
+        """A small object's content; :class:`StoreError` when it holds more than ``limit``."""
+        headers, chunks = self.stream_object(container, name)
+        if int(headers.get("content-length") or 0) > limit:
+            raise StoreError(f"{container}/{name} is larger than {limit} bytes")
+        data = bytearray()
+        for chunk in chunks:
+            data += chunk
+            if len(data) > limit:
+                raise StoreError(f"{container}/{name} is larger than {limit} bytes")
+        return bytes(data)
+
+    def stream_object(self, container: str, name: str) -> tuple[dict[str, str], Iterator[bytes]]:
+        """An object's headers and its content in chunks of at most 1 MiB."""
+        what = f"downloading {container}/{name}"
+        with self._translated(what):
+            headers, body = self._conn.get_object(container, name, resp_chunk_size=CHUNK)
+        return headers, self._chunks(body, what)
+
+    def _chunks(self, body: Any, what: str) -> Iterator[bytes]:
+        with self._translated(what):
+            yield from body
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except PmanError:
+            raise
+        except Exception as error:
+            translated = translate(what, error, self._credentials)
+            if translated is None:
+                raise
+            raise translated from error
+
+
+def translate(what: str, error: Exception, credentials: Credentials) -> PmanError | None:
+    """pman's error for a library's exception; None for one that is not Swift's doing."""
+    if isinstance(error, ClientException):
+        return _http_error(what, error, credentials)
+    if isinstance(error, ks_exceptions.Unauthorized):
+        return StoreUnavailable(f"{what}: Keystone refused {credentials.describe()}")
+    if isinstance(error, ks_exceptions.EndpointNotFound):
+        return StoreUnavailable(f"{what}: the Keystone catalog has no object-store endpoint")
+    if isinstance(error, requests.Timeout | TimeoutError):
+        return StoreUnavailable(f"{what}: Swift did not answer in time")
+    network = (
+        ks_exceptions.ClientException,
+        requests.RequestException,
+        urllib3.exceptions.HTTPError,
+        ConnectionError,
+    )
+    if isinstance(error, network):
+        return StoreUnavailable(f"{what}: cannot reach Swift ({_short(error)})")
+    return None
+
+
+def _http_error(what: str, error: ClientException, credentials: Credentials) -> PmanError:
+    status = error.http_status
+    if status is None:
+        return StoreUnavailable(f"{what}: cannot reach Swift ({error.msg})")
+    reason = f"{status} {error.http_reason or ''}".strip()
+    if status == 404:
+        return ObjectNotFound(f"{what}: not found")
+    if status == 401:
+        return StoreUnavailable(f"{what}: Swift refused {credentials.describe()} ({reason})")
+    if status == 413:
+        return PayloadTooLarge(f"{what}: Swift refuses an object this large ({reason})")
+    if status == 422:
+        return StoreError(f"{what}: Swift says the data does not match its checksum")
+    if status >= 500:
+        return StoreUnavailable(f"{what}: Swift is failing ({reason})")
+    return StoreError(f"{what}: Swift answered {reason}")
+
+
+def _short(error: BaseException) -> str:
+    # Connection errors nest several reprs; the innermost reason is the useful part.
+    text = str(error)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "reset"):
+        if marker in text:
+            return marker
+    return text.splitlines()[0][:200] if text else type(error).__name__

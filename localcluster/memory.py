@@ -190,7 +190,8 @@ class MemoryLimiter:
     def close(self) -> None:
         self._stopped = True
         self._wake.set()
-        if self.base is not None:
+        # LocalCluster.stop() may run twice (it is idempotent): the first removed the base.
+        if self.base is not None and self.base.is_dir():
             for child in self.base.iterdir():
                 if child.is_dir():
                     _kill_cgroup(child)

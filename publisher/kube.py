@@ -151,7 +151,7 @@ class PodWatcher:
         if exc.status in (401, 403):
             raise ClusterError(
                 f"the Kubernetes API refused to list/watch pods in {self.namespace} "
-                f"({exc.status} {exc.reason}): the service account needs get/list/watch on pods"
+                f"({exc.status} {exc.reason}): the service account needs list and watch on pods"
             ) from exc
         if exc.status == 404:
             raise WaitFailed(f"pod {self.namespace}/{self.pod}: namespace not found") from exc

@@ -1,0 +1,189 @@
+"""Helpers for the end-to-end tests: pman as a real process, and a client that polls it.
+
+Everything is real: pman runs as its own ``pman serve`` process, its Jobs run on the
+test cluster, the job pods' ``stage-in`` and ``publish`` containers run the real
+publisher against the real Swift server, and the processor is a program on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import requests
+
+from localcluster.up import EXAMPLES, PmanProcess
+from tests.fixtures.cluster import KubeCluster, unique_name
+
+FINISHED = ("finishedSuccessfully", "finishedWithError")
+ORDER = {"notstarted": 0, "started": 1, "finishedSuccessfully": 2, "finishedWithError": 2}
+WORDCOUNT = EXAMPLES / "wordcount" / "wordcount.py"
+SAMPLE_INPUT = EXAMPLES / "wordcount" / "input"
+MANIFEST = ".publisher-manifest.json"
+
+Job = dict[str, Any]
+
+
+def python_entrypoint(script: str) -> list[str]:
+    """A processor that needs no image: the pods' PATH starts with the venv's bin."""
+    return ["python3", "-c", script]
+
+
+def job_body(bucket: str, jid: str | None = None, **changes: Any) -> Job:
+    """A ds job running the sample program on the bucket's sample input."""
+    jid = jid or unique_name("e2e")
+    return {
+        "jid": jid,
+        "image": "python:3.11-slim",
+        "entrypoint": ["python3", str(WORDCOUNT)],
+        "args": [],
+        "auid": "e2e",
+        "number_of_workers": 1,
+        "cpu_limit": 1000,
+        "memory_limit": 200,
+        "gpu_limit": 0,
+        "type": "ds",
+        "input_dir": f"{bucket}/incoming",
+        "output_dir": f"{bucket}/out-{jid}",
+        **changes,
+    }
+
+
+@dataclass
+class PmanClient:
+    """Talks to one pman over HTTP as pfcon does."""
+
+    url: str
+    jids: list[str] = field(default_factory=list)
+
+    def post(self, body: Job) -> requests.Response:
+        response = requests.post(f"{self.url}/api/v1/", json=body, timeout=30)
+        if response.status_code == 201:
+            self.jids.append(body["jid"].lstrip("/"))
+        return response
+
+    def submit(self, body: Job) -> Job:
+        response = self.post(body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def get(self, jid: str) -> requests.Response:
+        return requests.get(f"{self.url}/api/v1/{jid}/", timeout=30)
+
+    def delete(self, jid: str) -> requests.Response:
+        return requests.delete(f"{self.url}/api/v1/{jid}/", timeout=30)
+
+    def wait(
+        self,
+        jid: str,
+        until: Callable[[Job], bool] = lambda job: job["status"] in FINISHED,
+        *,
+        timeout: float = 60,
+    ) -> tuple[Job, list[Job]]:
+        """Poll until ``until(job)``; the last job object and every one seen."""
+        seen: list[Job] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = self.get(jid)
+            assert response.status_code == 200, response.text
+            seen.append(response.json())
+            if until(seen[-1]):
+                return seen[-1], seen
+            time.sleep(0.1)
+        raise AssertionError(f"{jid} never reached the awaited state; last: {seen[-1:]}")
+
+
+@contextmanager
+def pman_process(
+    cluster: KubeCluster, secret: str, log_dir: Path, *, port: int = 0
+) -> Iterator[PmanProcess]:
+    """``pman serve`` on the test cluster, as a separate process; stopped afterwards."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": cluster.kubeconfig,
+        "JOB_NAMESPACE": cluster.namespace,
+        "SWIFT_SECRET_NAME": secret,
+    }
+    process = PmanProcess(env, log_dir / f"pman-{unique_name('log')}.log", port=port)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def delete_jobs(cluster: KubeCluster, jids: list[str]) -> None:
+    with cluster.api_client() as api:
+        batch = kubernetes.client.BatchV1Api(api)
+        for jid in jids:
+            try:
+                batch.delete_namespaced_job(jid, cluster.namespace, propagation_policy="Background")
+            except kubernetes.client.ApiException as error:
+                if error.status != 404:
+                    raise
+
+
+def job_pods(cluster: KubeCluster, jid: str) -> list[Any]:
+    with cluster.api_client() as api:
+        core = kubernetes.client.CoreV1Api(api)
+        selector = f"pman.chrisproject.org/jid={jid}"
+        return core.list_namespaced_pod(cluster.namespace, label_selector=selector).items
+
+
+def container_log(cluster: KubeCluster, pod: str, container: str) -> str:
+    with cluster.api_client() as api:
+        core = kubernetes.client.CoreV1Api(api)
+        return core.read_namespaced_pod_log(pod, cluster.namespace, container=container)
+
+
+def terminated(pod: Any, container: str) -> Any:
+    """The container's terminated state, or None."""
+    for status in pod.status.container_statuses or []:
+        if status.name == container:
+            return status.state.terminated
+    return None
+
+
+def outputs(connection: Any, container: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """Objects under ``prefix`` by their name relative to it."""
+    _, listing = connection.get_container(container, prefix=f"{prefix}/", full_listing=True)
+    return {obj["name"].removeprefix(f"{prefix}/"): obj for obj in listing}
+
+
+def manifest(connection: Any, container: str, prefix: str) -> dict[str, Any]:
+    _, data = connection.get_object(container, f"{prefix}/{MANIFEST}")
+    return json.loads(data)
+
+
+def upload_sample(connection: Any, container: str, prefix: str) -> None:
+    connection.put_container(container)
+    for path in sorted(SAMPLE_INPUT.rglob("*")):
+        if path.is_file():
+            name = f"{prefix}/{path.relative_to(SAMPLE_INPUT).as_posix()}"
+            connection.put_object(container, name, path.read_bytes())
+
+
+def wordcount_locally(tmp: Path, *args: str) -> dict[str, Any]:
+    """What the sample program writes for the sample input when run here directly."""
+    out = tmp / f"local-{unique_name('out')}"
+    out.mkdir()
+    command = [sys.executable, str(WORDCOUNT), *args, str(SAMPLE_INPUT), str(out)]
+    subprocess.run(command, check=True, capture_output=True, timeout=30)
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"

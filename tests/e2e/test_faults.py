@@ -1,0 +1,108 @@
+"""The pipeline survives its parts going away: Swift stopping during a publish, and pman
+restarting mid-job while a second pman process serves the same cluster."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+
+import pytest
+
+from tests.e2e.pipeline import (
+    MANIFEST,
+    PmanClient,
+    container_log,
+    delete_jobs,
+    job_body,
+    job_pods,
+    manifest,
+    outputs,
+    pman_process,
+    python_entrypoint,
+)
+
+pytestmark = pytest.mark.fault
+
+# Waits for a file the test creates, so the test decides when the processor ends.
+WAIT_FOR_FLAG = (
+    "import os, sys, time\n"
+    "print('waiting for the flag', flush=True)\n"
+    "while not os.path.exists(os.environ['FLAG']): time.sleep(0.05)\n"
+    "open(sys.argv[-1] + '/result.txt', 'w').write('done\\n')\n"
+    "print('done', flush=True)\n"
+)
+
+
+def waiting_job(bucket: str, flag) -> dict:
+    return job_body(bucket, entrypoint=python_entrypoint(WAIT_FOR_FLAG), env=[f"FLAG={flag}"])
+
+
+def is_waiting(job: dict) -> bool:
+    return job["phase"] == "running" and "waiting for the flag" in job["logs"]
+
+
+def wait_for_log(cluster, pod: str, container: str, text: str, *, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = container_log(cluster, pod, container)
+        if text in log:
+            return log
+        time.sleep(0.1)
+    raise AssertionError(f"{container} never logged {text!r}; its log: {log!r}")
+
+
+def test_swift_stopping_during_the_publish_is_retried_and_the_job_succeeds(
+    pman: PmanClient, bucket, swift_server, local_cluster, tmp_path
+):
+    flag = tmp_path / "go"
+    jid = pman.submit(waiting_job(bucket, flag))["jid"]
+    pman.wait(jid, is_waiting)
+    (pod,) = job_pods(local_cluster, jid)
+    swift_server.stop_server("proxy")
+    try:
+        flag.touch()
+        log = wait_for_log(local_cluster, pod.metadata.name, "publish", "retrying in")
+        assert "container processor ended: Completed" in log
+        assert pman.get(jid).json()["status"] == "started"
+    finally:
+        swift_server.start_server("proxy")
+    final, _ = pman.wait(jid)
+    assert (final["status"], final["message"]) == ("finishedSuccessfully", "finished")
+    connection = swift_server.connection()
+    assert set(outputs(connection, bucket, f"out-{jid}")) == {"result.txt", MANIFEST}
+    assert manifest(connection, bucket, f"out-{jid}")["processor"]["exit_code"] == 0
+
+
+def test_two_pmans_answer_the_same_and_a_restart_mid_job_loses_nothing(
+    bucket, secret, local_cluster, tmp_path
+):
+    flag = tmp_path / "go"
+    with ExitStack() as stack:
+        first = stack.enter_context(pman_process(local_cluster, secret, tmp_path))
+        second = stack.enter_context(pman_process(local_cluster, secret, tmp_path))
+        one, two = PmanClient(first.url), PmanClient(second.url)
+        jid = one.submit(waiting_job(bucket, flag))["jid"]
+        try:
+            running, _ = one.wait(jid, is_waiting)
+            seen_by_two, _ = two.wait(jid, is_waiting)
+            assert seen_by_two == running == one.get(jid).json()
+
+            first.stop()  # pman goes away mid-job; the job runs on
+            flag.touch()
+            final, _ = two.wait(jid)
+            assert final["status"] == "finishedSuccessfully"
+
+            restarted = stack.enter_context(
+                pman_process(local_cluster, secret, tmp_path, port=first.port)
+            )
+            assert restarted.url == first.url
+            assert one.get(jid).json() == final == two.get(jid).json()
+            assert "waiting for the flag" in final["logs"]
+            assert "done" in final["logs"]
+            assert one.delete(jid).status_code == 204
+        finally:
+            delete_jobs(local_cluster, [jid])
+        deadline = time.monotonic() + 10
+        while two.get(jid).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert two.get(jid).status_code == 404

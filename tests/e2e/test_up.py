@@ -1,0 +1,145 @@
+"""``localcluster up``/``down`` and ``make demo``'s driver, run as a person runs them."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import kubernetes
+import pytest
+from swiftclient.client import Connection
+
+from localcluster.up import read_env_file
+from tests.e2e.pipeline import MANIFEST, SAMPLE_INPUT, PmanClient, job_body
+
+LOCALCLUSTER = [sys.executable, "-m", "localcluster"]
+
+
+def start_up(directory: Path, output: Path) -> subprocess.Popen:
+    command = [*LOCALCLUSTER, "up", "--dir", str(directory), "--pman-port", "0"]
+    with open(output, "wb") as out:
+        return subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_for_env_file(
+    process: subprocess.Popen, path: Path, output: Path, *, timeout: float = 60
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"up exited with {process.returncode}: {output.read_text()}")
+        assert time.monotonic() < deadline, "no env file"
+        time.sleep(0.05)
+    return read_env_file(path)
+
+
+def refuses_connections(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
+def run(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120):
+    return subprocess.run(
+        list(args), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def up_stack(tmp_path):
+    """A running ``localcluster up`` and its env; killed if the test did not stop it."""
+    directory, output = tmp_path / "stack", tmp_path / "up.out"
+    process = start_up(directory, output)
+    try:
+        env = wait_for_env_file(process, directory / "env", output)
+        yield directory, process, env, output
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_up_wires_swift_the_cluster_and_pman_and_down_stops_them(up_stack, tmp_path):
+    directory, process, env, output = up_stack
+    assert "Try it from another shell:" in output.read_text()
+    assert {"KUBECONFIG", "ST_AUTH", "ST_USER", "ST_KEY", "SWIFT_CREDENTIALS_FILE", "PMAN_URL"} <= (
+        set(env)
+    )
+    shell = {**os.environ, **env}
+
+    # What a person does after `. .state/env`: upload with the publisher, submit with curl.
+    done = run(
+        sys.executable, "-m", "publisher", "upload", "--credentials",
+        env["SWIFT_CREDENTIALS_FILE"], str(SAMPLE_INPUT), "swift://key-by-hand/incoming",
+        env=shell,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    swift = Connection(env["ST_AUTH"], env["ST_USER"], env["ST_KEY"], retries=0)
+    uploaded = {obj["name"] for obj in swift.get_container("key-by-hand", prefix="incoming/")[1]}
+    assert len(uploaded - {f"incoming/{MANIFEST}"}) == len(list(SAMPLE_INPUT.rglob("*.*")))
+
+    with kubernetes.config.new_client_from_config(config_file=env["KUBECONFIG"]) as api:
+        secret = kubernetes.client.CoreV1Api(api).read_namespaced_secret(
+            "swift-credentials", "default"
+        )
+    stored = base64.b64decode(secret.data["swift-credentials.cfg"])
+    assert stored == Path(env["SWIFT_CREDENTIALS_FILE"]).read_bytes()
+
+    pman = PmanClient(env["PMAN_URL"])
+    jid = pman.submit(job_body("key-by-hand", jid="by-hand"))["jid"]
+    final, _ = pman.wait(jid)
+    assert final["status"] == "finishedSuccessfully", final
+    assert "out-by-hand/summary.json" in {
+        obj["name"] for obj in swift.get_container("key-by-hand", prefix="out-by-hand/")[1]
+    }
+
+    again = run(*LOCALCLUSTER, "up", "--dir", str(directory))
+    assert again.returncode == 1
+    assert "already running" in again.stderr
+
+    stopped = run(*LOCALCLUSTER, "down", "--dir", str(directory))
+    assert stopped.returncode == 0, stopped.stderr
+    assert process.wait(timeout=30) == 0
+    assert not (directory / "env").exists()
+    assert refuses_connections(env["PMAN_URL"])
+    assert refuses_connections(env["ST_AUTH"])
+    assert run(*LOCALCLUSTER, "down", "--dir", str(directory)).returncode == 1
+
+
+def test_the_demo_runs_a_job_end_to_end_and_says_so(tmp_path):
+    done = run(sys.executable, "-m", "localcluster.demo", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FAIL" not in done.stdout
+    for text in (
+        "notstarted",
+        "started",
+        "finishedSuccessfully",
+        "The processor's log:",
+        "wordcount 1.0.0 (ds): /share/incoming",
+        "Published outputs in swift://key-wordcount-demo/outgoing:",
+        '"exit_code": 0',
+        "ok   the job ended finishedSuccessfully",
+        "the demo ran end to end",
+    ):
+        assert text in done.stdout
+
+
+def test_the_demo_exits_non_zero_when_a_part_fails(tmp_path):
+    # pman refuses to start with an invalid setting, so the stack never comes up.
+    env = {**os.environ, "JOB_LOGS_TAIL": "many"}
+    done = run(sys.executable, "-m", "localcluster.demo", env=env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "the demo failed: pman:" in done.stderr
+    assert "the demo FAILED" in done.stdout

@@ -1,5 +1,6 @@
 """The ``pman`` command. ``pman serve`` runs the API with werkzeug for development;
-production runs ``create_app`` under gunicorn (see the Dockerfile).
+production runs ``create_app`` under gunicorn (see the Dockerfile). The client commands
+(submit, status, logs, delete, push, pull) are in :mod:`pman.client_commands`.
 
 Subcommands register themselves in :func:`build_parser`, one function each.
 """
@@ -13,6 +14,7 @@ import os
 import sys
 
 from pman import __version__
+from pman.client_commands import add_client_commands
 from pman.errors import PmanError, SettingsError
 from pman.settings import Settings
 
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
     serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (default 5010)")
     serve.set_defaults(run=run_serve)
+    add_client_commands(commands)
     return parser
 
 

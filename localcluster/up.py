@@ -240,7 +240,8 @@ class Stack:
             **self.pman_settings(),
         }
         if self.pman is not None:
-            env["PMAN_URL"] = self.pman.url
+            # The API's base URL, as pman's client commands and pfcon take it.
+            env["PMAN_URL"] = f"{self.pman.url}/api/v1/"
         return env
 
 
@@ -265,27 +266,41 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
     return env
 
 
-def commands_to_try(env_file: Path, *, jid: str = "try-1") -> str:
-    """What to type in another shell to run the sample job by hand."""
+def commands_to_try(env_file: Path) -> str:
+    """What to type in another shell to run the sample job by hand, with pman's client
+    commands, then with curl and the publisher as pfcon would."""
     program = EXAMPLES / "wordcount" / "wordcount.py"
+    sample = EXAMPLES / "wordcount" / "input"
+    jid, other = "try-1", "try-2"
     job = (
-        f'{{"jid": "{jid}", "image": "python:3.11-slim", '
+        f'{{"jid": "{other}", "image": "python:3.11-slim", '
         f'"entrypoint": ["python3", "{program}"], "args": ["--top", "5"], '
         '"auid": "me", "number_of_workers": 1, "cpu_limit": 1000, "memory_limit": 200, '
-        f'"gpu_limit": 0, "type": "ds", "input_dir": "key-{jid}/incoming", '
-        f'"output_dir": "key-{jid}/outgoing"}}'
+        f'"gpu_limit": 0, "type": "ds", "input_dir": "key-{other}/incoming", '
+        f'"output_dir": "key-{other}/outgoing"}}'
     )
     lines = [
         f". {env_file}",
-        f"publisher upload {EXAMPLES / 'wordcount' / 'input'} swift://key-{jid}/incoming",
-        f'curl -s -X POST "$PMAN_URL/api/v1/" -H "Content-Type: application/json" \\\n'
+        "",
+        "# with pman's client commands:",
+        f"pman push {jid} {sample}",
+        f"pman submit --jid {jid} --type ds --image python:3.11-slim \\",
+        f"    --entrypoint 'python3 {program}' --wait -- --top 5",
+        f"pman logs {jid}",
+        f"pman pull {jid} ./{jid}-output",
+        f"pman delete {jid}",
+        "",
+        "# with curl and the publisher:",
+        f"publisher upload {sample} swift://key-{other}/incoming",
+        'curl -s -X POST "$PMAN_URL" -H "Content-Type: application/json" \\',
         f"    -d {shlex.quote(job)}",
-        f'curl -s "$PMAN_URL/api/v1/{jid}/"',
-        f"publisher download swift://key-{jid}/outgoing ./{jid}-output",
-        f'curl -s -X DELETE "$PMAN_URL/api/v1/{jid}/"',
-        "KUBECONFIG is set too: kubectl get jobs,pods works if you have kubectl",
+        f'curl -s "${{PMAN_URL}}{other}/"    # until its status is finishedSuccessfully',
+        f"publisher download swift://key-{other}/outgoing ./{other}-output",
+        f'curl -s -X DELETE "${{PMAN_URL}}{other}/"',
+        "",
+        "# KUBECONFIG is set too: kubectl get jobs,pods works if you have kubectl",
     ]
-    return "\n".join(f"    {line}" for line in lines)
+    return "\n".join(f"    {line}" if line else "" for line in lines)
 
 
 # -- the commands ---------------------------------------------------------------------

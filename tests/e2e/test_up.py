@@ -97,13 +97,24 @@ def test_up_wires_swift_the_cluster_and_pman_and_down_stops_them(up_stack, tmp_p
     stored = base64.b64decode(secret.data["swift-credentials.cfg"])
     assert stored == Path(env["SWIFT_CREDENTIALS_FILE"]).read_bytes()
 
-    pman = PmanClient(env["PMAN_URL"])
+    assert env["PMAN_URL"].endswith("/api/v1/")
+    pman = PmanClient(env["PMAN_URL"].removesuffix("/api/v1/"))
     jid = pman.submit(job_body("key-by-hand", jid="by-hand"))["jid"]
     final, _ = pman.wait(jid)
     assert final["status"] == "finishedSuccessfully", final
     assert "out-by-hand/summary.json" in {
         obj["name"] for obj in swift.get_container("key-by-hand", prefix="out-by-hand/")[1]
     }
+
+    # The client commands `up` printed, run as printed.
+    printed = output.read_text().split("# with pman's client commands:\n")[1].split("\n\n")[0]
+    script = f". {directory / 'env'}\nset -e\n{printed}\n"
+    shell["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{shell['PATH']}"
+    done = run("sh", "-c", script, env=shell, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "finishedSuccessfully" in done.stdout
+    assert "wrote counts.tsv, words.tsv, summary.json" in done.stdout
+    assert {p.name for p in (tmp_path / "try-1-output").iterdir()} >= {"summary.json"}
 
     again = run(*LOCALCLUSTER, "up", "--dir", str(directory))
     assert again.returncode == 1

@@ -246,9 +246,14 @@ class Stack:
 
 
 def write_env_file(path: Path, env: Mapping[str, str]) -> None:
-    """``export NAME=value`` lines a POSIX shell can source; replaced atomically."""
+    """``export NAME=value`` lines a POSIX shell can source; replaced atomically.
+
+    It also puts the directory of this interpreter first on ``PATH``, so that the
+    ``pman``, ``publisher`` and ``localcluster`` commands of its virtualenv are found.
+    """
     lines = [f"# pman's local stack (localcluster up). Load it with:  . {path}"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+    lines.append(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text("\n".join(lines) + "\n")
     temporary.chmod(0o600)  # holds the Swift key
@@ -262,7 +267,8 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
         words = shlex.split(line, comments=True)
         if len(words) == 2 and words[0] == "export" and "=" in words[1]:
             name, _, value = words[1].partition("=")
-            env[name] = value
+            if name != "PATH":  # it extends the shell's own PATH
+                env[name] = value
     return env
 
 

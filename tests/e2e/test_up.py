@@ -109,7 +109,10 @@ def test_up_wires_swift_the_cluster_and_pman_and_down_stops_them(up_stack, tmp_p
     # The client commands `up` printed, run as printed.
     printed = output.read_text().split("# with pman's client commands:\n")[1].split("\n\n")[0]
     script = f". {directory / 'env'}\nset -e\n{printed}\n"
-    shell["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{shell['PATH']}"
+    # The env file puts the venv's commands on PATH: the shell starts with a PATH without.
+    shell["PATH"] = os.pathsep.join(
+        p for p in shell["PATH"].split(os.pathsep) if Path(p) != Path(sys.executable).parent
+    )
     done = run("sh", "-c", script, env=shell, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "finishedSuccessfully" in done.stdout

@@ -258,8 +258,8 @@ class ExampleRun:
 
 def run_example() -> int:
     print(
-        "This is the local cluster's own example Job. Once pman, the publisher and Swift are\n"
-        "wired together, `make demo` runs a whole pman job instead.\n",
+        "This is the local cluster's own example Job; `make demo` runs a whole pman job\n"
+        "(Swift, the local cluster, pman and the publisher).\n",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="localcluster-example-") as state:

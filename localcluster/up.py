@@ -222,8 +222,11 @@ class Stack:
         config = str(self.cluster.kubeconfig_path)
         with kubernetes.config.new_client_from_config(config_file=config) as api:
             core = kubernetes.client.CoreV1Api(api)
-            core.create_namespaced_secret(self.namespace, secret)
-            core.create_namespaced_service_account(self.namespace, account)
+            try:
+                core.create_namespaced_secret(self.namespace, secret)
+                core.create_namespaced_service_account(self.namespace, account)
+            except kubernetes.client.ApiException as exc:
+                raise StackError(f"storing the Swift credentials: {exc.reason}") from exc
 
     def pman_settings(self) -> dict[str, str]:
         """What pman is told about this stack (its settings, see README.rst)."""
@@ -380,7 +383,7 @@ def up(argv: Sequence[str]) -> int:
     stack = Stack(directory, pman_port=None if args.no_pman else args.pman_port)
     try:
         stack.start()
-    except (StackError, OSError, kubernetes.client.ApiException) as exc:
+    except (StackError, OSError) as exc:
         print(f"localcluster up: cannot start: {exc}", file=sys.stderr)
         return 1
     pid_file = directory / PID_FILE

@@ -406,9 +406,11 @@ def _announce(stack: Stack, shown_dir: Path) -> None:
         f"Swift:          {stack.swift.proxy_url} (user test:tester, key testing)",
         f"Kubernetes API: {stack.cluster.url} (kubeconfig {stack.cluster.kubeconfig_path})",
     ]
+    env_file = shown_dir / ENV_FILE
     if stack.pman is not None:
         lines.append(f"pman:           {stack.pman.url} (log {stack.pman.log_path})")
-    env_file = shown_dir / ENV_FILE
+    else:
+        lines.append(f"pman:           not started; run: . {env_file}; pman serve")
     lines += [
         f"env file:       {env_file}",
         "",

@@ -39,6 +39,12 @@ class Refused(ClientError):
         self.status = status
 
 
+class BadUrl(ClientError):
+    """The pman URL given is not an http(s) URL."""
+
+    exit_code = 2
+
+
 class Unavailable(ClientError):
     """pman could not be reached, timed out, or failed (5xx)."""
 
@@ -150,7 +156,7 @@ def api_url(url: str) -> str:
     """The API root: ``url`` with a trailing ``/``; a bare server URL gets ``/api/v1/``."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ClientError(f"{url!r} is not an http(s) URL of a pman server")
+        raise BadUrl(f"{url!r} is not an http(s) URL of a pman server")
     if parsed.path in ("", "/"):
         return url.rstrip("/") + "/api/v1/"
     return url if url.endswith("/") else url + "/"

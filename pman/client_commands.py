@@ -206,7 +206,7 @@ def run_submit(args: argparse.Namespace, client: PmanClient) -> int:
         _print_job(args, job, headline="submitted")
         return 0
     _progress(args, job)
-    return _await(args, client, job["jid"])
+    return _await(args, client, job["jid"], seen=job)
 
 
 def job_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -295,9 +295,12 @@ def run_status(args: argparse.Namespace, client: PmanClient) -> int:
     return 0
 
 
-def _await(args: argparse.Namespace, client: PmanClient, jid: str) -> int:
-    """Poll until the job finishes, printing each change; 0 on success, 1 on failure."""
-    job: dict[str, Any] = {}
+def _await(
+    args: argparse.Namespace, client: PmanClient, jid: str, *, seen: dict[str, Any] | None = None
+) -> int:
+    """Poll until the job finishes, printing each change (``seen`` was printed already);
+    0 when it succeeded, 1 when it failed."""
+    job: dict[str, Any] = seen or {}
     failures = 0
     while job.get("status") not in FINISHED:
         time.sleep(args.interval if job else 0)

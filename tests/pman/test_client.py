@@ -87,7 +87,7 @@ def test_a_job_from_push_to_pull(cli, swift_server, tmp_path):
     code, out, _ = cli(
         "submit", "--jid", jid, "--image", "python:3.11",
         "--entrypoint", python_entrypoint(COPY_INPUT), "--env", f"CHRIS_JID={jid}",
-        "--wait", "--", "--msg", "hi",
+        "--wait", "--interval", "0.2", "--", "--msg", "hi",
     )  # fmt: skip
     assert code == 0, out
     progress = out.splitlines()
@@ -199,6 +199,24 @@ def test_refused_request_is_one_line_exit_3(cli):
     assert code == 3
     assert err.startswith("pman: 400 jid: must be a DNS-1123 label")
     assert err.count("\n") == 1
+
+
+def test_waiting_on_a_failing_job_exits_1(cli):
+    jid = cli.jid()
+    fail = python_entrypoint("import sys; print('failing'); sys.exit(3)")
+    code, out, _ = cli(
+        "submit", "--jid", jid, "--image", "i", "--entrypoint", fail, "--wait", "--interval", "0.2"
+    )
+    assert code == 1, out
+    assert f"{jid} finishedWithError (done)" in out.splitlines()[-1]
+    assert "exited with code 3" in out.splitlines()[-1]
+    assert len(out.splitlines()) == len(set(out.splitlines()))  # each change printed once
+
+
+def test_a_url_that_is_not_http_exits_2(cli):
+    code, _, err = cli("status", "x", url="ftp://example.org/")
+    assert code == 2
+    assert err == "pman: 'ftp://example.org/' is not an http(s) URL of a pman server\n"
 
 
 def test_unreachable_pman_exits_4(cli):

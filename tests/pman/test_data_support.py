@@ -104,28 +104,38 @@ def read_tree(root: Path) -> dict[str, bytes]:
     }
 
 
-def publish(swift: SwiftAIO, source: Path, location: str) -> None:
+def publish(
+    swift: SwiftAIO, source: Path, location: str, *, credentials: Path | None = None
+) -> None:
     """Publish ``source`` to ``location`` with the real publisher (its manifest included)."""
-    env = {**os.environ, **swift.environment()}
-    command = [PUBLISHER, "upload", "--progress-interval", "0", str(source), f"swift://{location}"]
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)
+    _publisher(swift, ["upload", str(source), f"swift://{location}"], credentials)
 
 
-def stage_in(swift: SwiftAIO, location: str, destination: Path) -> None:
+def stage_in(
+    swift: SwiftAIO, location: str, destination: Path, *, credentials: Path | None = None
+) -> None:
     """Download ``location`` as a job's stage-in container does."""
+    _publisher(swift, ["download", f"swift://{location}", str(destination)], credentials)
+
+
+def _publisher(swift: SwiftAIO, argv: list[str], credentials: Path | None) -> None:
+    command, *rest = argv
+    options = ["--progress-interval", "0"]
+    if credentials:
+        options += ["--credentials", str(credentials)]
     env = {**os.environ, **swift.environment()}
-    command = [PUBLISHER, "download", "--progress-interval", "0", f"swift://{location}"]
     subprocess.run(
-        [*command, str(destination)], env=env, check=True, capture_output=True, timeout=60
+        [PUBLISHER, command, *options, *rest], env=env, check=True, capture_output=True, timeout=60
     )
 
 
 @contextmanager
-def data_pman(cluster: Any, swift: SwiftAIO, **settings: Any) -> Iterator[Pman]:
+def data_pman(cluster: Any, swift: SwiftAIO | None, **settings: Any) -> Iterator[Pman]:
     """pman on the test cluster with the test Swift's credentials and an 8 MiB data limit;
     ``settings`` override those (and turn the status cache off for one-test servers)."""
     options: dict[str, Any] = {"max_data_bytes": LIMIT, **settings}
     if "swift_credentials" not in options:
+        assert swift is not None
         options["swift_credentials"] = swiftcreds.from_environment(swift.environment())
     with running_pman(cluster, **options) as handle:
         yield handle

@@ -6,30 +6,17 @@
 - ``GET /api/v1/_data/<jid>/output/`` streams the files of the job's published output
   (``output_dir``), and the publisher's manifest, as a tar, tar.gz or zip file.
 
-``_`` cannot occur in a jid, so these paths never hide a job. An upload is checked whole
-before anything is written to Swift: while its entries are read, each file is copied to
-one temporary spool file with its MD5, and only once every entry was accepted are the
-files uploaded, under their final names, with the MD5 as ETag. Swift has no rename, so
-uploading under temporary names first would mean copying every object a second time on
-the server; the spool costs local disk up to ``PMAN_MAX_DATA_SIZE`` instead, and a refused,
-oversized or interrupted upload leaves Swift untouched (no existing object is overwritten
-by part of an archive that is then refused).
+``_`` cannot occur in a jid, so these paths never hide a job. Uploads are checked whole
+before anything is written to Swift (:mod:`pman.staging`); outputs are read back as the
+publisher's manifest lists them (:mod:`pman.outputs`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import queue
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from functools import partial
 from typing import Any, BinaryIO
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -39,15 +26,11 @@ from pman.archive import (
     CHUNK,
     ArchiveError,
     Entry,
-    OutFile,
     UnsafeEntry,
     multipart_boundary,
     multipart_entries,
-    safe_name,
     tar_entries,
-    tar_stream,
     zip_entries,
-    zip_stream,
 )
 from pman.errors import (
     BadRequest,
@@ -56,7 +39,6 @@ from pman.errors import (
     OutputNotReady,
     PayloadTooLarge,
     PmanError,
-    StoreError,
     StoreUnavailable,
     UnsupportedMediaType,
 )
@@ -70,19 +52,15 @@ from pman.jobspec import (
 )
 from pman.models import is_jid
 from pman.openapi import with_data_routes
+from pman.outputs import MANIFEST, MAX_MANIFEST_BYTES, output_chunks, published_files
 from pman.settings import Settings
+from pman.staging import LimitedBody, stage, upload
 from pman.status import job_state
-from pman.store import ObjectNotFound, Store
+from pman.store import Location, ObjectNotFound, Store
 
 log = logging.getLogger(__name__)
 data_api = Blueprint("pman_data", __name__)
 
-MANIFEST = ".publisher-manifest.json"
-MANIFEST_FORMAT = "pman-publisher-manifest/"
-# A manifest lists every file with its checksums: some hundred bytes per file.
-MAX_MANIFEST_BYTES = 64 << 20
-MAX_OBJECT_NAME = 1024  # Swift's default max_object_name_length, in bytes
-UPLOAD_THREADS = 8
 TAR_TYPES = {
     "application/x-tar",
     "application/tar",
@@ -107,44 +85,6 @@ NO_SWIFT = (
 )
 
 Obj = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where a job's data lives: ``<container>/<prefix>`` (DESIGN.md, Swift layout)."""
-
-    container: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, path: str) -> Location:
-        container, _, prefix = path.strip("/").partition("/")
-        return cls(container, prefix.strip("/"))
-
-    def object_name(self, name: str) -> str:
-        return f"{self.prefix}/{name}" if self.prefix else name
-
-    def __str__(self) -> str:
-        return f"{self.container}/{self.prefix}" if self.prefix else self.container
-
-
-@dataclass(frozen=True)
-class Staged:
-    """A file of an accepted upload, waiting in the spool."""
-
-    name: str
-    offset: int
-    size: int
-    md5: str
-
-
-@dataclass(frozen=True)
-class Published:
-    """A file the publisher's manifest lists."""
-
-    path: str
-    object: str
-    size: int
 
 
 class DataService:
@@ -252,22 +192,6 @@ def _input_stream(limit: int) -> BinaryIO:
     return get_input_stream(request.environ, max_content_length=None)
 
 
-class LimitedBody:
-    """The request body, read in chunks, refused once more than ``limit`` bytes arrived."""
-
-    def __init__(self, stream: BinaryIO, limit: int) -> None:
-        self._stream = stream
-        self._limit = limit
-        self.count = 0
-
-    def read(self, size: int = CHUNK) -> bytes:
-        data = self._stream.read(size if size >= 0 else CHUNK)
-        self.count += len(data)
-        if self.count > self._limit:
-            raise PayloadTooLarge(f"the request body is larger than {self._limit} bytes")
-        return data
-
-
 def _entries(kind: str, body: LimitedBody) -> Iterator[Entry]:
     if kind == "tar":
         return tar_entries(body)  # type: ignore[arg-type]
@@ -283,110 +207,6 @@ def _zip_file_entries(body: LimitedBody) -> Iterator[Entry]:
         shutil.copyfileobj(body, archive, CHUNK)  # type: ignore[misc]
         archive.seek(0)
         yield from zip_entries(archive)
-
-
-def stage(
-    entries: Iterator[Entry], spool: BinaryIO, location: Location, *, limit: int
-) -> list[Staged]:
-    """Check every entry and copy its content to ``spool``; nothing goes to Swift here."""
-    staged: list[Staged] = []
-    names = _Names()
-    total = 0
-    for entry in entries:
-        names.add(entry.name)
-        if len(location.object_name(entry.name).encode()) > MAX_OBJECT_NAME:
-            raise UnsafeEntry(entry.name, f"makes an object name longer than {MAX_OBJECT_NAME}")
-        digest = hashlib.md5(usedforsecurity=False)
-        offset, size = spool.tell(), 0
-        for chunk in entry.chunks:
-            size += len(chunk)
-            total += len(chunk)
-            if total > limit:
-                raise PayloadTooLarge(f"the files in the upload add up to more than {limit} bytes")
-            digest.update(chunk)
-            spool.write(chunk)
-        staged.append(Staged(entry.name, offset, size, digest.hexdigest()))
-    spool.flush()
-    return staged
-
-
-class _Names:
-    """The paths seen so far: each once, and never both a file and a directory."""
-
-    def __init__(self) -> None:
-        self._files: set[str] = set()
-        self._dirs: set[str] = set()
-
-    def add(self, name: str) -> None:
-        if name in self._files:
-            raise UnsafeEntry(name, "appears twice")
-        if name in self._dirs:
-            raise UnsafeEntry(name, "is both a file and a directory")
-        parts = name.split("/")
-        for end in range(1, len(parts)):
-            parent = "/".join(parts[:end])
-            if parent in self._files:
-                raise UnsafeEntry(name, f"is inside {parent!r}, which is a file")
-            self._dirs.add(parent)
-        self._files.add(name)
-
-
-def upload(store: Store, location: Location, staged: list[Staged], spool: int) -> None:
-    """PUT the staged files from the spool (a file descriptor), several at a time."""
-    with store.session() as swift:
-        swift.ensure_container(location.container)
-    pending: queue.SimpleQueue[Staged] = queue.SimpleQueue()
-    for item in staged:
-        pending.put(item)
-    failed = threading.Event()
-
-    def work() -> None:
-        with store.session() as swift:
-            while not failed.is_set():
-                try:
-                    item = pending.get_nowait()
-                except queue.Empty:
-                    return
-                body = SpoolRegion(spool, item.offset, item.size)
-                name = location.object_name(item.name)
-                try:
-                    swift.put_object(
-                        location.container, name, body, length=item.size, etag=item.md5
-                    )
-                except BaseException:
-                    failed.set()
-                    raise
-
-    workers = min(UPLOAD_THREADS, len(staged))
-    with ThreadPoolExecutor(workers or 1, thread_name_prefix="pman-upload") as pool:
-        futures = [pool.submit(work) for _ in range(workers)]
-    for future in futures:
-        future.result()
-
-
-class SpoolRegion:
-    """A seekable reader of one file's bytes in the spool (``os.pread``: no shared offset,
-    so that several threads read the same spool at once)."""
-
-    def __init__(self, fd: int, offset: int, size: int) -> None:
-        self._fd, self._offset, self._size = fd, offset, size
-        self._position = 0
-
-    def read(self, size: int = -1) -> bytes:
-        left = self._size - self._position
-        wanted = left if size < 0 else min(size, left)
-        data = os.pread(self._fd, wanted, self._offset + self._position) if wanted else b""
-        self._position += len(data)
-        return data
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, position: int, whence: int = 0) -> int:
-        if whence != 0:
-            raise OSError("SpoolRegion only seeks from the start")
-        self._position = position
-        return position
 
 
 # -- download --------------------------------------------------------------------------------
@@ -408,7 +228,7 @@ def download_output(jid: str) -> Any:
         except ObjectNotFound:
             raise service.not_published(jid, job, location) from None
     files = published_files(manifest, location)
-    chunks = _output_chunks(store, location, files, manifest, extension=extension, jid=jid)
+    chunks = output_chunks(store, location, files, manifest, extension=extension, jid=jid)
     disposition = f'attachment; filename="{jid}-output.{extension}"'
     return Response(chunks, mimetype=mimetype, headers={"Content-Disposition": disposition})
 
@@ -422,67 +242,6 @@ def _output_format() -> tuple[str, str]:
     if chosen not in OUTPUT_FORMATS:
         raise BadRequest(f"format {chosen!r} is not one of tar, tgz, zip")
     return OUTPUT_FORMATS[chosen]
-
-
-def published_files(manifest: bytes, location: Location) -> list[Published]:
-    """The files a publisher manifest lists; StoreError unless it is complete and sane."""
-    where = f"{location}/{MANIFEST}"
-    try:
-        document = json.loads(manifest)
-    except ValueError:
-        raise StoreError(f"{where} is not valid JSON") from None
-    if (
-        not isinstance(document, dict)
-        or not str(document.get("format", "")).startswith(MANIFEST_FORMAT)
-        or document.get("complete") is not True
-        or not isinstance(document.get("files"), list)
-    ):
-        raise StoreError(f"{where} is not a complete publisher manifest")
-    try:
-        return [_published(item) for item in document["files"]]
-    except (KeyError, TypeError, ValueError) as error:
-        raise StoreError(f"{where} lists a file pman cannot serve: {error}") from None
-
-
-def _published(item: Any) -> Published:
-    size = item["bytes"]
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ValueError(f"{item['path']!r} has no valid size")
-    if not isinstance(item["object"], str):
-        raise ValueError(f"{item['path']!r} has no object name")
-    return Published(safe_name(item["path"]), item["object"], size)
-
-
-def _output_chunks(
-    store: Store,
-    location: Location,
-    files: list[Published],
-    manifest: bytes,
-    *,
-    extension: str,
-    jid: str,
-) -> Iterator[bytes]:
-    with store.session() as swift:
-        items = [
-            OutFile(f.path, f.size, partial(_object_chunks, swift, location.container, f.object))
-            for f in files
-        ]
-        items.append(OutFile(MANIFEST, len(manifest), lambda: iter([manifest])))
-        if extension == "zip":
-            stream = zip_stream(items)
-        else:
-            stream = tar_stream(items, gzip=extension == "tar.gz")
-        try:
-            yield from stream
-        except (PmanError, ArchiveError) as error:
-            # The status line is sent: all that is left is to cut the stream short.
-            log.error("the output of job %s was cut short: %s", jid, error)
-            raise
-
-
-def _object_chunks(swift: Any, container: str, name: str) -> Iterator[bytes]:
-    _, chunks = swift.stream_object(container, name)
-    yield from chunks
 
 
 def _annotations(job: Obj | None) -> dict[str, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import requests
@@ -31,6 +32,26 @@ CHUNK = 1 << 20
 RETRIES = 2
 FIRST_BACKOFF = 0.25
 MAX_BACKOFF = 2.0
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a job's data lives: ``<container>/<prefix>``, one object per file, named
+    ``<prefix>/<path>``."""
+
+    container: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, path: str) -> Location:
+        container, _, prefix = path.strip("/").partition("/")
+        return cls(container, prefix.strip("/"))
+
+    def object_name(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def __str__(self) -> str:
+        return f"{self.container}/{self.prefix}" if self.prefix else self.container
 
 
 class ObjectNotFound(PmanError):

@@ -1,23 +1,30 @@
 """The one module that talks to OpenStack Swift (and to its auth service).
 
-`SwiftStore` authenticates once (Swift v1, or Keystone v3 through keystoneauth1), then
-gives each thread its own keep-alive connection. It owns the retry policy: connection
-errors, 5xx, 408 and 429 are retried with exponential backoff and jitter; an expired token
-(401) is renewed once. python-swiftclient, requests and keystoneauth1 errors never leave
-this module: callers see the errors of `publisher.errors`, with the original as __cause__.
+`SwiftStore` authenticates once (Swift v1 through python-swiftclient, or Keystone v3
+through keystoneauth1), then talks to the storage URL itself over HTTP/1.1, one keep-alive
+connection per thread (`http.client`): a response body is read into a buffer the thread
+reuses and a file is sent with sendfile(2), so the publisher spends little CPU per request
+and per byte on a machine it shares with everything else. It owns the retry policy:
+connection errors, 5xx, 408 and 429 are retried with exponential backoff and jitter; an
+expired token (401) is renewed once. Library and socket errors never leave this module:
+callers see the errors of `publisher.errors`, with the original as __cause__.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import random
+import select
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 import urllib3
@@ -41,6 +48,7 @@ from publisher.errors import (
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1 << 20
+"""Bytes read from a response at a time, into a buffer each thread reuses."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,125 @@ class _AuthExpired(Exception):
     """Internal: Swift answered 401 to a request carrying a token."""
 
 
+class _HttpStatus(Exception):
+    """Internal: Swift answered with an error status."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}".strip())
+        self.status, self.reason = status, reason
+
+
+class _Unreachable(Exception):
+    """Internal: the connection failed (refused, reset, timed out, closed mid-body)."""
+
+
+_NETWORK_ERRORS = (OSError, http.client.HTTPException)
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection to the storage URL's server, used by one thread."""
+
+    def __init__(self, storage_url: str, *, timeout: float) -> None:
+        parts = urlsplit(storage_url)
+        self.url = storage_url
+        self.base = parts.path.rstrip("/")
+        self.tls = parts.scheme == "https"
+        if self.tls:
+            self.http: http.client.HTTPConnection = http.client.HTTPSConnection(
+                parts.hostname or "",
+                parts.port,
+                timeout=timeout,
+                context=ssl.create_default_context(),
+                blocksize=READ_CHUNK,
+            )
+        else:
+            self.http = http.client.HTTPConnection(
+                parts.hostname or "", parts.port, timeout=timeout, blocksize=READ_CHUNK
+            )
+        self.buffer = memoryview(bytearray(READ_CHUNK))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def path(self, container: str, name: str | None = None, query: str | None = None) -> str:
+        path = f"{self.base}/{quote(container, safe='')}"
+        if name is not None:
+            path += "/" + quote(name, safe="/")
+        return f"{path}?{query}" if query else path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | BinaryIO | None = None,
+    ) -> http.client.HTTPResponse:
+        """Send one request; the response comes back with its status and headers read."""
+        self._drop_if_stale()
+        try:
+            self.http.putrequest(method, path, skip_accept_encoding=True)
+            for key, value in headers.items():
+                self.http.putheader(key, value)
+            if body is None or isinstance(body, bytes):
+                self.http.endheaders(body)
+            else:
+                self.http.endheaders()
+                self._send_file(body)
+            return self.http.getresponse()
+        except _NETWORK_ERRORS as exc:
+            self.close()
+            raise _Unreachable(_describe(exc)) from exc
+        except BaseException:
+            self.close()  # half a request went out: this connection cannot be reused
+            raise
+
+    def _send_file(self, body: BinaryIO) -> None:
+        send_to = getattr(body, "send_to", None)
+        if send_to is not None and not self.tls:
+            send_to(self.http.sock)  # sendfile(2): the kernel copies file to socket
+            return
+        self.http.send(body)  # read in READ_CHUNK blocks (the connection's blocksize)
+
+    def _drop_if_stale(self) -> None:
+        # A keep-alive connection the server closed while idle reads as ready (EOF):
+        # reconnect now rather than fail the request and wait for a retry.
+        sock = self.http.sock
+        if sock is None:
+            return
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        if poller.poll(0):
+            self.close()
+
+    def finish(self, response: http.client.HTTPResponse) -> bytes:
+        """Read a (small) response body whole; raise for an error status."""
+        try:
+            body = response.read()
+        except _NETWORK_ERRORS as exc:
+            self.close()
+            raise _Unreachable(_describe(exc)) from exc
+        if response.status >= 300:
+            raise _HttpStatus(response.status, response.reason)
+        return body
+
+    def body(self, response: http.client.HTTPResponse) -> Iterator[memoryview]:
+        """The body in chunks; each chunk is only valid until the next one is asked for."""
+        expected, received = response.length, 0
+        while True:
+            try:
+                count = response.readinto(self.buffer)
+            except _NETWORK_ERRORS as exc:
+                self.close()
+                raise _Unreachable(_describe(exc)) from exc
+            if not count:
+                break
+            received += count
+            yield self.buffer[:count]
+        if expected is not None and received != expected:
+            self.close()
+            raise _Unreachable(f"connection closed after {received} of {expected} bytes")
+
+
 class SwiftStore:
     """A Swift account reached with one set of credentials, safe to use from many threads."""
 
@@ -99,10 +226,13 @@ class SwiftStore:
         retry: RetryPolicy | None = None,
         timeout: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        listing_page: int = 10_000,
     ) -> None:
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
+        self.listing_page = listing_page
+        """Names per listing request (Swift's own maximum is 10,000)."""
         self._sleep = sleep
         self._lock = threading.Lock()
         self._endpoint: tuple[str, str] | None = None
@@ -143,15 +273,12 @@ class SwiftStore:
             raise CredentialsError(f"the Keystone catalog has no object-store endpoint{where}")
         return url, token
 
-    def _connection(self) -> swiftclient.Connection:
-        url, token = self._current_endpoint()
+    def _connection(self, url: str) -> _Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = swiftclient.Connection(
-                preauthurl=url, preauthtoken=token, retries=0, timeout=self.timeout
-            )
-            self._local.conn = conn
-        conn.url, conn.token = url, token
+        if conn is None or conn.url != url:
+            if conn is not None:
+                conn.close()
+            conn = self._local.conn = _Connection(url, timeout=self.timeout)
         return conn
 
     def _drop_connection(self) -> None:
@@ -189,22 +316,26 @@ class SwiftStore:
     def _call(
         self,
         what: str,
-        request: Callable[[swiftclient.Connection], Any],
+        request: Callable[[_Connection, dict[str, str]], Any],
         *,
         retry: RetryPolicy | None = None,
     ) -> Any:
-        """Run one Swift request with retries, renewing the token once on 401."""
+        """Run one Swift request with retries, renewing the token once on 401.
+
+        `request` gets this thread's connection and the headers every request carries.
+        """
         renewed = False
         while True:
             endpoint = self._current_endpoint()
 
-            def attempt() -> Any:
+            def attempt(endpoint: tuple[str, str] = endpoint) -> Any:
+                url, token = endpoint
                 try:
-                    return request(self._connection())
-                except ClientException as exc:
-                    if exc.http_status == 404:
+                    return request(self._connection(url), {"X-Auth-Token": token})
+                except _HttpStatus as exc:
+                    if exc.status == 404:
                         raise _NotFound(what) from exc
-                    if exc.http_status == 401:
+                    if exc.status == 401:
                         raise _AuthExpired(what) from exc
                     raise
 
@@ -219,19 +350,42 @@ class SwiftStore:
     # -- operations --------------------------------------------------------------------
     def ensure_container(self, container: str) -> None:
         """Create the container when it does not exist (PUT is idempotent)."""
-        self._call(f"creating container {container}", lambda c: c.put_container(container))
+
+        def request(conn: _Connection, headers: dict[str, str]) -> None:
+            headers["Content-Length"] = "0"
+            conn.finish(conn.request("PUT", conn.path(container), headers))
+
+        self._call(f"creating container {container}", request)
 
     def list_objects(self, container: str, prefix: str = "") -> list[ObjectInfo]:
         """Every object under `prefix`; raises ContainerNotFound."""
+        found: list[ObjectInfo] = []
+        marker = ""
+        while True:
+            page = self._listing_page(container, prefix, marker)
+            found.extend(_object_info(entry) for entry in page if "name" in entry)
+            if len(page) < self.listing_page:
+                return found
+            marker = page[-1]["name"]
 
-        def request(conn: swiftclient.Connection) -> list[dict]:
-            return conn.get_container(container, prefix=prefix or None, full_listing=True)[1]
+    def _listing_page(self, container: str, prefix: str, marker: str) -> list[dict]:
+        query = {"format": "json", "limit": str(self.listing_page)}
+        if prefix:
+            query["prefix"] = prefix
+        if marker:
+            query["marker"] = marker
+
+        def request(conn: _Connection, headers: dict[str, str]) -> list[dict]:
+            path = conn.path(container, query=urlencode(query))
+            body = conn.finish(conn.request("GET", path, headers))
+            return json.loads(body) if body else []
 
         try:
-            listing = self._call(f"listing {container}/{prefix}", request)
+            return self._call(f"listing {container}/{prefix}", request)
         except _NotFound:
             raise ContainerNotFound(f"container {container!r} does not exist") from None
-        return [_object_info(entry) for entry in listing if "name" in entry]
+        except ValueError as exc:
+            raise TransferFailed(f"listing {container}/{prefix}: unreadable listing") from exc
 
     def put_object(
         self,
@@ -244,21 +398,21 @@ class SwiftStore:
         query: str | None = None,
         content_type: str | None = None,
     ) -> None:
-        """PUT one object with its MD5 as ETag. `body` is bytes or opens a fresh reader."""
+        """PUT one object with its MD5 as ETag. `body` is bytes or opens a fresh reader.
 
-        def request(conn: swiftclient.Connection) -> None:
+        A reader with a ``send_to(socket)`` method is sent with it (sendfile) over plain
+        HTTP; any other reader is read in blocks.
+        """
+
+        def request(conn: _Connection, headers: dict[str, str]) -> None:
             if self.first_put_at is None:
                 self.first_put_at = time.time()
+            headers |= {"Content-Length": str(length), "ETag": etag}
+            if content_type is not None:
+                headers["Content-Type"] = content_type
             contents = body if isinstance(body, bytes) else body()
-            conn.put_object(
-                container,
-                name,
-                contents,
-                content_length=length,
-                etag=etag,
-                query_string=query,
-                content_type=content_type,
-            )
+            path = conn.path(container, name, query)
+            conn.finish(conn.request("PUT", path, headers, contents))
 
         try:
             self._call(f"uploading {container}/{name}", request)
@@ -269,15 +423,26 @@ class SwiftStore:
         self,
         container: str,
         name: str,
-        sink: Callable[[dict, Iterator[bytes]], Any],
+        sink: Callable[[dict, Iterator[memoryview]], Any],
         *,
         retry: RetryPolicy | None = None,
     ) -> Any:
-        """GET one object and hand its headers and body chunks to `sink` (retried whole)."""
+        """GET one object and hand its headers and body chunks to `sink` (retried whole).
 
-        def request(conn: swiftclient.Connection) -> Any:
-            headers, body = conn.get_object(container, name, resp_chunk_size=READ_CHUNK)
-            return sink(headers, body)
+        Header names are lower-case. Each chunk is a view of a buffer that is reused for the
+        next chunk: `sink` must use (hash, write) a chunk before asking for the next one.
+        """
+
+        def request(conn: _Connection, headers: dict[str, str]) -> Any:
+            response = conn.request("GET", conn.path(container, name), headers)
+            if response.status >= 300:
+                conn.finish(response)
+            received = {k.lower(): v for k, v in response.getheaders()}
+            try:
+                return sink(received, conn.body(response))
+            finally:
+                if not response.isclosed():
+                    conn.close()  # some of the body is still on the wire
 
         try:
             return self._call(f"downloading {container}/{name}", request, retry=retry)
@@ -287,8 +452,9 @@ class SwiftStore:
     def slo_segments(self, container: str, name: str) -> list[Segment]:
         """The segments of a Static Large Object, from its manifest."""
 
-        def request(conn: swiftclient.Connection) -> bytes:
-            return conn.get_object(container, name, query_string="multipart-manifest=get")[1]
+        def request(conn: _Connection, headers: dict[str, str]) -> bytes:
+            path = conn.path(container, name, "multipart-manifest=get")
+            return conn.finish(conn.request("GET", path, headers))
 
         try:
             raw = self._call(f"reading the manifest of {container}/{name}", request)
@@ -309,23 +475,25 @@ class SwiftStore:
 
     def delete_object(self, container: str, name: str) -> None:
         """Delete one object; one that is already gone is fine."""
+
+        def request(conn: _Connection, headers: dict[str, str]) -> None:
+            conn.finish(conn.request("DELETE", conn.path(container, name), headers))
+
         with contextlib.suppress(_NotFound):
-            self._call(f"deleting {container}/{name}", lambda c: c.delete_object(container, name))
+            self._call(f"deleting {container}/{name}", request)
 
 
 def _translate(what: str, exc: Exception) -> tuple[bool, PublisherError] | None:
     """Map a library error to (is it worth retrying, the publisher's error); None if not one."""
+    if isinstance(exc, _HttpStatus):
+        return _status_error(what, exc.status, f"{exc.status} {exc.reason}".strip())
+    if isinstance(exc, _Unreachable):
+        return True, StoreUnreachable(f"{what}: {exc}")
     if isinstance(exc, ClientException):
         status = exc.http_status
         if status is None:
             return True, StoreUnreachable(f"{what}: {exc.msg}")
-        reason = f"{status} {exc.http_reason or ''}".strip()
-        if what == "authenticating" and status in (401, 403):
-            return False, AuthenticationFailed(f"{what}: Swift refused the credentials ({reason})")
-        if status == 422:
-            return False, IntegrityError(f"{what}: Swift says the data does not match its MD5")
-        transient = status in (408, 429) or status >= 500
-        return transient, TransferFailed(f"{what}: Swift answered {reason}")
+        return _status_error(what, status, f"{status} {exc.http_reason or ''}".strip())
     if isinstance(exc, ks_exceptions.Unauthorized):
         return False, AuthenticationFailed(f"{what}: Keystone refused the credentials (401)")
     if isinstance(exc, ks_exceptions.EndpointNotFound):
@@ -345,6 +513,28 @@ def _translate(what: str, exc: Exception) -> tuple[bool, PublisherError] | None:
     if isinstance(exc, network):
         return True, StoreUnreachable(f"{what}: {_short(exc)}")
     return None
+
+
+def _status_error(what: str, status: int, reason: str) -> tuple[bool, PublisherError]:
+    if what == "authenticating" and status in (401, 403):
+        return False, AuthenticationFailed(f"{what}: Swift refused the credentials ({reason})")
+    if status == 422:
+        return False, IntegrityError(f"{what}: Swift says the data does not match its MD5")
+    transient = status in (408, 429) or status >= 500
+    return transient, TransferFailed(f"{what}: Swift answered {reason}")
+
+
+def _describe(exc: BaseException) -> str:
+    """A socket or HTTP error as a short phrase."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "cannot connect (Connection refused)"
+    if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError):
+        return "connection closed by the server"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "connection closed before the whole body arrived"
+    return _short(exc)
 
 
 def _short(exc: BaseException) -> str:

@@ -116,3 +116,68 @@ def test_sigterm_ends_a_stuck_upload_promptly(many_files, swift_server, swift_co
     assert process.returncode == 143
     assert json.loads(out)["status"] == "interrupted"
     assert "interrupted by signal 15" in err
+
+
+@pytest.fixture
+def stored_files(many_files, swift_server, swift_container):
+    upload = start_upload(many_files, swift_container, swift_server.environment())
+    code, _, err = finish(upload)
+    assert code == 0, err
+    return many_files
+
+
+def start_download(container, dest, env):
+    return subprocess.Popen(
+        [*PUBLISHER, "download", "--json", "--threads", "2", f"swift://{container}/out", str(dest)],
+        env=clean_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_files(dest, count, process) -> None:
+    """Wait until the download is under way (at least `count` files in place)."""
+    deadline = time.monotonic() + 60
+    while not dest.is_dir() or sum(1 for _ in dest.iterdir()) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "download did not start"
+        time.sleep(0.02)
+
+
+def same_tree(dest, src) -> bool:
+    return sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in src.iterdir()) and all(
+        (dest / p.name).read_bytes() == p.read_bytes() for p in src.iterdir()
+    )
+
+
+def test_swift_answering_503_mid_download_is_retried(
+    stored_files, tmp_path, swift_server, swift_container
+):
+    dest = tmp_path / "in"
+    process = start_download(swift_container, dest, swift_server.environment())
+    wait_for_files(dest, 20, process)
+    swift_server.stop_server("object")  # the proxy now answers 503 to every object GET
+    try:
+        time.sleep(1.0)  # let the publisher meet the 503s
+        assert process.poll() is None
+    finally:
+        swift_server.start_server("object")
+    code, summary, err = finish(process)
+    assert code == 0, err
+    assert summary["retries"] > 0
+    assert "503" in err
+    assert same_tree(dest, stored_files)
+
+
+def test_swift_restarted_mid_download_completes(
+    stored_files, tmp_path, swift_server, swift_container
+):
+    dest = tmp_path / "in"
+    process = start_download(swift_container, dest, swift_server.environment())
+    wait_for_files(dest, 20, process)
+    swift_server.restart("proxy")
+    code, summary, err = finish(process)
+    assert code == 0, err
+    assert summary["files"] == FILES
+    assert same_tree(dest, stored_files)

@@ -9,11 +9,15 @@ Each check takes the parsed instructions and returns its problems in words:
   of a credentials file, nor of a directory whose tracked files include one;
 - ``entrypoint``: the command is in exec form and is a console script of the project
   (whose target imports) or gunicorn with a config module that imports, and the image
-  installs what provides it.
+  installs what provides it;
+- ``copied_code``: every package of the project that the entrypoint's package imports,
+  directly or through another, is copied into the image (an import that works here, where
+  the whole tree is installed, would fail in the image).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import itertools
 import re
@@ -168,3 +172,55 @@ def _import_problems(target: str, line: int) -> list[str]:
     if attribute and not hasattr(loaded, attribute):
         return [f"line {line}: {module} has no {attribute}"]
     return []
+
+
+def copied_code(commands: list[Command], scripts: Mapping[str, str], *, context: Path) -> list[str]:
+    final = stages(commands)[-1] if stages(commands) else []
+    chosen = [c for c in final if c.cmd == "ENTRYPOINT"] or [c for c in final if c.cmd == "CMD"]
+    if not chosen or not chosen[-1].json:
+        return []  # ``entrypoint`` reports it
+    program, *args = chosen[-1].value
+    target = scripts.get(program, "")
+    if program == "gunicorn":
+        configs = [v for flag, v in itertools.pairwise(args) if flag in ("-c", "--config")]
+        target = configs[0].removeprefix("python:") if configs else ""
+    if not target:
+        return []
+    ours = _project_packages(context)
+    needed = _imported_packages(target.split(".")[0], ours, context)
+    copied = {
+        Path(source).parts[0]
+        for command in commands
+        if command.cmd in ("COPY", "ADD") and not _from_stage(command)
+        for source in command.value[:-1]
+    }
+    return [
+        f"line {chosen[-1].start_line}: {program} needs the package {name}, which is not copied"
+        for name in sorted(needed - copied)
+    ]
+
+
+def _project_packages(context: Path) -> set[str]:
+    return {path.parent.name for path in context.glob("*/__init__.py")} - {"tests", "bench"}
+
+
+def _imported_packages(start: str, ours: set[str], context: Path) -> set[str]:
+    needed, pending = set(), [start]
+    while pending:
+        package = pending.pop()
+        if package in needed:
+            continue
+        needed.add(package)
+        for source in (context / package).rglob("*.py"):
+            pending += [name for name in _top_level_imports(source) if name in ours]
+    return needed
+
+
+def _top_level_imports(source: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(source.read_text(), str(source))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names

@@ -32,6 +32,7 @@ def problems(commands: list[dockerfile.Command]) -> list[str]:
         + dockerfiles.user(commands)
         + dockerfiles.secrets(commands, context=REPO_ROOT)
         + dockerfiles.entrypoint(commands, scripts())
+        + dockerfiles.copied_code(commands, scripts(), context=REPO_ROOT)
     )
 
 
@@ -55,6 +56,7 @@ FROM python:3.11-slim-bookworm AS build
 RUN pip install ".[server]"
 FROM python:3.11-slim-bookworm
 COPY --from=build /usr/local /usr/local
+COPY publisher swiftcreds ./
 RUN pip install .
 USER 1001:0
 ENTRYPOINT ["publisher"]
@@ -95,6 +97,7 @@ def test_a_good_dockerfile_passes():
         (('ENTRYPOINT ["publisher"]', 'ENTRYPOINT ["pubisher"]'), "not a console script"),
         (('ENTRYPOINT ["publisher"]', ""), "no ENTRYPOINT or CMD"),
         (("RUN pip install .\n", ""), "nothing installs the publisher script"),
+        (("COPY publisher swiftcreds", "COPY publisher"), "needs the package swiftcreds"),
         (
             ('ENTRYPOINT ["publisher"]', 'CMD ["gunicorn", "--config", "python:pman.nope"]'),
             "pman.nope does not import",

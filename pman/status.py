@@ -173,7 +173,7 @@ def _waiting(state: Obj, what: str, image: str) -> tuple[str, str] | None:
 
 def _processor_outcome(terminated: Obj, pod: Obj) -> str:
     if terminated.get("reason") == "OOMKilled":
-        return "the processor ran out of memory" + _limit_text(pod)
+        return f"the processor ran out of memory and was killed (OOMKilled{_limit_text(pod)})"
     code = terminated.get("exitCode", 0)
     return "the processor finished" if code == 0 else f"the processor exited with code {code}"
 
@@ -227,8 +227,8 @@ def _limit_text(pod: Obj) -> str:
         if container.get("name") == "processor":
             memory = _get(container, "resources", "limits", "memory")
             if memory:
-                return f" (its limit is {memory}) and was killed"
-    return " and was killed"
+                return f"; its limit is {memory}"
+    return ""
 
 
 def processor_started(pod: Obj | None) -> bool:

@@ -154,7 +154,7 @@ def test_a_processor_exiting_3_fails_the_job_and_its_outputs_are_still_published
 def test_a_processor_killed_for_memory_is_reported(jobs, swift_server, bucket):
     answer, final, _ = finished(jobs, "oom")
     assert (final["status"], final["reason"]) == ("finishedWithError", "OOMKilled")
-    assert "ran out of memory (its limit is 64Mi)" in final["message"]
+    assert "ran out of memory and was killed (OOMKilled; its limit is 64Mi)" in final["message"]
     assert_published(
         swift_server.connection(), bucket, f"out-{answer['jid']}", exit_code=137, reason="OOMKilled"
     )

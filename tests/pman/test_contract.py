@@ -256,7 +256,7 @@ def test_a_failing_processor_is_finished_with_error_and_its_output_in_the_logs(p
 def test_out_of_memory_is_reported_in_words(pman, jobs):
     final, _ = pman.wait(jobs["oom"]["jid"])
     assert (final["status"], final["reason"]) == ("finishedWithError", "OOMKilled")
-    assert "ran out of memory (its limit is 64Mi)" in final["message"]
+    assert "ran out of memory and was killed (OOMKilled; its limit is 64Mi)" in final["message"]
 
 
 def test_missing_input_fails_staging_in_and_says_so(pman, jobs):

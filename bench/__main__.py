@@ -2,8 +2,10 @@
 
 Options: --rounds N (alternating rounds per tool, default 3), --quick (small data, one
 round: a smoke test of the benchmarks themselves), --only throughput,rss,publish,
---workdir DIR (default: a temporary directory, removed afterwards). The Markdown table
-is printed and written to bench/results/latest.md.
+--workdir DIR (default: a temporary directory, removed afterwards), --swift-workers 0,2
+(the throughput is measured once per value: Swift's servers each with that many worker
+processes, 0 being one process per server; the other benchmarks use the first value).
+The Markdown tables are printed and written to bench/results/latest.md.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="throughput,rss,publish")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--swift-workers", type=_workers, default=[0, 2])
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pman-bench-"))
@@ -42,26 +45,23 @@ def main(argv: list[str] | None = None) -> int:
         f"rounds={1 if args.quick else args.rounds}{' (quick)' if args.quick else ''}"
     ]
     try:
-        with SwiftAIO(work / "swift") as swift:
-            tools = Tools(swift)
-            if "rclone" not in tools.available():
-                say("rclone is not installed: it is left out (make bench installs it)")
-            if only & {"throughput", "rss"}:
-                data = _datasets(work, quick=args.quick)
-            if "throughput" in only:
-                results = throughput.run(
-                    tools, data, rounds=1 if args.quick else args.rounds, scratch=work, say=say
-                )
-                sections.append("## Throughput (medians)\n\n" + throughput.table(results, data))
-            if "rss" in only:
-                rows = rss.run(tools, work, say)
-                sections.append(_rss_table(rows))
-            if "publish" in only:
-                bench = publish_latency.LatencyBench(swift, work / "cluster")
-                found = bench.run(
-                    short=2, long=10 if args.quick else 60, repeats=3 if args.quick else 5, say=say
-                )
-                sections.append(_publish_table(found))
+        data = _datasets(work, quick=args.quick) if only & {"throughput", "rss"} else {}
+        if "throughput" in only:
+            for workers in args.swift_workers:
+                sections.append(_throughput(work, data, workers, args))
+        if only & {"rss", "publish"}:
+            with SwiftAIO(work / "swift", workers=args.swift_workers[0]) as swift:
+                if "rss" in only:
+                    sections.append(_rss_table(rss.run(Tools(swift), work, say)))
+                if "publish" in only:
+                    bench = publish_latency.LatencyBench(swift, work / "cluster")
+                    found = bench.run(
+                        short=2,
+                        long=10 if args.quick else 60,
+                        repeats=3 if args.quick else 5,
+                        say=say,
+                    )
+                    sections.append(_publish_table(found))
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -70,6 +70,33 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(report)
     return 0
+
+
+def _workers(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("a comma-separated list of integers") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError("worker counts are 0 or more")
+    return values
+
+
+def _throughput(work: Path, data: dict[str, Path], workers: int, args: argparse.Namespace) -> str:
+    """Every tool on every dataset against a Swift whose servers each run `workers` workers."""
+    say(f"throughput with Swift workers = {workers}")
+    directory = work / f"swift-workers-{workers}"
+    with SwiftAIO(directory, workers=workers) as swift:
+        tools = Tools(swift)
+        if "rclone" not in tools.available():
+            say("rclone is not installed: it is left out (make bench installs it)")
+        results = throughput.run(
+            tools, data, rounds=1 if args.quick else args.rounds, scratch=work, say=say
+        )
+    shutil.rmtree(directory, ignore_errors=True)
+    shape = "one process per server" if workers == 0 else f"{workers} worker processes per server"
+    title = f"## Throughput, Swift workers = {workers} ({shape}; medians)"
+    return f"{title}\n\n{throughput.table(results, data)}"
 
 
 def _datasets(work: Path, *, quick: bool) -> dict[str, Path]:

@@ -138,11 +138,15 @@ class SwiftAIO:
     """One Swift all-in-one whose files all live under `directory`.
 
     Use as a context manager, or call `start()` and `stop()`. `python` is the interpreter
-    of a virtualenv with the `swift` package (by default the running one).
+    of a virtualenv with the `swift` package (by default the running one). `workers` is
+    the number of processes each server forks to serve requests: 0 (the default) serves
+    from the started process itself, which keeps the suite light; a real deployment runs
+    about one per core (Swift's own default when the setting is absent).
     """
 
     directory: Path
     python: str = field(default_factory=lambda: sys.executable)
+    workers: int = 0
     ports: dict[str, int] = field(default_factory=dict)
     _processes: dict[str, _Process] = field(default_factory=dict)
 
@@ -349,7 +353,7 @@ class SwiftAIO:
     def _defaults(self, port: int) -> str:
         return (
             "[DEFAULT]\n"
-            f"bind_ip = {HOST}\nbind_port = {port}\nworkers = 0\n"
+            f"bind_ip = {HOST}\nbind_port = {port}\nworkers = {self.workers}\n"
             f"user = {getpass.getuser()}\nswift_dir = {self._etc}\n"
             f"devices = {self.directory / 'srv'}\nmount_check = false\n"
             "disable_fallocate = true\nlog_level = INFO\n"
@@ -433,8 +437,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Run an OpenStack Swift all-in-one on 127.0.0.1 until interrupted.",
     )
     parser.add_argument("--dir", required=True, type=Path, help="where configs and data go")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes per server; 0 serves from one process per server (default 0)",
+    )
     args = parser.parse_args(argv)
-    swift = SwiftAIO(args.dir)
+    if args.workers < 0:
+        parser.error("--workers must be 0 or more")
+    swift = SwiftAIO(args.dir, workers=args.workers)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         swift.start()

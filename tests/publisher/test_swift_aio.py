@@ -72,3 +72,17 @@ def test_localcluster_swift_command_serves_until_signalled(tmp_path, signum):
     port = int(env["ST_AUTH"].split(":")[2].split("/")[0])
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_swift_with_worker_processes_serves_and_stops_them_all(tmp_path):
+    from localcluster.swift import SwiftAIO
+
+    directory = tmp_path / "aio-workers"
+    with SwiftAIO(directory, workers=2) as swift:
+        connection = swift.connection()
+        connection.put_container("c")
+        connection.put_object("c", "o", b"data")
+        assert connection.get_object("c", "o")[1] == b"data"
+        # each of the 4 servers: its first process and 2 workers
+        assert len(_processes_mentioning(str(directory))) == 4 * 3
+    assert _processes_mentioning(str(directory)) == []

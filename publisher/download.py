@@ -223,21 +223,20 @@ class _Downloader:
         self.segment_threads = segment_threads
 
     def run(self, files: list[_Item]) -> None:
+        whole: list[Callable[[], None]] = []
         segments: list[Callable[[], None]] = []
+        for item in files:
+            tasks = _FileWrite(self, item).tasks()
+            (whole if len(tasks) == 1 else segments).extend(tasks)
         with ThreadPoolExecutor(self.threads, thread_name_prefix="download") as pool:
-            futures = []
-            for item in files:
-                tasks = _FileWrite(self, item).tasks()
-                if len(tasks) == 1:
-                    futures.append(pool.submit(tasks[0]))
-                else:
-                    segments.extend(tasks)
             # Segments of large objects go to a few workers, in order: their MD5s are
-            # checked in parallel, while writes at scattered offsets stay few.
+            # checked in parallel, while writes at scattered offsets stay few. They start
+            # first, being the longest work; the other threads take the small objects.
             queue = iter(segments)
             lock = threading.Lock()
             workers = min(self.segment_threads, len(segments))
-            futures.extend(pool.submit(_drain, queue, lock) for _ in range(workers))
+            futures = [pool.submit(_drain, queue, lock) for _ in range(workers)]
+            futures.extend(pool.submit(task) for task in whole)
             _wait_all(futures)
 
 

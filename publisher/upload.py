@@ -205,20 +205,22 @@ class _Uploader:
         segments = self._existing_segments() if large else {}
         results: dict[str, dict] = {}
         pending_segments: list[tuple[_LargeFile, int]] = []
+        small: list[tuple[LocalFile, ObjectInfo | None]] = []
+        for f in files:
+            info = existing.get(self.name_prefix + f.path)
+            if f.size > self.options.segment_size:
+                large_file = _LargeFile(self, f, info, segments, results)
+                pending_segments.extend((large_file, i) for i in range(len(large_file.ranges)))
+            else:
+                small.append((f, info))
         with ThreadPoolExecutor(self.options.threads, thread_name_prefix="upload") as pool:
-            futures: list[Future] = []
-            for f in files:
-                info = existing.get(self.name_prefix + f.path)
-                if f.size > self.options.segment_size:
-                    large_file = _LargeFile(self, f, info, segments, results)
-                    pending_segments.extend((large_file, i) for i in range(len(large_file.ranges)))
-                else:
-                    futures.append(pool.submit(self._small, f, info, results))
             # A few workers take segments in order: memory and disk seeks stay bounded
-            # however large the output is, and small files keep the other threads.
+            # however large the output is. They start first, being the longest work, and
+            # small files keep the other threads.
             queue = iter(pending_segments)
             workers = min(self.options.segment_threads, len(pending_segments))
-            futures.extend(pool.submit(self._segment_worker, queue) for _ in range(workers))
+            futures = [pool.submit(self._segment_worker, queue) for _ in range(workers)]
+            futures.extend(pool.submit(self._small, f, info, results) for f, info in small)
             _wait_all(futures)
         return [results[f.path] for f in files if f.path in results]
 

@@ -447,7 +447,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 0:
         parser.error("--workers must be 0 or more")
     swift = SwiftAIO(args.dir, workers=args.workers)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGINT too: a shell without job control starts background commands with it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_interrupt)
     try:
         swift.start()
         env = swift.environment()

@@ -11,6 +11,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import sys
 
 from pman import __version__
@@ -61,11 +62,19 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     warn_if_exposed(args.host, settings)
     app = create_app(settings)
+    # Installed explicitly: a shell without job control starts background commands with
+    # SIGINT ignored, and SIGTERM's default would skip closing the watches.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
         run_simple(args.host, args.port, app, threaded=True)
     finally:
         app.extensions["pman"].close()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def warn_if_exposed(host: str, settings: Settings) -> bool:

@@ -52,7 +52,7 @@ def test_a_reader_without_sendfile_is_sent_in_blocks(store, swift_container):
 
 
 def test_odd_names_are_addressed_exactly(store, swift_server, swift_container):
-    names = ["a b/c%d?e#f", "ünï/cødé", "x+y=z&w"]
+    names = ["a b/c%d?e#f", "ünï/cødé", "x+y=z&w/v"]
     for name in names:
         store.put_object(
             swift_container, name, name.encode(), length=len(name.encode()), etag=md5(name.encode())
@@ -61,6 +61,8 @@ def test_odd_names_are_addressed_exactly(store, swift_server, swift_container):
     assert sorted(listed) == sorted(names)
     for name in names:
         assert b"".join(fetch(store, swift_container, name)[1]) == name.encode()
+        prefix = name.split("/")[0] + "/"
+        assert [o.name for o in store.list_objects(swift_container, prefix)] == [name]
 
 
 def test_listing_follows_pages(store, swift_container):

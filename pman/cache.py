@@ -77,19 +77,30 @@ class Informer:
 
     def _run(self) -> None:
         backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                version = self._relist()
-                backoff = 0.5
-                self._follow(version)
-            except WatchExpired:
-                continue
-            except PmanError as error:
-                self.synced.clear()
-                if not self._stop.is_set():
-                    log.warning("watching %s failed, retrying: %s", self._resource, error)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10)
+        try:
+            while not self._stop.is_set():
+                try:
+                    version = self._relist()
+                    backoff = 0.5
+                    self._follow(version)
+                except WatchExpired:
+                    continue
+                except Exception as error:
+                    # Whatever broke the watch, the copy may now miss changes: readers must
+                    # ask Kubernetes until a fresh list has been taken.
+                    self.synced.clear()
+                    if not self._stop.is_set():
+                        self._report(error)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 10)
+        finally:
+            self.synced.clear()
+
+    def _report(self, error: Exception) -> None:
+        if isinstance(error, PmanError):
+            log.warning("watching %s failed, retrying: %s", self._resource, error)
+        else:
+            log.exception("watching %s failed unexpectedly, retrying", self._resource)
 
     def _relist(self) -> str:
         lister = self._kube.list_jobs if self._resource == "jobs" else self._kube.list_pods
@@ -112,9 +123,11 @@ class Informer:
                 resource_version=version,
                 timeout=self._watch_timeout,
             )
-            for event in self._stream:
-                version = self._apply(event) or version
-            self._stream = None
+            try:
+                for event in self._stream:
+                    version = self._apply(event) or version
+            finally:
+                self._stream = None
 
     def _apply(self, event: Obj) -> str:
         obj = event.get("object") or {}

@@ -8,6 +8,7 @@ errors (:mod:`pman.errors`), with the library's exception kept as ``__cause__``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -188,11 +189,21 @@ class WatchStream:
 
     def close(self) -> None:
         """Unblock a reader waiting for the next event and drop the connection."""
-        self._response.shutdown()
+        # urllib3 refuses (ValueError) once the stream has ended and its connection has gone
+        # back to the pool: then there is no reader to unblock.
+        with contextlib.suppress(ValueError, OSError):
+            self._response.shutdown()
 
 
 def _event(line: str) -> Obj:
-    event = json.loads(line)
+    try:
+        event = json.loads(line)
+    except ValueError as error:
+        raise ClusterError(
+            f"the Kubernetes API sent a watch event that is not JSON: {error}"
+        ) from error
+    if not isinstance(event, dict):
+        raise ClusterError("the Kubernetes API sent a watch event that is not an object")
     if event.get("type") == "ERROR":
         raise _watch_error(event.get("object") or {})
     return event

@@ -1,0 +1,85 @@
+"""The status cache never serves a copy it stopped keeping up to date."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from pman.cache import StatusCache
+from pman.kube import Kube
+from pman.settings import Settings
+
+EMPTY_LIST = b'{"kind":"List","metadata":{"resourceVersion":"7"},"items":[]}'
+
+
+class _GarbledWatch(BaseHTTPRequestHandler):
+    """A stand-in API server behind a broken proxy: lists answer, watches send garbage."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = b"this is not an event\n" if "watch=true" in self.path else EMPTY_LIST
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def garbled_api(tmp_path: Path) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _GarbledWatch)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{server.server_port}'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+    )
+    yield str(kubeconfig)
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_unreadable_watch_event_leaves_the_cache_unsynced_and_retrying(garbled_api):
+    kube = Kube(Settings(kubeconfig=garbled_api))
+    cache = StatusCache(kube, watch_timeout=5)
+    cache.start()
+    try:
+        assert cache.wait_synced(10)
+        deadline = time.monotonic() + 10
+        watches = 0
+        # Each round lists (synced) and then fails on the watch (unsynced again): a copy that
+        # stopped following must never be taken as current, and the informer keeps retrying.
+        while time.monotonic() < deadline and watches < 4:
+            watches = _count(kube, "watch jobs")
+            time.sleep(0.05)
+        assert watches >= 4
+        assert _count(kube, "list jobs") >= 2
+        deadline = time.monotonic() + 10
+        while cache.synced and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not cache.synced
+        assert cache.lookup("any-job") is None
+    finally:
+        cache.stop()
+        kube.close()
+    assert not cache.synced
+
+
+def _count(kube: Kube, operation: str) -> int:
+    for metric in kube.metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count") and sample.labels.get("operation") == operation:
+                return int(sample.value)
+    return 0

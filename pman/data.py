@@ -43,13 +43,7 @@ from pman.errors import (
     UnsupportedMediaType,
 )
 from pman.jobs import Jobs
-from pman.jobspec import (
-    INPUT_ANNOTATION,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
-    OUTPUT_ANNOTATION,
-    jid_selector,
-)
+from pman.jobspec import INPUT_ANNOTATION, OUTPUT_ANNOTATION
 from pman.models import is_jid
 from pman.openapi import with_data_routes
 from pman.outputs import MANIFEST, MAX_MANIFEST_BYTES, output_chunks, published_files
@@ -103,23 +97,16 @@ class DataService:
 
     def find_job(self, jid: str) -> Obj | None:
         """The job's Job object, or None when pman has no job ``jid``."""
-        cache = self.jobs.cache
-        hit = cache.lookup(jid) if cache else None
-        if hit is not None:
-            return hit[0]
         try:
-            job = self.jobs.kube.read_job(jid)
+            return self.jobs.job(jid)
         except JobNotFound:
             return None
-        return job if _labels(job).get(MANAGED_BY_LABEL) == MANAGED_BY else None
 
     def not_published(self, jid: str, job: Obj | None, location: Location) -> PmanError:
         """Why there is no output to download, as the error to answer with."""
         if job is None:
             return DataNotFound(f"no job {jid!r}, and no published output in {location}")
-        hit = self.jobs.cache.lookup(jid) if self.jobs.cache else None
-        pods = hit[1] if hit else self.jobs.kube.list_pods(jid_selector(jid))[0]
-        state = job_state(job, pods)
+        state = job_state(job, self.jobs.pods(jid))
         if state.finished:
             return OutputNotReady(
                 f"job {jid!r} has no published output in {location}: it {state.status} "
@@ -246,7 +233,3 @@ def _output_format() -> tuple[str, str]:
 
 def _annotations(job: Obj | None) -> dict[str, str]:
     return ((job or {}).get("metadata") or {}).get("annotations") or {}
-
-
-def _labels(job: Obj) -> dict[str, str]:
-    return (job.get("metadata") or {}).get("labels") or {}

@@ -99,15 +99,32 @@ class Jobs:
         if not (self.cache and self.cache.synced):
             self.kube.list_jobs(SELECTOR, limit=1)
 
+    def job(self, jid: str) -> Obj:
+        """The Job pman created for ``jid``; :class:`JobNotFound` when there is none."""
+        hit = self._cached(jid)
+        return hit[0] if hit is not None else self._read_job(jid)
+
+    def pods(self, jid: str) -> list[Obj]:
+        """The pods of job ``jid`` (none for an unknown jid)."""
+        hit = self._cached(jid)
+        return hit[1] if hit is not None else self.kube.list_pods(jid_selector(jid))[0]
+
     def _observe(self, jid: str) -> tuple[Obj, list[Obj]]:
-        hit = self.cache.lookup(jid) if self.cache else None
+        hit = self._cached(jid)
         if hit is not None:
             return hit
+        job = self._read_job(jid)
+        pods, _ = self.kube.list_pods(jid_selector(jid))
+        return job, pods
+
+    def _cached(self, jid: str) -> tuple[Obj, list[Obj]] | None:
+        return self.cache.lookup(jid) if self.cache else None
+
+    def _read_job(self, jid: str) -> Obj:
         job = self.kube.read_job(jid)
         if not _is_ours(job):
             raise JobNotFound(f"no job {jid!r}")
-        pods, _ = self.kube.list_pods(jid_selector(jid))
-        return job, pods
+        return job
 
     def _observe_all(self) -> list[tuple[Obj, list[Obj]]]:
         jobs, _ = self.kube.list_jobs(SELECTOR)

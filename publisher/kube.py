@@ -11,6 +11,7 @@ Kubernetes client errors never leave this module.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -116,15 +117,16 @@ class PodWatcher:
 
     def _watch(self, container: str, resource_version: str) -> tuple[Termination | None, str]:
         self.requests += 1
+        seconds = self._watch_seconds()
         stream = watch.Watch().stream(
             self.core.list_namespaced_pod,
             self.namespace,
             field_selector=f"metadata.name={self.pod}",
             resource_version=resource_version,
             allow_watch_bookmarks=True,
-            timeout_seconds=self.watch_timeout,
+            timeout_seconds=seconds,
             # Read timeout beyond the server's own, to notice a silently dead connection.
-            _request_timeout=(10, self.watch_timeout + 30),
+            _request_timeout=(10, seconds + 30),
         )
         for event in stream:
             pod = event["object"]
@@ -158,6 +160,13 @@ class PodWatcher:
         log.warning("Kubernetes API answered %s %s; retrying", exc.status, exc.reason)
         time.sleep(self.retry_delay)
         return resource_version
+
+    def _watch_seconds(self) -> int:
+        """How long the server may hold the next watch: never past the deadline."""
+        if self.deadline is None:
+            return self.watch_timeout
+        left = math.ceil(self.deadline - self.clock())
+        return max(1, min(self.watch_timeout, left))
 
     def _check_deadline(self, container: str) -> None:
         if self.deadline is not None and self.clock() > self.deadline:

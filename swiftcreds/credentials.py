@@ -60,6 +60,10 @@ def load_file(path: Path) -> Credentials:
         raise CredentialsError(f"credentials file {path} does not exist") from None
     except PermissionError:
         raise CredentialsError(f"credentials file {path} is not readable") from None
+    except OSError as exc:
+        # A directory, a dangling mount, an I/O error: all mean the file cannot be used.
+        reason = exc.strerror or type(exc).__name__
+        raise CredentialsError(f"credentials file {path} cannot be read: {reason}") from None
     except (configparser.Error, UnicodeDecodeError) as exc:
         # configparser's messages quote the offending line, which may hold a secret.
         line = getattr(exc, "lineno", None)

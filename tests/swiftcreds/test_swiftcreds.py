@@ -29,6 +29,12 @@ def test_errors_are_value_errors_naming_the_file_not_the_secret(tmp_path):
     assert SECRET not in str(caught.value)
 
 
+def test_a_directory_instead_of_a_file_is_a_credentials_error(tmp_path):
+    with pytest.raises(CredentialsError, match="cannot be read: Is a directory") as caught:
+        load_file(tmp_path)
+    assert str(tmp_path) in str(caught.value)
+
+
 def test_no_variables_means_no_credentials():
     assert from_environment({"HOME": "/root"}) is None
 

@@ -239,9 +239,20 @@ def test_a_successful_job_goes_through_every_status_to_finished_successfully(
 def test_get_has_no_side_effects(pman, jobs):
     jid = jobs["success"]["jid"]
     pman.wait(jid)
+    before = read_job(pman.cluster, jid)["metadata"]["resourceVersion"]
+    writes_before = _writes(pman.kube_requests())
     first, second = pman.get(jid).json(), pman.get(jid).json()
     assert first == second
-    assert read_job(pman.cluster, jid)["metadata"]["name"] == jid
+    assert read_job(pman.cluster, jid)["metadata"]["resourceVersion"] == before
+    assert _writes(pman.kube_requests()) == writes_before
+
+
+def _writes(requests_by_operation: dict[str, int]) -> dict[str, int]:
+    return {
+        op: n
+        for op, n in requests_by_operation.items()
+        if op.split()[0] in ("create", "delete", "patch", "update")
+    }
 
 
 def test_a_failing_processor_is_finished_with_error_and_its_output_in_the_logs(pman, jobs):

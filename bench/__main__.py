@@ -96,7 +96,11 @@ def _throughput(work: Path, data: dict[str, Path], workers: int, args: argparse.
     shutil.rmtree(directory, ignore_errors=True)
     shape = "one process per server" if workers == 0 else f"{workers} worker processes per server"
     title = f"## Throughput, Swift workers = {workers} ({shape}; medians)"
-    return f"{title}\n\n{throughput.table(results, data)}"
+    cpu = (
+        f"CPU time of the same runs (medians), Swift workers = {workers}:\n\n"
+        + throughput.cpu_table(results, data)
+    )
+    return f"{title}\n\n{throughput.table(results, data)}\n\n{cpu}"
 
 
 def _datasets(work: Path, *, quick: bool) -> dict[str, Path]:

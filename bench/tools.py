@@ -23,10 +23,12 @@ BIN = Path(sys.executable).parent
 class Run:
     seconds: float
     peak_rss_kib: int
+    cpu_seconds: float = 0.0
+    """User and system CPU time of the command (and of any children it waited for)."""
 
 
 def timed(argv: list[str], env: dict[str, str], *, cwd: Path | None = None) -> Run:
-    """Run a command to completion; its wall time and peak RSS (from wait4)."""
+    """Run a command to completion; its wall time, peak RSS and CPU time (from wait4)."""
     started = time.perf_counter()
     process = subprocess.Popen(
         argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -39,7 +41,7 @@ def timed(argv: list[str], env: dict[str, str], *, cwd: Path | None = None) -> R
             f"{argv[0]} failed ({process.returncode}): {process.stderr.read()[-2000:]}"
         )
     process.stderr.close()
-    return Run(seconds, usage.ru_maxrss)
+    return Run(seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime)
 
 
 class Tools:

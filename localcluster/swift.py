@@ -236,6 +236,17 @@ class SwiftAIO:
         self._processes[name].start()
         self._wait_one(name, timeout=timeout)
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user and system) each process has used so far, its workers included."""
+        children = _children_by_parent()
+        used = {}
+        for name, process in self._processes.items():
+            if process.popen is None:
+                continue
+            pids = [process.popen.pid, *children.get(process.popen.pid, [])]
+            used[name] = sum(_cpu_seconds(pid) for pid in pids)
+        return used
+
     def pause(self, name: str = "proxy") -> None:
         """Freeze one server (SIGSTOP): connections hang instead of failing."""
         self._processes[name].pause()
@@ -424,6 +435,32 @@ class SwiftAIO:
                 if time.monotonic() > deadline:
                     raise SwiftStartError("memcached did not start") from None
                 time.sleep(0.02)
+
+
+def _proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def _children_by_parent() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        fields = _proc_stat(entry.name) if entry.name.isdigit() else None
+        if fields:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = _proc_stat(pid)
+    if not fields:
+        return 0.0
+    # utime, stime, and the same for children already waited for (fields 14-17 of stat).
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def _module(name: str) -> str:

@@ -82,7 +82,13 @@ def test_swift_with_worker_processes_serves_and_stops_them_all(tmp_path):
         connection = swift.connection()
         connection.put_container("c")
         connection.put_object("c", "o", b"data")
-        assert connection.get_object("c", "o")[1] == b"data"
+        before = swift.cpu_seconds()
+        for _ in range(50):
+            assert connection.get_object("c", "o")[1] == b"data"
+        after = swift.cpu_seconds()
+        # The requests were served by workers: their CPU time counts for their server.
+        assert after["proxy"] - before["proxy"] > 0.02
+        assert after["object"] > before["object"]
         # each of the 4 servers: its first process and 2 workers
         assert len(_processes_mentioning(str(directory))) == 4 * 3
     assert _processes_mentioning(str(directory)) == []

@@ -11,26 +11,21 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import kubernetes
-import requests
 
 from localcluster.up import EXAMPLES, PmanProcess
 from tests.fixtures.cluster import KubeCluster, unique_name
+from tests.pman_api import Job
 
-FINISHED = ("finishedSuccessfully", "finishedWithError")
 ORDER = {"notstarted": 0, "started": 1, "finishedSuccessfully": 2, "finishedWithError": 2}
 WORDCOUNT = EXAMPLES / "wordcount" / "wordcount.py"
 SAMPLE_INPUT = EXAMPLES / "wordcount" / "input"
 MANIFEST = ".publisher-manifest.json"
-
-Job = dict[str, Any]
 
 
 def python_entrypoint(script: str) -> list[str]:
@@ -58,50 +53,6 @@ def job_body(bucket: str, jid: str | None = None, **changes: Any) -> Job:
     }
 
 
-@dataclass
-class PmanClient:
-    """Talks to one pman over HTTP as pfcon does."""
-
-    url: str
-    jids: list[str] = field(default_factory=list)
-
-    def post(self, body: Job) -> requests.Response:
-        response = requests.post(f"{self.url}/api/v1/", json=body, timeout=30)
-        if response.status_code == 201:
-            self.jids.append(body["jid"].lstrip("/"))
-        return response
-
-    def submit(self, body: Job) -> Job:
-        response = self.post(body)
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def get(self, jid: str) -> requests.Response:
-        return requests.get(f"{self.url}/api/v1/{jid}/", timeout=30)
-
-    def delete(self, jid: str) -> requests.Response:
-        return requests.delete(f"{self.url}/api/v1/{jid}/", timeout=30)
-
-    def wait(
-        self,
-        jid: str,
-        until: Callable[[Job], bool] = lambda job: job["status"] in FINISHED,
-        *,
-        timeout: float = 60,
-    ) -> tuple[Job, list[Job]]:
-        """Poll until ``until(job)``; the last job object and every one seen."""
-        seen: list[Job] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = self.get(jid)
-            assert response.status_code == 200, response.text
-            seen.append(response.json())
-            if until(seen[-1]):
-                return seen[-1], seen
-            time.sleep(0.1)
-        raise AssertionError(f"{jid} never reached the awaited state; last: {seen[-1:]}")
-
-
 @contextmanager
 def pman_process(
     cluster: KubeCluster, secret: str, log_dir: Path, *, port: int = 0
@@ -119,24 +70,6 @@ def pman_process(
         yield process
     finally:
         process.stop()
-
-
-def delete_jobs(cluster: KubeCluster, jids: list[str]) -> None:
-    with cluster.api_client() as api:
-        batch = kubernetes.client.BatchV1Api(api)
-        for jid in jids:
-            try:
-                batch.delete_namespaced_job(jid, cluster.namespace, propagation_policy="Background")
-            except kubernetes.client.ApiException as error:
-                if error.status != 404:
-                    raise
-
-
-def job_pods(cluster: KubeCluster, jid: str) -> list[Any]:
-    with cluster.api_client() as api:
-        core = kubernetes.client.CoreV1Api(api)
-        selector = f"pman.chrisproject.org/jid={jid}"
-        return core.list_namespaced_pod(cluster.namespace, label_selector=selector).items
 
 
 def container_log(cluster: KubeCluster, pod: str, container: str) -> str:

@@ -10,16 +10,14 @@ import pytest
 
 from tests.e2e.pipeline import (
     MANIFEST,
-    PmanClient,
     container_log,
-    delete_jobs,
     job_body,
-    job_pods,
     manifest,
     outputs,
     pman_process,
     python_entrypoint,
 )
+from tests.pman_api import PmanClient, delete_jobs, job_pods
 
 pytestmark = pytest.mark.fault
 

@@ -17,11 +17,9 @@ from tests.e2e.pipeline import (
     MANIFEST,
     ORDER,
     WORDCOUNT,
-    PmanClient,
     alive,
     container_log,
     job_body,
-    job_pods,
     manifest,
     outputs,
     python_entrypoint,
@@ -31,6 +29,7 @@ from tests.e2e.pipeline import (
 )
 from tests.fixtures.cluster import unique_name
 from tests.fixtures.swift import delete_container
+from tests.pman_api import PmanClient, job_pods
 
 EXIT_3 = (
     "import sys; open(sys.argv[-1] + '/partial.txt', 'w').write('half done\\n'); "

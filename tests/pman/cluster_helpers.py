@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import base64
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import kubernetes
-import requests
 import yaml
 from flask import Flask
 
@@ -19,8 +17,7 @@ from pman.settings import Settings
 from tests.fixtures.cluster import KubeCluster, unique_name
 from tests.pman.conftest import pfcon_request
 from tests.pman.server import pman_server
-
-FINISHED = ("finishedSuccessfully", "finishedWithError")
+from tests.pman_api import PmanClient, delete_jobs
 
 # A processor that needs no image: the venv's python3 is first on the pods' PATH.
 COPY_INPUT = (
@@ -31,47 +28,18 @@ COPY_INPUT = (
 
 
 @dataclass
-class Pman:
+class Pman(PmanClient):
     """A pman served over HTTP for a test module, and the jobs it submitted."""
 
-    url: str
-    app: Flask
-    cluster: KubeCluster
-    jids: list[str] = field(default_factory=list)
+    app: Flask = field(kw_only=True)
+    cluster: KubeCluster = field(kw_only=True)
 
     def submit(self, *, expect: int = 201, **changes: Any) -> dict[str, Any]:
         """POST a pfcon-shaped request (a fresh jid unless given); the answer's JSON."""
         body = pfcon_request(**{"jid": unique_name("job"), **changes})
-        response = requests.post(f"{self.url}/api/v1/", json=body, timeout=30)
+        response = self.post(body)
         assert response.status_code == expect, response.text
-        if expect == 201:
-            self.jids.append(response.json()["jid"])
         return response.json()
-
-    def get(self, jid: str) -> requests.Response:
-        return requests.get(f"{self.url}/api/v1/{jid}/", timeout=30)
-
-    def delete(self, jid: str) -> requests.Response:
-        return requests.delete(f"{self.url}/api/v1/{jid}/", timeout=30)
-
-    def wait(
-        self,
-        jid: str,
-        until: Callable[[dict], bool] = lambda j: j["status"] in FINISHED,
-        *,
-        timeout: float = 90,
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Poll as a client does until ``until(job)``; the last job and every one seen."""
-        seen: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = self.get(jid)
-            assert response.status_code == 200, response.text
-            seen.append(response.json())
-            if until(seen[-1]):
-                return seen[-1], seen
-            time.sleep(0.1)
-        raise AssertionError(f"{jid} never reached the awaited state; last: {seen[-1]}")
 
     def kube_requests(self) -> dict[str, int]:
         """Kubernetes requests by operation made by this pman so far."""
@@ -83,16 +51,7 @@ class Pman:
         return counts
 
     def cleanup(self) -> None:
-        with self.cluster.api_client() as api:
-            batch = kubernetes.client.BatchV1Api(api)
-            for jid in self.jids:
-                try:
-                    batch.delete_namespaced_job(
-                        jid, self.cluster.namespace, propagation_policy="Background"
-                    )
-                except kubernetes.client.ApiException as error:
-                    if error.status != 404:
-                        raise
+        delete_jobs(self.cluster, self.jids)
 
 
 @contextmanager
@@ -100,7 +59,7 @@ def running_pman(cluster: KubeCluster, **settings: Any) -> Iterator[Pman]:
     """pman on the test cluster with ``settings``; deletes its jobs afterwards."""
     base = Settings(kubeconfig=cluster.kubeconfig, job_namespace=cluster.namespace)
     with pman_server(base.replace(**settings)) as (url, app):
-        handle = Pman(url, app, cluster)
+        handle = Pman(url, app=app, cluster=cluster)
         try:
             yield handle
         finally:
@@ -122,14 +81,6 @@ def swift_secret(cluster: KubeCluster, credentials: Path) -> Iterator[str]:
             yield name
         finally:
             core.delete_namespaced_secret(name, cluster.namespace)
-
-
-def job_pods(cluster: KubeCluster, jid: str) -> list[Any]:
-    with cluster.api_client() as api:
-        pods = kubernetes.client.CoreV1Api(api).list_namespaced_pod(
-            cluster.namespace, label_selector=f"pman.chrisproject.org/jid={jid}"
-        )
-    return pods.items
 
 
 def read_job(cluster: KubeCluster, jid: str) -> dict[str, Any]:

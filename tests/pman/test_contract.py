@@ -26,8 +26,6 @@ from tests.fixtures.cluster import unique_name
 from tests.fixtures.swift import delete_container
 from tests.pman.cluster_helpers import (
     COPY_INPUT,
-    FINISHED,
-    job_pods,
     kubeconfig_with_token,
     read_job,
     running_pman,
@@ -35,6 +33,7 @@ from tests.pman.cluster_helpers import (
 )
 from tests.pman.conftest import pfcon_request
 from tests.pman.server import pman_server
+from tests.pman_api import FINISHED, job_pods
 
 FAIL = "import sys; print('about to fail', file=sys.stderr); sys.exit(3)"
 HOG = "import time; data = b'x' * (512 << 20); time.sleep(30)"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from pman.archive import ArchiveError, OutFile, safe_name, tar_stream, zip_stream
+from pman.archive import ArchiveError, OutFile, UnsafeEntry, safe_name, tar_stream, zip_stream
 from pman.errors import PmanError, StoreError
 from pman.store import Location, Store, SwiftSession
 
@@ -47,18 +47,32 @@ def published_files(manifest: bytes, location: Location) -> list[Published]:
     ):
         raise StoreError(f"{where} is not a complete publisher manifest")
     try:
-        return [_published(item) for item in document["files"]]
+        return [_published(item, location) for item in document["files"]]
     except (KeyError, TypeError, ValueError) as error:
         raise StoreError(f"{where} lists a file pman cannot serve: {error}") from None
 
 
-def _published(item: Any) -> Published:
+def _published(item: Any, location: Location) -> Published:
     size = item["bytes"]
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ValueError(f"{item['path']!r} has no valid size")
-    if not isinstance(item["object"], str):
+    return Published(safe_name(item["path"]), _output_object(item, location), size)
+
+
+def _output_object(item: Any, location: Location) -> str:
+    """The listed object name, if it lies under the output prefix. Anyone who can write the
+    manifest could otherwise make pman read other objects with its own credentials, even
+    in other containers: HTTP clients resolve ``..`` in a URL path."""
+    name = item["object"]
+    if not isinstance(name, str):
         raise ValueError(f"{item['path']!r} has no object name")
-    return Published(safe_name(item["path"]), item["object"], size)
+    try:
+        safe_name(name)
+    except UnsafeEntry:
+        name = ""  # '..', '.', empty segments or an absolute name: never under the prefix
+    if not name or not name.startswith(location.object_name("")):
+        raise ValueError(f"{item['path']!r} is stored outside the output: {item['object']!r}")
+    return name
 
 
 def output_chunks(

@@ -340,6 +340,31 @@ def test_output_without_a_complete_manifest_is_502(pman, swift_server, container
 
 
 @pytest.mark.parametrize(
+    "listed",
+    ["outgoing/../../{other}/secret.txt", "/{other}/secret.txt", "elsewhere/secret.txt"],
+)
+def test_a_manifest_naming_objects_outside_the_output_is_502_and_serves_nothing(
+    pman, swift_server, containers, listed
+):
+    jid, other = containers.jid(), containers.add(unique_name("other"))
+    connection = swift_server.connection()
+    connection.put_container(other)
+    connection.put_object(other, "secret.txt", b"another job's data\n")
+    connection.put_container(f"key-{jid}")
+    connection.put_object(f"key-{jid}", "elsewhere/secret.txt", b"not in the output\n")
+    entry = {"path": "a.txt", "object": listed.format(other=other), "bytes": 19, "md5": "x"}
+    document = {"format": "pman-publisher-manifest/1", "complete": True, "files": [entry]}
+    connection.put_object(
+        f"key-{jid}", "outgoing/.publisher-manifest.json", json.dumps(document).encode()
+    )
+    response = requests.get(output_url(pman, jid), timeout=30)
+    assert response.status_code == 502
+    assert "is stored outside the output" in response.json()["message"]
+    assert b"another job's" not in response.content
+    assert b"not in the output" not in response.content
+
+
+@pytest.mark.parametrize(
     ("method", "path", "status"),
     [
         ("POST", "/api/v1/_data/Not_A_Jid/input/", 400),

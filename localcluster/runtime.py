@@ -186,6 +186,11 @@ class Process:
                     close_fds=True,
                     env={},
                 )
+        except OSError as exc:
+            # No log file or no process (disk full, out of descriptors): the container
+            # ends with StartError instead of leaving its pod waiting for ever.
+            os.close(read_end)
+            raise StartFailed(f"cannot start the container process: {exc}") from exc
         finally:
             os.close(write_end)
         with os.fdopen(read_end, "rb") as status:

@@ -7,10 +7,10 @@ has ended and everything it wrote has been sent.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from localcluster import errors
 from localcluster.api import Response
@@ -20,6 +20,7 @@ from localcluster.store import Store
 Obj = dict[str, Any]
 TEXT = "text/plain"
 _POLL = 0.02
+_TAIL_BLOCK = 64 * 1024
 
 
 def _tail(data: bytes, lines: int) -> bytes:
@@ -27,6 +28,24 @@ def _tail(data: bytes, lines: int) -> bytes:
         return b""
     parts = data.splitlines(keepends=True)
     return b"".join(parts[-lines:])
+
+
+def read_log(handle: BinaryIO, tail: int | None) -> bytes:
+    """The whole log, or its last ``tail`` lines read from the end: a status poll asks for
+    the tail of a log that may have grown large, and must not read all of it each time."""
+    size = handle.seek(0, os.SEEK_END)
+    if tail is None:
+        handle.seek(0)
+        return handle.read(size)
+    block = _TAIL_BLOCK
+    while True:
+        start = max(0, size - block)
+        handle.seek(start)
+        data = handle.read(size - start)
+        # More lines than asked for: the first, perhaps cut, is not among those returned.
+        if start == 0 or len(data.splitlines()) > tail:
+            return _tail(data, tail)
+        block *= 4
 
 
 def _status_of(pod: Obj, container: str) -> Obj:
@@ -66,13 +85,16 @@ class PodLogs:
             return Response(200, b"", TEXT)
         tail = self._int(query, "tailLines")
         limit = self._int(query, "limitBytes")
-        data = path.read_bytes()
-        if tail is not None:
-            data = _tail(data, tail)
+        handle = path.open("rb")
+        try:
+            data = read_log(handle, tail)
+        except BaseException:
+            handle.close()
+            raise
         if query.get("follow", "").lower() in ("true", "1"):
-            offset = path.stat().st_size
-            chunks = self._follow(path, pod["metadata"]["uid"], container, data, offset, limit)
+            chunks = self._follow(handle, pod["metadata"]["uid"], container, data, limit)
             return Response(200, content_type=TEXT, chunks=chunks)
+        handle.close()
         if limit is not None:
             data = data[:limit]
         return Response(200, data, TEXT)
@@ -106,8 +128,9 @@ class PodLogs:
         return wanted
 
     def _follow(
-        self, path: Path, uid: str, container: str, first: bytes, offset: int, limit: int | None
+        self, handle: BinaryIO, uid: str, container: str, first: bytes, limit: int | None
     ) -> Iterator[bytes | None]:
+        """What the container writes after ``first`` (read up to the handle's position)."""
         sent = 0
 
         def clip(data: bytes) -> bytes:
@@ -117,25 +140,20 @@ class PodLogs:
             sent += len(data)
             return data
 
-        if first:
-            yield clip(first)
-        idle_since = time.monotonic()
-        while limit is None or sent < limit:
-            running = self.kubelet.running(uid, container)
-            try:
-                with open(path, "rb") as handle:
-                    handle.seek(offset)
-                    data = handle.read()
-            except FileNotFoundError:
-                return
-            if data:
-                offset += len(data)
-                idle_since = time.monotonic()
-                yield clip(data)
-                continue
-            if not running:
-                return
-            if time.monotonic() - idle_since > 1.0:
-                idle_since = time.monotonic()
-                yield None
-            time.sleep(_POLL)
+        with handle:
+            if first:
+                yield clip(first)
+            idle_since = time.monotonic()
+            while limit is None or sent < limit:
+                running = self.kubelet.running(uid, container)
+                data = handle.read()
+                if data:
+                    idle_since = time.monotonic()
+                    yield clip(data)
+                    continue
+                if not running:
+                    return
+                if time.monotonic() - idle_since > 1.0:
+                    idle_since = time.monotonic()
+                    yield None
+                time.sleep(_POLL)

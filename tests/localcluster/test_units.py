@@ -1,12 +1,14 @@
 """Pure parts of the local cluster, as plain data: selectors, patches, quantities, path
-rewriting, the store's watch semantics and the kubelet's pod status."""
+rewriting, the store's watch semantics, the kubelet's pod status and log tails."""
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 import pytest
 
+from localcluster.logs import read_log
 from localcluster.meta import parse_quantity
 from localcluster.mounts import PathRewriter
 from localcluster.patch import PatchError, json_patch, merge_patch
@@ -159,3 +161,15 @@ def test_failed_init_container_fails_the_pod():
     status = pod_status(_pod(), PodRun(sandbox_ready=True, init_failed=True), [init, main])
     assert status["phase"] == "Failed"
     assert status["containerStatuses"][0]["state"] == {"waiting": {"reason": "ContainerCreating"}}
+
+
+LONG_LOG = b"".join(b"line %d %s\n" % (i, b"x" * (i % 300)) for i in range(20_000))
+
+
+@pytest.mark.parametrize("tail", [None, 0, 1, 7, 1000, 19_999, 20_000, 50_000])
+@pytest.mark.parametrize("log", [LONG_LOG, LONG_LOG + b"no newline", b"a\r\nb\r\n", b""])
+def test_log_tail_read_from_the_end_is_the_tail_of_the_whole_log(tail, log):
+    handle = io.BytesIO(log)
+    expected = log if tail is None else b"".join(log.splitlines(keepends=True)[-tail:][:tail])
+    assert read_log(handle, tail) == expected
+    assert handle.tell() == len(log)  # following resumes where the log ended

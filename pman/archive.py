@@ -159,7 +159,8 @@ def _checked_zip_name(info: zipfile.ZipInfo) -> str | None:
     """The entry's safe name, or None for a directory."""
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
-    if info.is_dir() or kind == stat.S_IFDIR:
+    # Not info.is_dir(): it fails on an entry with an empty name, which safe_name refuses.
+    if info.filename.endswith("/") or kind == stat.S_IFDIR:
         safe_name(info.filename, directory=True)
         return None
     if kind == stat.S_IFLNK:

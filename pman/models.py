@@ -28,6 +28,8 @@ INPUT_DIR = "/share/incoming"
 OUTPUT_DIR = "/share/outgoing"
 
 JID_PATTERN = r"^/?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# A jid in a URL path: as submitted, without the leading "/" (what is_jid accepts).
+PATH_JID_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # A path segment must contain something besides dots, so "." and ".." never pass.
 _SEGMENT = r"[^/\x00]*[^/.\x00][^/\x00]*"

@@ -7,7 +7,15 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from pman import __version__
-from pman.models import ErrorBody, JobList, JobObject, JobRequest, ServerInfo, UploadResult
+from pman.models import (
+    PATH_JID_PATTERN,
+    ErrorBody,
+    JobList,
+    JobObject,
+    JobRequest,
+    ServerInfo,
+    UploadResult,
+)
 
 REF = "#/components/schemas/{model}"
 ERRORS = {
@@ -113,8 +121,9 @@ def _ref(name: str) -> dict[str, str]:
 
 
 DATA_ERRORS = {
-    "400": "A bad archive or format; the message names the refused entry (a path leaving "
-    "the destination, a link, a special file, a duplicate).",
+    "400": "A jid that is not a DNS-1123 label (upload), a bad archive or format; the message "
+    "names the refused entry (a path leaving the destination, a link, a special file, a "
+    "duplicate).",
     "401": ERRORS["401"],
     "403": ERRORS["403"],
     "404": "No such job and no published output (download).",
@@ -142,7 +151,13 @@ def with_data_routes(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _data_paths() -> dict[str, Any]:
-    jid = {"name": "jid", "in": "path", "required": True, "schema": {"type": "string"}}
+    jid = {
+        "name": "jid",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": PATH_JID_PATTERN, "maxLength": 63},
+        "description": "The job id: a DNS-1123 label, as the job was or will be submitted.",
+    }
     upload_errors = ("400", "413", "415")
     return {
         "/api/v1/_data/{jid}/input/": {

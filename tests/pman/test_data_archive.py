@@ -19,6 +19,7 @@ from pman.archive import (
     safe_name,
     tar_entries,
     tar_stream,
+    zip_entries,
     zip_stream,
 )
 from tests.pman.test_data_support import tar_bytes
@@ -62,6 +63,17 @@ def test_refused_names(name, problem):
     with pytest.raises(UnsafeEntry) as caught:
         safe_name(name)
     assert problem in str(caught.value)
+    assert repr(name) in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["", "a//b", "../x"])
+def test_zip_entries_with_bad_names_are_refused_before_any_is_read(name):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("first.txt", b"1")
+        archive.writestr(zipfile.ZipInfo(name), b"2")
+    with pytest.raises(UnsafeEntry) as caught:
+        next(zip_entries(io.BytesIO(buffer.getvalue())))
     assert repr(name) in str(caught.value)
 
 

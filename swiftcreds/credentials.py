@@ -92,12 +92,15 @@ def from_sections(sections: Mapping[str, Mapping[str, str]], *, source: str) -> 
         raise CredentialsError(f"{source}: missing the [AUTHORIZATION] section")
     url = _required(auth, "osauthurl", source, "[AUTHORIZATION] osAuthUrl")
     _check_url(url, source)
+    region = auth.get("osregionname") or auth.get("region") or ""
     app_id = auth.get("applicationcredentialid") or secret.get("applicationid", "")
     if app_id:
         app_secret = auth.get("applicationcredentialsecret") or secret.get("applicationsecret")
         if not app_secret:
             raise CredentialsError(f"{source}: missing applicationCredentialSecret")
-        return Credentials("application", url, app_secret, app_credential_id=app_id, source=source)
+        return Credentials(
+            "application", url, app_secret, app_credential_id=app_id, region=region, source=source
+        )
     username = _required(auth, "username", source, "[AUTHORIZATION] username")
     password = _required(auth, "password", source, "[AUTHORIZATION] password")
     if _is_v1(url, auth.get("authversion", "")):
@@ -110,7 +113,7 @@ def from_sections(sections: Mapping[str, Mapping[str, str]], *, source: str) -> 
         user_domain=auth.get("osuserdomain") or auth.get("userdomain") or "Default",
         project_name=_required(project, "osprojectname", source, "[PROJECT] osProjectName"),
         project_domain=project.get("osprojectdomain") or "Default",
-        region=auth.get("osregionname") or auth.get("region") or "",
+        region=region,
         source=source,
     )
 

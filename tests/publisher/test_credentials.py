@@ -52,6 +52,16 @@ def test_application_credential_file(tmp_path):
     )
     creds = load_file(path)
     assert (creds.kind, creds.app_credential_id, creds.secret) == ("application", "abc", SECRET)
+    assert creds.region == ""
+
+
+def test_application_credential_file_with_a_region(tmp_path):
+    path = write(
+        tmp_path,
+        "[AUTHORIZATION]\nosAuthUrl = http://k:5000/v3\napplicationCredentialId = abc\n"
+        f"applicationCredentialSecret = {SECRET}\nosRegionName = RegionTwo\n",
+    )
+    assert load_file(path).region == "RegionTwo"
 
 
 def test_application_credential_in_a_secret_section(tmp_path):

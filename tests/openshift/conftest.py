@@ -3,15 +3,20 @@ parameters (the defaults) and with every parameter set to something else."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pman.settings import Settings
 from tests.openshift import template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENSHIFT = REPO_ROOT / "openshift"
+# What the operator stores in the Swift credentials Secret, for the tests that need a file.
+EXAMPLE_CREDENTIALS = (OPENSHIFT / "swift-credentials.cfg.example").read_text()
 TEMPLATES = sorted(path.name for path in OPENSHIFT.glob("*.yaml"))
 
 # What an operator must give: nothing but the project.
@@ -38,6 +43,9 @@ ALL_SET: dict[str, dict[str, str]] = {
         "MEMORY_REQUEST": "300Mi",
         "MEMORY_LIMIT": "1Gi",
         "ROUTE_HOST": "pman.apps.example.org",
+        "ROUTE_TIMEOUT": "45m",
+        "PMAN_MAX_DATA_SIZE": "2Gi",
+        "TMP_SIZE_LIMIT": "9Gi",
     },
     "pman-networkpolicy.yaml": {"NAMESPACE": "radiology", "CLIENT_NAMESPACE": "pfcon"},
 }
@@ -100,3 +108,44 @@ def container_env(objects: list[Obj], container: Obj) -> dict[str, str]:
 def pman_env(objects: list[Obj]) -> dict[str, str]:
     """The environment pman's container gets from the processed template."""
     return container_env(objects, pman_container(objects))
+
+
+def pman_settings(objects: list[Obj], *, extra: Mapping[str, str] | None = None) -> Settings:
+    """The settings pman reads in its container: the Deployment's environment (plus
+    ``extra``), with the Secret volumes it mounts made into files as the kubelet would.
+
+    The operator's Swift Secret (named by ``SWIFT_SECRET_NAME``, as for the jobs) holds the
+    example swift-credentials.cfg; paths under a Secret's ``mountPath`` point at its files.
+    """
+    env = pman_env(objects) | dict(extra or {})
+    secrets = {env["SWIFT_SECRET_NAME"]: {"swift-credentials.cfg": EXAMPLE_CREDENTIALS}}
+    with tempfile.TemporaryDirectory(prefix="pman-volumes-") as directory:
+        for mount, files in _secret_mounts(objects, secrets, Path(directory)):
+            env = {name: _remount(value, mount, files) for name, value in env.items()}
+        return Settings.from_env(env)
+
+
+def _secret_mounts(
+    objects: list[Obj], secrets: Mapping[str, Mapping[str, str]], directory: Path
+) -> list[tuple[str, Path]]:
+    """(mountPath, directory holding its files) for each Secret volume pman mounts."""
+    spec = find(objects, "Deployment", "pman")["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    mounts = []
+    for mount in pman_container(objects).get("volumeMounts") or []:
+        source = volumes[mount["name"]].get("secret")
+        if source is None:
+            continue
+        data = secrets[source["secretName"]]
+        items = source.get("items") or [{"key": key, "path": key} for key in data]
+        files = directory / mount["name"]
+        files.mkdir()
+        for item in items:
+            (files / item["path"]).write_text(data[item["key"]])
+        mounts.append((mount["mountPath"], files))
+    return mounts
+
+
+def _remount(value: str, mount_path: str, files: Path) -> str:
+    prefix = mount_path.rstrip("/") + "/"
+    return f"{files}/{value[len(prefix) :]}" if value.startswith(prefix) else value

@@ -1,29 +1,35 @@
 """Every processed object is valid Kubernetes 1.30 (strict), and the objects fit together
 and fit pman: probes on routes pman serves, settings pman accepts, selectors that select,
-references that resolve, the Swift Secret reaching only the jobs' stage-in and publish."""
+references that resolve, the Swift Secret reaching pman and only the jobs' stage-in and
+publish, room on pman's /tmp for the largest upload."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import jsonschema
 import kubernetes_validate
 import pytest
 from flask import Flask
+from kubernetes.utils.quantity import parse_quantity
 
 from pman.app import PUBLIC_ENDPOINTS, api
 from pman.jobspec import CREDENTIALS_FILE, build_job
 from pman.models import parse_job_request
-from pman.settings import Settings
+from pman.settings import Settings, parse_size
+from swiftcreds import load_file
 from tests.openshift import template
 from tests.openshift.conftest import (
     ALL_SET,
+    OPENSHIFT,
     REQUIRED,
     VARIANTS,
     find,
     load,
     pman_container,
     pman_env,
+    pman_settings,
     process,
 )
 from tests.openshift.route import validate_route
@@ -124,7 +130,7 @@ def given(variant: str) -> dict[str, str]:
 @pytest.mark.parametrize("variant", ["defaults", "all-set"])
 def test_the_deployment_environment_is_a_valid_pman_configuration(variant):
     objects, values = process("pman.yaml", variant), given(variant)
-    settings = Settings.from_env(pman_env(objects))
+    settings = pman_settings(objects)
     assert settings.container_env == "openshift"
     assert settings.job_namespace == values["NAMESPACE"]
     assert settings.publisher_image == values["PUBLISHER_IMAGE"]
@@ -134,12 +140,25 @@ def test_the_deployment_environment_is_a_valid_pman_configuration(variant):
     assert settings.job_logs_tail == int(values["JOB_LOGS_TAIL"])
     assert settings.api_token == find(objects, "Secret", "pman-api-token")["stringData"]["token"]
     assert pman_env(objects)["PMAN_WORKERS"] == values["GUNICORN_WORKERS"]
+    assert settings.max_data_bytes == parse_size(values["PMAN_MAX_DATA_SIZE"])
+    example = load_file(OPENSHIFT / "swift-credentials.cfg.example")
+    read = settings.swift_credentials
+    assert read is not None
+    assert read.source.endswith("/swift-credentials.cfg")
+    assert dataclasses.replace(read, source=example.source) == example
     find(objects, "ServiceAccount", settings.publisher_service_account)
 
 
 def test_the_defaults_match_pmans_own():
-    settings, defaults = Settings.from_env(pman_env(process("pman.yaml"))), Settings()
-    for field in ("job_deadline_seconds", "job_ttl_seconds", "job_logs_tail", "swift_secret_name"):
+    settings, defaults = pman_settings(process("pman.yaml")), Settings()
+    fields = (
+        "job_deadline_seconds",
+        "job_ttl_seconds",
+        "job_logs_tail",
+        "swift_secret_name",
+        "max_data_bytes",
+    )
+    for field in fields:
         assert getattr(settings, field) == getattr(defaults, field), field
     assert settings.publisher_image == defaults.publisher_image
 
@@ -179,6 +198,58 @@ def test_the_api_token_reaches_pman_only_through_its_secret():
     assert token not in repr(others)
 
 
+def pman_volumes(objects: list) -> dict[str, dict]:
+    spec = find(objects, "Deployment", "pman")["spec"]["template"]["spec"]
+    return {volume["name"]: volume for volume in spec["volumes"]}
+
+
+@pytest.mark.parametrize("variant", ["defaults", "all-set"])
+def test_pman_reads_the_swift_secret_the_jobs_mount_read_only(variant):
+    objects, values = process("pman.yaml", variant), given(variant)
+    container = pman_container(objects)
+    volumes = pman_volumes(objects)
+    secrets = {name: volume["secret"] for name, volume in volumes.items() if "secret" in volume}
+    assert secrets == {
+        "swift-credentials": {
+            "secretName": values["SWIFT_SECRET_NAME"],
+            "items": [{"key": "swift-credentials.cfg", "path": "swift-credentials.cfg"}],
+        }
+    }
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "swift-credentials"]
+    assert mount["readOnly"] is True
+    path = pman_env(objects)["SWIFT_CREDENTIALS_FILE"]
+    assert path == f"{mount['mountPath']}/swift-credentials.cfg"
+    # The jobs' stage-in and publish containers read the same Secret at the same path.
+    assert path == CREDENTIALS_FILE
+
+
+@pytest.mark.parametrize("variant", ["defaults", "all-set"])
+def test_pmans_tmp_volume_holds_the_largest_upload_twice(variant):
+    # A zip upload is kept whole on /tmp beside the files it unpacks to (pman/data.py).
+    objects, values = process("pman.yaml", variant), given(variant)
+    container = pman_container(objects)
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tmp"]
+    assert pman_env(objects)["TMPDIR"] == mount["mountPath"] == "/tmp"
+    size_limit = pman_volumes(objects)["tmp"]["emptyDir"]["sizeLimit"]
+    assert size_limit == values["TMP_SIZE_LIMIT"]
+    assert parse_quantity(size_limit) >= 2 * pman_settings(objects).max_data_bytes
+
+
+def test_the_upload_size_is_spelt_as_both_pman_and_kubernetes_read_it():
+    # One spelling for both parameters, so an operator can compare them at a glance.
+    for variant in ("defaults", "all-set"):
+        size = given(variant)["PMAN_MAX_DATA_SIZE"]
+        assert parse_size(size) == parse_quantity(size), size
+
+
+def test_the_route_waits_as_long_as_a_large_upload_takes():
+    for variant in ("defaults", "all-set"):
+        route = find(process("pman.yaml", variant), "Route", "pman")
+        timeout = route["metadata"]["annotations"]["haproxy.router.openshift.io/timeout"]
+        assert timeout == given(variant)["ROUTE_TIMEOUT"]
+    assert given("defaults")["ROUTE_TIMEOUT"] == "10m"
+
+
 def test_resources_are_requested_and_limited():
     resources = pman_container(process("pman.yaml", "all-set"))["resources"]
     assert resources == {
@@ -214,7 +285,7 @@ def test_the_publisher_service_account_mounts_no_token_by_itself():
 
 
 def job_pod(variant: str = "defaults") -> dict:
-    settings = Settings.from_env(pman_env(process("pman.yaml", variant)))
+    settings = pman_settings(process("pman.yaml", variant))
     job = build_job(parse_job_request(pfcon_request()), settings)
     return job["spec"]["template"]
 
@@ -281,4 +352,4 @@ def test_the_api_policy_opens_only_pmans_port():
 def test_an_empty_token_given_explicitly_turns_authentication_off():
     objects = template.process(load("pman.yaml"), {**REQUIRED["pman.yaml"], "PMAN_API_TOKEN": ""})
     assert find(objects["items"], "Secret", "pman-api-token")["stringData"] == {"token": ""}
-    assert Settings.from_env(pman_env(objects["items"])).api_token is None
+    assert pman_settings(objects["items"]).api_token is None

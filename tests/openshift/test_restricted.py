@@ -10,7 +10,7 @@ import pytest
 from pman.jobspec import build_job, pick_user
 from pman.models import parse_job_request
 from pman.settings import Settings
-from tests.openshift.conftest import find, pman_env, process
+from tests.openshift.conftest import find, pman_settings, process
 from tests.openshift.restricted import violations
 from tests.pman.conftest import pfcon_request
 
@@ -27,7 +27,7 @@ def job_pod(settings: Settings, **request) -> dict:
 
 
 def template_settings(variant: str = "defaults") -> Settings:
-    return Settings.from_env(pman_env(process("pman.yaml", variant)))
+    return pman_settings(process("pman.yaml", variant))
 
 
 @pytest.mark.parametrize("variant", ["defaults", "all-set"])
@@ -47,9 +47,7 @@ def test_jobs_with_shared_memory_home_workaround_and_gpus_pass():
 
 
 def test_a_fixed_container_user_passes_only_inside_the_namespace_range():
-    settings = Settings.from_env(
-        {**pman_env(process("pman.yaml")), "CONTAINER_USER": "1000650000:"}
-    )
+    settings = pman_settings(process("pman.yaml"), extra={"CONTAINER_USER": "1000650000:"})
     spec = job_pod(settings)
     assert violations(spec, uid_range=(1000650000, 1000659999)) == []
     assert violations(spec) == [
@@ -58,7 +56,7 @@ def test_a_fixed_container_user_passes_only_inside_the_namespace_range():
 
 
 def test_a_root_container_user_is_refused():
-    settings = Settings.from_env({**pman_env(process("pman.yaml")), "CONTAINER_USER": "0:0"})
+    settings = pman_settings(process("pman.yaml"), extra={"CONTAINER_USER": "0:0"})
     found = violations(job_pod(settings), uid_range=(0, 10))
     assert "pod: runAsUser 0 runs as root" in found
 

@@ -10,7 +10,8 @@ loopback port (``PMAN_BIND``) instead of 0.0.0.0:5010; a Job's pod does not rest
 (``restartPolicy: Never``).
 
 The template's ServiceAccounts and Secrets are created too, in a namespace of their own,
-plus the Swift credentials Secret the operator creates with ``oc create secret generic``.
+plus the Swift credentials Secret the operator creates with ``oc create secret generic``
+(for the Swift server of the tests), before pman's pod, which mounts it for its data routes.
 The local cluster does not enforce RBAC (it records every call in its audit log instead),
 so the Roles and RoleBindings are checked against that log rather than applied.
 """

@@ -1,15 +1,20 @@
 """pman started with the processed template's configuration (its Deployment's command and
-environment, its service account) runs a job on the local cluster to a final status, and
-the Roles grant exactly the Kubernetes calls pman and the publisher make."""
+environment, its service account, the Swift Secret it mounts) runs a job on the local
+cluster to a final status, moves a job's input and output through its data routes, and the
+Roles grant exactly the Kubernetes calls pman and the publisher make."""
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 import time
 import uuid
 
 import pytest
 import requests
 
+from tests.fixtures.swift import delete_container
 from tests.openshift.conftest import pman_container
 from tests.openshift.deployed import DeployedPman, deploy
 from tests.openshift.rbac import calls_by, granted
@@ -46,6 +51,41 @@ def swift_job(swift_server, swift_container):
         env=[],
     )
     return body, connection
+
+
+@pytest.fixture
+def data_jid(swift_server):
+    """A jid whose data lives where pman puts it by default, deleted from Swift after."""
+    jid = f"openshift-data-{uuid.uuid4().hex[:8]}"
+    yield jid
+    delete_container(swift_server.connection(), f"key-{jid}")
+
+
+def push(pman: DeployedPman, jid: str, files: dict[str, bytes]) -> dict:
+    """Upload ``files`` as a job's input through pman's data route, as a tar stream."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    response = requests.post(
+        f"{pman.url}/api/v1/_data/{jid}/input/",
+        data=archive.getvalue(),
+        headers={**pman.headers(), "Content-Type": "application/x-tar"},
+        timeout=30,
+    )
+    assert response.status_code == 201, f"{response.text}\n{pman.logs()}"
+    return response.json()
+
+
+def pull(pman: DeployedPman, jid: str) -> dict[str, bytes]:
+    """A job's published output through pman's data route: each file of the tar by name."""
+    url = f"{pman.url}/api/v1/_data/{jid}/output/?format=tar"
+    response = requests.get(url, headers=pman.headers(), timeout=30)
+    assert response.status_code == 200, f"{response.text}\n{pman.logs()}"
+    with tarfile.open(fileobj=io.BytesIO(response.content)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
 def submit(pman: DeployedPman, body: dict) -> dict:
@@ -105,6 +145,39 @@ def test_a_job_runs_to_success_and_publishes_its_output(pman, swift_job):
     assert response.status_code == 404
 
 
+def test_the_data_routes_reach_swift_with_the_mounted_credentials(pman, data_jid):
+    # Without the Secret mounted at SWIFT_CREDENTIALS_FILE these routes answer 503.
+    data = b"input pushed through pman\n"
+    pushed = push(pman, data_jid, {"input.txt": data})
+    assert pushed == {
+        "jid": data_jid,
+        "input_dir": f"key-{data_jid}/incoming",
+        "files": 1,
+        "bytes": len(data),
+    }
+    body = pfcon_request(
+        jid=data_jid,
+        entrypoint=["sh", "-c", PROCESSOR],
+        args=[],
+        args_path_flags=[],
+        input_dir=pushed["input_dir"],
+        output_dir=f"key-{data_jid}/outgoing",
+        env=[],
+    )
+    submit(pman, body)
+    try:
+        job = wait_final(pman, data_jid)
+        assert job["status"] == "finishedSuccessfully", job
+        output = pull(pman, data_jid)
+    finally:
+        assert delete(pman, data_jid) == 204
+    assert output["output.txt"] == data
+    manifest = json.loads(output[".publisher-manifest.json"])
+    assert [item["path"] for item in manifest["files"]] == ["output.txt"]
+    # The output stays downloadable once the job is gone.
+    assert pull(pman, data_jid) == output
+
+
 def test_the_api_needs_the_generated_token(pman):
     assert requests.get(f"{pman.url}/api/v1/", timeout=10).status_code == 401
     info = requests.get(f"{pman.url}/api/v1/", headers=pman.headers(), timeout=10)
@@ -135,6 +208,10 @@ def test_the_roles_grant_exactly_the_calls_pman_and_the_publisher_make(
     def release_after_the_watch() -> None:
         account = "pman-publisher"
         wait_for_call(kube_cluster.audit_log, pman.namespace, account, ("", "pods", "watch"))
+        # The data route looks up the job and its pods to say why there is no output yet.
+        url = f"{pman.url}/api/v1/_data/{body['jid']}/output/"
+        early = requests.get(url, headers=pman.headers(), timeout=30)
+        assert early.status_code == 409, early.text
         release.touch()
 
     job = run_job(pman, body, while_running=release_after_the_watch)

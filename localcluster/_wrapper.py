@@ -197,13 +197,34 @@ def assemble(spec: dict) -> str:
     # a volume mounted over a directory holding it (an emptyDir at /tmp while the state is
     # under /tmp) would hide them by path, so they are reached through descriptors.
     sources = [_pin(mount["source"]) for mount in mounts]
-    view = View(_pin(spec["scratch"]), [m["target"] for m in mounts])
+    targets = [_normal(m["target"]) for m in mounts]
+    # The image's files below a volume (the interpreter under an emptyDir at /tmp) are
+    # bound back over it, as a real container's image stays whole beside its volumes.
+    kept = [(path, _pin(path)) for path in spec.get("keep", []) if _below(path, targets)]
+    view = View(_pin(spec["scratch"]), targets)
+    readonly = []
     for mount, source in zip(mounts, sources, strict=True):
         target = view.ensure(mount["target"], os.path.isdir(source))
         _mount(source, target, None, MS_BIND | MS_REC)
         if mount.get("readonly"):
-            remount_readonly(target)
+            readonly.append(target)
+    for path, pinned in kept:
+        try:
+            _mount(pinned, view.ensure(path, True), None, MS_BIND | MS_REC)
+        except OSError:
+            continue  # a read-only volume source: the path stays hidden, as before
+    for target in readonly:
+        remount_readonly(target)
     return view.root
+
+
+def _normal(path: str) -> str:
+    return "/" + "/".join(p for p in path.split("/") if p and p != ".")
+
+
+def _below(path: str, targets: list) -> bool:
+    """Whether ``path`` lies strictly inside one of the mount targets."""
+    return any(path.startswith(t.rstrip("/") + "/") for t in targets)
 
 
 def _set_identity(spec: dict) -> None:

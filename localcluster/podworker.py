@@ -36,6 +36,7 @@ from localcluster.runtime import (
     container_env,
     expand,
     home_of,
+    image_paths,
 )
 from localcluster.store import NotFound
 from localcluster.volumes import VolumeBuilder, VolumeNotReady, token_paths
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("localcluster.kubelet")
 
 Obj = dict[str, Any]
+IMAGE_PATHS = image_paths()
 
 
 class PodWorker:
@@ -388,6 +390,7 @@ class PodWorker:
             gid=security.get("runAsGroup"),
             groups=groups,
             no_new_privs=security.get("allowPrivilegeEscalation") is False,
+            keep=IMAGE_PATHS,
         )
 
     def _mounts(self, container: Obj) -> list[dict[str, Any]]:

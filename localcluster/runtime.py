@@ -161,6 +161,18 @@ class LaunchSpec:
     gid: int | None = None
     groups: list[int] = field(default_factory=list)
     no_new_privs: bool = False
+    # Host paths that stand for the container's image: kept visible below a volume.
+    keep: list[str] = field(default_factory=list)
+
+
+def image_paths() -> list[str]:
+    """The host paths every container runs from, as a real one runs from its image: this
+    interpreter's prefixes and the directory this package (and, in an editable install,
+    the project's other packages) is loaded from. A volume mounted over one of their
+    parents (an emptyDir at /tmp while they are under /tmp) must not hide them."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).parent.parent)}
+    found = sorted(os.path.realpath(p) for p in paths)
+    return [p for p in found if not any(p.startswith(q.rstrip("/") + "/") for q in found)]
 
 
 class Process:

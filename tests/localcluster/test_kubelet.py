@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+import localcluster
 from localcluster.cluster import LocalCluster
+from localcluster.runtime import image_paths
 from tests.fixtures.cluster import unique_name
 from tests.localcluster.helpers import (
     PYTHON_IMAGE,
@@ -161,7 +164,46 @@ def test_volume_over_the_directory_holding_the_cluster_state(jobs, core, namespa
     finally:
         core.delete_namespaced_secret(secret, namespace)
     assert state_of(pod, "main").terminated.exit_code == 0
-    assert _log(core, namespace, pod).split() == ["kept", "0"]
+    # Nothing in the fresh emptyDir but the image's own paths bound back (a checkout
+    # under /tmp).
+    assert _log(core, namespace, pod).split() == ["kept", str(len(_image_entries("/tmp")))]
+
+
+def _image_entries(directory: str) -> set[str]:
+    """Names in ``directory`` of the host paths containers keep seeing as their image."""
+    return {
+        Path(path).relative_to(directory).parts[0]
+        for path in image_paths()
+        if path.startswith(directory.rstrip("/") + "/")
+    }
+
+
+def test_a_volume_over_the_projects_directory_keeps_the_image_visible(jobs, core, namespace, local):
+    # A checkout under /tmp runs pods with an emptyDir at /tmp (pman's Deployment has one):
+    # the interpreter and the project's packages stay visible, as a real container's image
+    # does, while the rest of the directory is the volume's.
+    if local.mount_mode == "rewrite":
+        pytest.skip("needs mount namespaces")
+    parent = Path(localcluster.__file__).resolve().parent.parent.parent
+    if parent == Path("/"):
+        pytest.skip("the project is at the top of the file system")
+    marker = unique_name("written")
+    script = (
+        'python -c "import localcluster.runtime, sys; print(sys.prefix)" && '
+        f"echo x > {parent}/{marker} && ls -A {parent}"
+    )
+    main = container("main", script, volumeMounts=[{"name": "v", "mountPath": str(parent)}])
+    pod = _run(
+        jobs,
+        core,
+        namespace,
+        job_manifest(unique_name("imgvol"), [main], volumes=[{"name": "v", "emptyDir": {}}]),
+    )
+    lines = _log(core, namespace, pod).splitlines()
+    assert state_of(pod, "main").terminated.exit_code == 0, lines
+    assert lines[0] == sys.prefix
+    assert set(lines[1:]) == _image_entries(str(parent)) | {marker}
+    assert not (parent / marker).exists()  # written to the volume, not to the host
 
 
 def test_logs_tail_and_errors(jobs, core, namespace):

@@ -51,15 +51,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """For ``preexec_fn``: the child gets SIGTERM when its parent dies."""
     # The servers call setsid(), so without this a killed parent leaves them running.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     pr_set_pdeathsig = 1
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def wait_for_http(url: str, *, timeout: float, process: subprocess.Popen | None = None) -> None:
-    """Wait until `url` answers 200, or raise SwiftStartError."""
+def wait_for_http(
+    url: str,
+    *,
+    timeout: float,
+    process: subprocess.Popen | None = None,
+    error: type[Exception] = SwiftStartError,
+) -> None:
+    """Wait until `url` answers 200; `error` if the process ends or time runs out."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -69,10 +76,20 @@ def wait_for_http(url: str, *, timeout: float, process: subprocess.Popen | None 
         except (OSError, urllib.error.URLError):
             pass
         if process is not None and process.poll() is not None:
-            raise SwiftStartError(f"{url}: the server exited with code {process.returncode}")
+            raise error(f"{url}: the process exited with code {process.returncode}")
         if time.monotonic() > deadline:
-            raise SwiftStartError(f"{url} did not answer within {timeout:.0f} s")
+            raise error(f"{url} did not answer within {timeout:.0f} s")
         time.sleep(0.05)
+
+
+def terminate(popen: subprocess.Popen, *, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within `timeout` seconds."""
+    popen.terminate()
+    try:
+        popen.wait(timeout)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
 
 
 def find_memcached() -> str:
@@ -110,19 +127,14 @@ class _Process:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     def stop(self, *, timeout: float = 5.0) -> None:
         if self.popen is None or self.popen.poll() is not None:
             return
         self.resume()
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        terminate(self.popen, timeout=timeout)
 
     def pause(self) -> None:
         if self.popen is not None and self.popen.poll() is None:

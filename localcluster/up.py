@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import ctypes
 import logging
 import os
 import shlex
@@ -25,8 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -34,7 +31,14 @@ from types import TracebackType
 import kubernetes
 
 from localcluster.cluster import LocalCluster
-from localcluster.swift import SwiftAIO, SwiftStartError, free_port
+from localcluster.swift import (
+    SwiftAIO,
+    SwiftStartError,
+    die_with_parent,
+    free_port,
+    terminate,
+    wait_for_http,
+)
 
 log = logging.getLogger("localcluster.up")
 
@@ -53,29 +57,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 class StackError(RuntimeError):
     """A part of the stack did not come up, or the stack's directory is in use."""
-
-
-def _die_with_parent() -> None:
-    # pman must not outlive a killed `up` (it would keep the port and watch a dead API).
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def wait_until_ready(url: str, *, timeout: float, process: subprocess.Popen) -> None:
-    """Wait until ``url`` answers 200; StackError if the process ends or time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        if process.poll() is not None:
-            raise StackError(f"{url}: the process exited with code {process.returncode}")
-        if time.monotonic() > deadline:
-            raise StackError(f"{url} did not answer within {timeout:.0f} s")
-        time.sleep(0.05)
 
 
 class PmanProcess:
@@ -102,10 +83,12 @@ class PmanProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         try:
-            wait_until_ready(f"{self.url}/readyz", timeout=timeout, process=self.popen)
+            wait_for_http(
+                f"{self.url}/readyz", timeout=timeout, process=self.popen, error=StackError
+            )
         except StackError as exc:
             self.stop()
             raise StackError(f"pman: {exc} (log: {self.log_path})") from exc
@@ -114,12 +97,7 @@ class PmanProcess:
     def stop(self, *, timeout: float = 10.0) -> None:
         if self.popen is None or self.popen.poll() is not None:
             return
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        terminate(self.popen, timeout=timeout)
 
     def kill(self) -> None:
         """End it at once, as a crash would."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from pman.cache import StatusCache
 from pman.kube import Kube
 from pman.settings import Settings
+from tests.pman.fake_api import fake_api
 
 EMPTY_LIST = b'{"kind":"List","metadata":{"resourceVersion":"7"},"items":[]}'
 
@@ -36,19 +36,8 @@ class _GarbledWatch(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def garbled_api(tmp_path: Path) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _GarbledWatch)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{server.server_port}'}}}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
-        "users: [{name: u, user: {token: t}}]\n"
-    )
-    yield str(kubeconfig)
-    server.shutdown()
-    server.server_close()
+    with fake_api(_GarbledWatch, tmp_path) as kubeconfig:
+        yield kubeconfig
 
 
 def test_an_unreadable_watch_event_leaves_the_cache_unsynced_and_retrying(garbled_api):

@@ -25,11 +25,10 @@ from tests.pman.test_data_support import (
     container_exists,
     data_pman,
     objects,
-    read_tree,
     tar_bytes,
-    write_tree,
     zip_bytes,
 )
+from tests.trees import read_tree, write_tree
 
 MANIFEST = ".publisher-manifest.json"
 TOKEN = "cli-t0ken"

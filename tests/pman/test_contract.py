@@ -4,17 +4,15 @@ that need no cluster (400/405/415/413, the 308s), in ``test_http.py``.
 """
 
 # Request tables and literal job objects read best one item per line.
-# ruff: noqa: E501
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import kubernetes
 import pytest
@@ -32,6 +30,7 @@ from tests.pman.cluster_helpers import (
     swift_secret,
 )
 from tests.pman.conftest import pfcon_request
+from tests.pman.fake_api import fake_api
 from tests.pman.server import pman_server
 from tests.pman_api import FINISHED, job_pods
 
@@ -430,18 +429,8 @@ class _Failing(BaseHTTPRequestHandler):
 def failing_api(request, tmp_path):
     """A kubeconfig for an API server that always answers ``request.param``."""
     handler = type("Failing", (_Failing,), {"code": request.param})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{server.server_port}'}}}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\n"
-    )
-    yield str(kubeconfig)
-    server.shutdown()
-    server.server_close()
+    with fake_api(handler, tmp_path) as kubeconfig:
+        yield kubeconfig
 
 
 @pytest.mark.parametrize("failing_api", [403], indirect=True)

@@ -23,12 +23,11 @@ from tests.pman.test_data_support import (
     data_pman,
     objects,
     publish,
-    read_tree,
     stage_in,
     tar_bytes,
-    write_tree,
     zip_bytes,
 )
+from tests.trees import read_tree, write_tree
 
 TAR = "application/x-tar"
 

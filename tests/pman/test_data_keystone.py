@@ -12,15 +12,8 @@ from swiftclient.exceptions import ClientException
 
 import swiftcreds
 from tests.fixtures.cluster import unique_name
-from tests.pman.test_data_support import (
-    SAMPLE,
-    data_pman,
-    publish,
-    read_tree,
-    stage_in,
-    tar_bytes,
-    write_tree,
-)
+from tests.pman.test_data_support import SAMPLE, data_pman, publish, stage_in, tar_bytes
+from tests.trees import read_tree, write_tree
 
 
 def remove(credentials: swiftcreds.Credentials, container: str) -> None:

@@ -88,22 +88,6 @@ def container_exists(swift: SwiftAIO, container: str) -> bool:
     return True
 
 
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(root)): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
-
-
 def publish(
     swift: SwiftAIO, source: Path, location: str, *, credentials: Path | None = None
 ) -> None:

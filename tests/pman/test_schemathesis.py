@@ -32,7 +32,8 @@ from pman.openapi import openapi_document, with_data_routes
 from tests.fixtures.cluster import unique_name
 from tests.fixtures.swift import delete_container
 from tests.pman.cluster_helpers import running_pman
-from tests.pman.test_data_support import publish, write_tree
+from tests.pman.test_data_support import publish
+from tests.trees import write_tree
 
 RUN_LABEL = "pman-test-run"
 EXAMPLES = 25

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -46,21 +45,3 @@ def run_publisher(*args: str, env: dict[str, str] | None = None, timeout: float 
 def swift_env(swift_server: SwiftAIO) -> dict[str, str]:
     """ST_* variables for the session's Swift server."""
     return swift_server.environment()
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    """Create files (relative POSIX paths) under root."""
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    """Every regular file under root, by relative POSIX path."""
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.is_symlink()
-    }

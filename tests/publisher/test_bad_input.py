@@ -10,8 +10,9 @@ from urllib.parse import urlparse
 import pytest
 
 from localcluster.swift import free_port
+from tests.trees import write_tree
 
-from .conftest import run_publisher, write_tree
+from .conftest import run_publisher
 
 
 def raw_put(swift_server, path: str, body: bytes) -> None:

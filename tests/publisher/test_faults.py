@@ -10,8 +10,9 @@ import time
 import pytest
 
 from publisher.manifest import MANIFEST_NAME
+from tests.trees import write_tree
 
-from .conftest import PUBLISHER, clean_env, write_tree
+from .conftest import PUBLISHER, clean_env
 
 pytestmark = pytest.mark.fault
 

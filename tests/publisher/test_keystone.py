@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from .conftest import read_tree, run_publisher, write_tree
+from tests.trees import read_tree, write_tree
+
+from .conftest import run_publisher
 
 
 def round_trip(tmp_path, creds, container: str) -> None:

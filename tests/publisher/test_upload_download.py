@@ -9,8 +9,9 @@ import os
 import pytest
 
 from publisher.manifest import MANIFEST_NAME
+from tests.trees import read_tree, write_tree
 
-from .conftest import read_tree, run_publisher, write_tree
+from .conftest import run_publisher
 
 MIB = 1 << 20
 

@@ -288,7 +288,6 @@ class _LargeFile:
         self.etags: list[str] = [""] * len(self.ranges)
         self.remaining = len(self.ranges)
         self.lock = threading.Lock()
-        self.whole_md5 = hashlib.md5(usedforsecurity=False)
 
     def segment_name(self, index: int) -> str:
         return f"{self.name}/slo/{self.f.size}/{self.up.options.segment_size}/{index:08d}"

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=positive_int,
         default=UploadOptions.threads,
-        help="parallel requests (16)",
+        help=f"parallel requests ({UploadOptions.threads})",
     )
     common.add_argument(
         "--segment-size",
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--segment-threads",
         type=positive_int,
         default=UploadOptions.segment_threads,
-        help="large-object segments uploaded at once (4)",
+        help=f"large-object segments moved at once ({UploadOptions.segment_threads})",
     )
     common.add_argument(
         "--retries",

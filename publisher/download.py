@@ -41,7 +41,7 @@ NAME_MAX = 255
 
 @dataclass(frozen=True)
 class DownloadOptions:
-    threads: int = 16
+    threads: int = 32
     segment_threads: int = 4
     """Large-object segments fetched at once."""
     allow_empty: bool = False

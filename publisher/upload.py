@@ -39,7 +39,7 @@ MAX_OBJECT_NAME = 1024
 
 @dataclass(frozen=True)
 class UploadOptions:
-    threads: int = 16
+    threads: int = 32
     """Requests in flight: small objects are latency-bound on the server, so many help."""
     segment_size: int = 64 * MIB
     """Files above this go as Static Large Objects in segments of this size."""

@@ -1,7 +1,7 @@
 """`python -m bench` (what `make bench` runs): every benchmark, then the results table.
 
 Options: --rounds N (alternating rounds per tool, default 3), --quick (small data, one
-round: a smoke test of the benchmarks themselves), --only throughput,rss,publish,
+round: a smoke test of the benchmarks themselves), --only throughput,floor,rss,publish,
 --workdir DIR (default: a temporary directory, removed afterwards), --swift-workers 0,2
 (the throughput is measured once per value: Swift's servers each with that many worker
 processes, 0 being one process per server; the other benchmarks use the first value).
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import datasets, publish_latency, rss, throughput
+from bench import datasets, floor, publish_latency, rss, throughput
 from bench.datasets import MIB
 from bench.tools import Tools
 from localcluster.swift import SwiftAIO
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="throughput,rss,publish")
+    parser.add_argument("--only", default="throughput,floor,rss,publish")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--swift-workers", type=_workers, default=[0, 2])
     args = parser.parse_args(argv)
@@ -45,10 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         f"rounds={1 if args.quick else args.rounds}{' (quick)' if args.quick else ''}"
     ]
     try:
-        data = _datasets(work, quick=args.quick) if only & {"throughput", "rss"} else {}
-        if "throughput" in only:
-            for workers in args.swift_workers:
-                sections.append(_throughput(work, data, workers, args))
+        data = _datasets(work, quick=args.quick) if only & {"throughput", "floor", "rss"} else {}
+        floor_rows = []
+        for workers in args.swift_workers if only & {"throughput", "floor"} else []:
+            section, row = _throughput(work, data, workers, args, only)
+            sections += [section] if section else []
+            floor_rows += [row] if row else []
+        if floor_rows:
+            sections.append(floor.table(floor_rows))
         if only & {"rss", "publish"}:
             with SwiftAIO(work / "swift", workers=args.swift_workers[0]) as swift:
                 if "rss" in only:
@@ -82,25 +86,36 @@ def _workers(text: str) -> list[int]:
     return values
 
 
-def _throughput(work: Path, data: dict[str, Path], workers: int, args: argparse.Namespace) -> str:
-    """Every tool on every dataset against a Swift whose servers each run `workers` workers."""
+def _throughput(
+    work: Path, data: dict[str, Path], workers: int, args: argparse.Namespace, only: set[str]
+) -> tuple[str, str]:
+    """Every tool on every dataset against a Swift whose servers each run `workers` workers
+    (the throughput section), and the small-file download's floor (a row of its table)."""
     say(f"throughput with Swift workers = {workers}")
     directory = work / f"swift-workers-{workers}"
+    rounds = 1 if args.quick else args.rounds
+    results, row = None, ""
     with SwiftAIO(directory, workers=workers) as swift:
         tools = Tools(swift)
         if "rclone" not in tools.available():
             say("rclone is not installed: it is left out (make bench installs it)")
-        results = throughput.run(
-            tools, data, rounds=1 if args.quick else args.rounds, scratch=work, say=say
-        )
+        if "throughput" in only:
+            results = throughput.run(tools, data, rounds=rounds, scratch=work, say=say)
+        if "floor" in only:
+            small = next(iter(data.values()))
+            row = floor.table_row(
+                workers, floor.run(tools, small, rounds=rounds, scratch=work, say=say)
+            )
     shutil.rmtree(directory, ignore_errors=True)
+    if results is None:
+        return "", row
     shape = "one process per server" if workers == 0 else f"{workers} worker processes per server"
     title = f"## Throughput, Swift workers = {workers} ({shape}; medians)"
     cpu = (
         f"CPU time of the same runs (medians), Swift workers = {workers}:\n\n"
         + throughput.cpu_table(results, data)
     )
-    return f"{title}\n\n{throughput.table(results, data)}\n\n{cpu}"
+    return f"{title}\n\n{throughput.table(results, data)}\n\n{cpu}", row
 
 
 def _datasets(work: Path, *, quick: bool) -> dict[str, Path]:

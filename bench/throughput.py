@@ -37,19 +37,19 @@ def run(tools: Tools, datasets: dict[str, Path], *, rounds: int, scratch: Path, 
     results: Results = defaultdict(list)
     names = tools.available()
     for dataset, src in datasets.items():
-        source = _seed_download_source(tools, src)
+        source = seed_download_source(tools, src)
         for r in range(rounds):
             order = names[r % len(names) :] + names[: r % len(names)]
             for tool in order:
                 container = f"bench-{uuid.uuid4().hex[:8]}"
-                sample = _measure(tools, tools.upload, tool, src, container)
+                sample = measure(tools, tools.upload, tool, src, container)
                 empty_container(tools.swift, container)
                 results[(dataset, "upload", tool)].append(sample)
                 say(f"{dataset} upload {tool} round {r + 1}: {_described(sample)}")
             for tool in order:
                 dest = scratch / f"down-{uuid.uuid4().hex[:8]}"
-                sample = _measure(tools, tools.download, tool, source, dest)
-                _check_download(dest, src, tool)
+                sample = measure(tools, tools.download, tool, source, dest)
+                check_download(dest, src, tool)
                 shutil.rmtree(dest)
                 results[(dataset, "download", tool)].append(sample)
                 say(f"{dataset} download {tool} round {r + 1}: {_described(sample)}")
@@ -57,7 +57,7 @@ def run(tools: Tools, datasets: dict[str, Path], *, rounds: int, scratch: Path, 
     return results
 
 
-def _measure(tools: Tools, action: Callable[..., Run], *args: object) -> Sample:
+def measure(tools: Tools, action: Callable[..., Run], *args: object) -> Sample:
     before = tools.swift.cpu_seconds()
     done = action(*args)
     after = tools.swift.cpu_seconds()
@@ -70,14 +70,14 @@ def _described(sample: Sample) -> str:
     return f"{sample.seconds:.2f} s (CPU s: client {sample.client_cpu:.2f}, {servers})"
 
 
-def _seed_download_source(tools: Tools, src: Path) -> str:
+def seed_download_source(tools: Tools, src: Path) -> str:
     """Upload the dataset once (with the publisher: what pman's outputs look like)."""
     container = f"bench-src-{uuid.uuid4().hex[:8]}"
     tools.upload("publisher", src, container)
     return container
 
 
-def _check_download(dest: Path, src: Path, tool: str) -> None:
+def check_download(dest: Path, src: Path, tool: str) -> None:
     files, size = tree_size(src)
     got_files, got_size = tree_size(dest)
     manifest = [p for p in dest.rglob(".publisher-manifest.json")]

@@ -17,6 +17,7 @@ from pathlib import Path
 from localcluster.swift import SwiftAIO
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,10 @@ class Tools:
                 container,
             ],
             "rclone": [str(self.rclone), "copy", f"bench:{container}/data", str(dest)],
+            # A reference, not a tool: GETs every object and keeps nothing (bench/getonly.py).
+            "get-only": [sys.executable, "-m", "bench.getonly", container, "data/"],
         }[tool]
-        return timed(argv, self.env)
+        return timed(argv, self.env, cwd=ROOT)
 
 
 def empty_container(swift: SwiftAIO, container: str) -> None:

@@ -20,12 +20,13 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 WRITE_PIECE = 32 << 10
-"""Bytes handed to the kernel per write. Recent kernels cache a file (ext4, XFS) in pieces
-("folios") as large as the writes that fill them. Up to 32 KiB the kernel takes them from
-per-CPU lists of recently freed memory; larger ones come from its general allocator, often
-from memory a virtual machine has handed back to its host (free page reporting), which is
-slow to touch again. Downloading 1 GiB on such a machine took 1.9 to 2.2 s of system time
-with 256 KiB writes, 0.6 to 1.0 s with 32 KiB ones (bench/README.md)."""
+"""Bytes handed to the kernel per write. Downloading 1 GiB into a virtual machine that
+hands free memory back to its host (free page reporting) cost 2.1 to 2.6 s of system time
+with 256 KiB writes and 0.6 to 1.0 s with 32 KiB ones (bench/README.md), most of it first
+touches of memory the host had taken back. This fits how recent kernels cache a file
+(ext4, XFS): in folios as large as the writes that fill them, taken up to 32 KiB from
+per-CPU lists of recently freed memory, and above that from the large free blocks, the
+ones reported to the host."""
 
 
 class UnsafePath(Exception):

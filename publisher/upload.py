@@ -16,7 +16,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, InvalidStateError, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,25 +214,33 @@ class _Uploader:
                 pending_segments.extend((large_file, i) for i in range(len(large_file.ranges)))
             else:
                 small.append((f, info))
+        hashes = _SegmentHashes(pending_segments, ahead=self.options.segment_threads)
         with ThreadPoolExecutor(self.options.threads, thread_name_prefix="upload") as pool:
             # A few workers take segments in order: memory and disk seeks stay bounded
             # however large the output is. They start first, being the longest work, and
             # small files keep the other threads.
-            queue = iter(pending_segments)
+            queue = enumerate(pending_segments)
             workers = min(self.options.segment_threads, len(pending_segments))
-            futures = [pool.submit(self._segment_worker, queue) for _ in range(workers)]
+            futures = [pool.submit(self._segment_worker, queue, hashes) for _ in range(workers)]
+            if pending_segments:
+                pool.submit(hashes.run)
             futures.extend(pool.submit(self._small, f, info, results) for f, info in small)
-            _wait_all(futures)
+            try:
+                _wait_all(futures)
+            finally:
+                hashes.close()
         return [results[f.path] for f in files if f.path in results]
 
-    def _segment_worker(self, queue: Iterator[tuple[_LargeFile, int]]) -> None:
+    def _segment_worker(
+        self, queue: Iterator[tuple[int, tuple[_LargeFile, int]]], hashes: _SegmentHashes
+    ) -> None:
         while True:
             with self.lock:
                 item = next(queue, None)
             if item is None:
                 return
-            large_file, index = item
-            large_file.segment(index)
+            position, (large_file, index) = item
+            large_file.segment(index, hashes.take(position))
 
     def _existing_segments(self) -> dict[str, ObjectInfo]:
         self.store.ensure_container(self.segment_container)
@@ -270,6 +279,53 @@ class _Uploader:
         self.progress.add(files=1, nbytes=f.size)
 
 
+class _SegmentHashes:
+    """The MD5s of the segments to upload, computed in order by one thread of their own.
+
+    A segment's MD5 goes in its PUT's headers, so it is read once to be hashed before it is
+    sent. Hashing ahead of the threads that send keeps them sending: the 1 GiB upload took
+    6 to 13 % less time (bench/README.md). The hasher stays at most `ahead` segments in
+    front of the last one taken, so what it has read is still in the page cache when it is
+    sent.
+    """
+
+    def __init__(self, segments: list[tuple[_LargeFile, int]], *, ahead: int) -> None:
+        self.segments, self.ahead = segments, max(1, ahead)
+        self.futures: list[Future] = [Future() for _ in segments]
+        self.taken = 0
+        self.closed = False
+        self.changed = threading.Condition()
+
+    def run(self) -> None:
+        for position, ((large_file, index), future) in enumerate(
+            zip(self.segments, self.futures, strict=True)
+        ):
+            with self.changed:
+                self.changed.wait_for(lambda p=position: self.closed or p < self.taken + self.ahead)
+                if self.closed:
+                    return
+            with suppress(InvalidStateError):  # cancelled by close() meanwhile
+                try:
+                    future.set_result(large_file.hash_segment(index))
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+    def take(self, position: int) -> Future:
+        """The future MD5 of the segment at `position`, which a sender has now taken."""
+        with self.changed:
+            self.taken = max(self.taken, position + 1)
+            self.changed.notify_all()
+        return self.futures[position]
+
+    def close(self) -> None:
+        """Stop hashing; a sender still waiting for a hash gets CancelledError."""
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+        for future in self.futures:
+            future.cancel()
+
+
 class _LargeFile:
     """A file uploaded as a Static Large Object; the last segment to finish writes it."""
 
@@ -292,20 +348,28 @@ class _LargeFile:
     def segment_name(self, index: int) -> str:
         return f"{self.name}/slo/{self.f.size}/{self.up.options.segment_size}/{index:08d}"
 
-    def segment(self, index: int) -> None:
-        """Upload one segment; the last one to finish writes the large object's manifest."""
-        self._put_segment(index)
+    def hash_segment(self, index: int) -> str:
+        offset, length = self.ranges[index]
+        fd = self.up.root.open_file(self.f.path)
+        try:
+            return _md5_of(fd, offset, length)
+        finally:
+            os.close(fd)
+
+    def segment(self, index: int, md5: Future) -> None:
+        """Upload one segment, once its MD5 is known; the last one to finish writes the
+        large object's manifest."""
+        self._put_segment(index, md5.result())
         with self.lock:
             self.remaining -= 1
             last = self.remaining == 0
         if last:
             self._finish()
 
-    def _put_segment(self, index: int) -> None:
+    def _put_segment(self, index: int, md5: str) -> None:
         offset, length = self.ranges[index]
         fd = self.up.root.open_file(self.f.path)
         try:
-            md5 = _md5_of(fd, offset, length)
             seg = self.segment_name(index)
             known = self.existing.get(seg)
             if known is None or known.etag != md5 or known.size != length:

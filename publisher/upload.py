@@ -215,6 +215,11 @@ class _Uploader:
             else:
                 small.append((f, info))
         hashes = _SegmentHashes(pending_segments, ahead=self.options.segment_threads)
+        # The hasher has a thread of its own: in the pool it could wait behind segment
+        # workers that wait for it.
+        hasher = threading.Thread(target=hashes.run, name="upload-hasher", daemon=True)
+        if pending_segments:
+            hasher.start()
         with ThreadPoolExecutor(self.options.threads, thread_name_prefix="upload") as pool:
             # A few workers take segments in order: memory and disk seeks stay bounded
             # however large the output is. They start first, being the longest work, and
@@ -222,13 +227,13 @@ class _Uploader:
             queue = enumerate(pending_segments)
             workers = min(self.options.segment_threads, len(pending_segments))
             futures = [pool.submit(self._segment_worker, queue, hashes) for _ in range(workers)]
-            if pending_segments:
-                pool.submit(hashes.run)
             futures.extend(pool.submit(self._small, f, info, results) for f, info in small)
             try:
                 _wait_all(futures)
             finally:
                 hashes.close()
+        if pending_segments:
+            hasher.join()
         return [results[f.path] for f in files if f.path in results]
 
     def _segment_worker(

@@ -102,7 +102,7 @@ def _throughput(
         if "throughput" in only:
             results = throughput.run(tools, data, rounds=rounds, scratch=work, say=say)
         if "floor" in only:
-            small = next(iter(data.values()))
+            small = next(iter(data.values()))  # _datasets puts the small files first
             row = floor.table_row(
                 workers, floor.run(tools, small, rounds=rounds, scratch=work, say=say)
             )

@@ -196,9 +196,6 @@ class _Uploader:
         self.name_prefix, self.options, self.progress = name_prefix, options, progress
         self.segment_container = f"{container}_segments"
         self.lock = threading.Lock()
-        self.segment_slots = threading.BoundedSemaphore(
-            min(options.segment_threads, options.threads)
-        )
         self.late_skips: list[Skipped] = []
 
     def run(self, files: list[LocalFile], existing: dict[str, ObjectInfo]) -> list[dict]:
@@ -218,8 +215,7 @@ class _Uploader:
         # The hasher has a thread of its own: in the pool it could wait behind segment
         # workers that wait for it.
         hasher = threading.Thread(target=hashes.run, name="upload-hasher", daemon=True)
-        if pending_segments:
-            hasher.start()
+        hasher.start()
         with ThreadPoolExecutor(self.options.threads, thread_name_prefix="upload") as pool:
             # A few workers take segments in order: memory and disk seeks stay bounded
             # however large the output is. They start first, being the longest work, and
@@ -232,8 +228,7 @@ class _Uploader:
                 _wait_all(futures)
             finally:
                 hashes.close()
-        if pending_segments:
-            hasher.join()
+        hasher.join()
         return [results[f.path] for f in files if f.path in results]
 
     def _segment_worker(

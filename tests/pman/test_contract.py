@@ -3,8 +3,6 @@ data in a real Swift. Each table of CONTRACT.md has its rows checked here or, fo
 that need no cluster (400/405/415/413, the 308s), in ``test_http.py``.
 """
 
-# Request tables and literal job objects read best one item per line.
-
 from __future__ import annotations
 
 import json

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from publisher.errors import (
     ContainerNotFound,
     IntegrityError,
+    Interrupted,
     LocalIOError,
     NothingToDownload,
     UnsafeName,
@@ -32,11 +33,13 @@ from publisher.localfs import PartialFile, Root, UnsafePath
 from publisher.manifest import MANIFEST_NAME
 from publisher.progress import Progress
 from publisher.swift import ObjectInfo, Segment, SwiftStore
-from publisher.upload import _wait_all, object_prefix
+from publisher.upload import _wait_all, object_prefix, worker_pool
 
 log = logging.getLogger("publisher")
 
 NAME_MAX = 255
+STOP_GRACE = 2.0
+"""Seconds an interrupted download waits for its running tasks to remove their partial files."""
 
 
 @dataclass(frozen=True)
@@ -221,14 +224,16 @@ class _Downloader:
         self.store, self.root, self.container = store, root, container
         self.threads, self.progress = threads, progress
         self.segment_threads = segment_threads
+        self.stopping = threading.Event()
 
     def run(self, files: list[_Item]) -> None:
+        writes = [_FileWrite(self, item) for item in files]
         whole: list[Callable[[], None]] = []
         segments: list[Callable[[], None]] = []
-        for item in files:
-            tasks = _FileWrite(self, item).tasks()
+        for write in writes:
+            tasks = write.tasks()
             (whole if len(tasks) == 1 else segments).extend(tasks)
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="download") as pool:
+        with worker_pool(self.threads, "download") as pool:
             # Segments of large objects go to a few workers, in order: their MD5s are
             # checked in parallel, while writes at scattered offsets stay few. They start
             # first, being the longest work; the other threads take the small objects.
@@ -237,7 +242,18 @@ class _Downloader:
             workers = min(self.segment_threads, len(segments))
             futures = [pool.submit(_drain, queue, lock) for _ in range(workers)]
             futures.extend(pool.submit(task) for task in whole)
-            _wait_all(futures)
+            try:
+                _wait_all(futures)
+            except BaseException as exc:
+                # Running tasks stop at their next chunk; then no partial file is left.
+                # Interrupted, the process does not wait long for a task stuck in a request.
+                self.stopping.set()
+                grace = STOP_GRACE if isinstance(exc, Interrupted) else None
+                _, running = wait(futures, timeout=grace)
+                if not running:
+                    for write in writes:
+                        write.abandon()
+                raise
 
 
 class _FileWrite:
@@ -248,6 +264,7 @@ class _FileWrite:
         self.lock = threading.Lock()
         self.remaining = len(item.pieces)
         self.failed = False
+        self.closed = False
         self.partial: PartialFile | None = None
 
     def tasks(self) -> list:
@@ -275,24 +292,39 @@ class _FileWrite:
             return self.partial
 
     def _piece(self, piece: Segment, offset: int) -> None:
+        if self.down.stopping.is_set():
+            raise _Stopped
         partial = self._open()
         try:
             self._fetch(piece, offset, partial)
         except BaseException:
-            with self.lock:
-                self.failed = True
-                self.remaining -= 1
-                last = self.remaining == 0
-            if last:
-                partial.abort()
+            self._done(partial, failed=True)
             raise
+        self._done(partial, failed=False)
+
+    def _done(self, partial: PartialFile, *, failed: bool) -> None:
+        """One piece ended; after the last, the file is renamed into place or removed."""
         with self.lock:
+            self.failed = self.failed or failed
             self.remaining -= 1
-            last, failed = self.remaining == 0, self.failed
-        if last:
-            partial.abort() if failed else partial.commit()
-            if not failed:
-                self.down.progress.add(files=1)
+            if self.remaining or self.closed:
+                return
+            self.closed = True
+            failed = self.failed
+        if failed:
+            partial.abort()
+        else:
+            partial.commit()
+            self.down.progress.add(files=1)
+
+    def abandon(self) -> None:
+        """Remove the partial file of a download that stopped before all its pieces ran
+        (called once no task runs any more)."""
+        with self.lock:
+            if self.partial is None or self.closed:
+                return
+            self.closed = True
+        self.partial.abort()
 
     def _fetch(self, piece: Segment, offset: int, partial: PartialFile) -> None:
         def sink(headers: dict, body: Iterator[bytes]) -> None:
@@ -301,6 +333,8 @@ class _FileWrite:
             digest = hashlib.md5(usedforsecurity=False)
             position = offset
             for chunk in body:
+                if self.down.stopping.is_set():
+                    raise _Stopped
                 digest.update(chunk)
                 self._write(partial, position, chunk)
                 position += len(chunk)
@@ -319,6 +353,10 @@ class _FileWrite:
         for segment in self.down.store.dlo_segments(manifest):
             self._fetch(segment, offset, partial)
             offset += segment.size
+
+
+class _Stopped(BaseException):
+    """The download was interrupted: a task stops (a BaseException: no retry catches it)."""
 
 
 def _drain(queue: Iterator[Callable[[], None]], lock: threading.Lock) -> None:

@@ -17,12 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, InvalidStateError, ThreadPoolExecutor, wait
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from publisher.errors import UsageError
+from publisher.errors import Interrupted, UsageError
 from publisher.localfs import FileSlice, LocalFile, Root, Skipped, UnsafePath, scan_tree
 from publisher.manifest import MANIFEST_NAME, build_manifest, encode, manifest_object_name
 from publisher.progress import Progress
@@ -216,7 +216,7 @@ class _Uploader:
         # workers that wait for it.
         hasher = threading.Thread(target=hashes.run, name="upload-hasher", daemon=True)
         hasher.start()
-        with ThreadPoolExecutor(self.options.threads, thread_name_prefix="upload") as pool:
+        with worker_pool(self.options.threads, "upload") as pool:
             # A few workers take segments in order: memory and disk seeks stay bounded
             # however large the output is. They start first, being the longest work, and
             # small files keep the other threads.
@@ -422,6 +422,25 @@ class _LargeFile:
                 "uploaded": not done,
             }
         self.up.progress.add(files=1)
+
+
+@contextmanager
+def worker_pool(threads: int, name: str) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that is waited for, except when the process is interrupted.
+
+    On SIGTERM or SIGINT the queued tasks are dropped and the running ones are not waited
+    for: a request may hang for its whole timeout, and the process is about to exit.
+    """
+    pool = ThreadPoolExecutor(threads, thread_name_prefix=name)
+    try:
+        yield pool
+    except Interrupted:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _wait_all(futures: list[Future]) -> None:

@@ -174,6 +174,8 @@ def _plan(listing: list[ObjectInfo], name_prefix: str) -> tuple[list[_Item], lis
     for obj in listing:
         if obj.name == name_prefix + MANIFEST_NAME:
             continue
+        if obj.name == name_prefix and obj.size == 0:
+            continue  # the marker of the prefix's own "folder": that is the destination
         rel = relative_path(obj.name, name_prefix)
         if rel.endswith("/") and obj.size == 0:
             directories.add(rel.rstrip("/"))

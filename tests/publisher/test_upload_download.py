@@ -170,6 +170,8 @@ def test_download_keeps_directory_markers_and_skips_the_manifest(
 ):
     conn = swift_server.connection()
     conn.put_container(swift_container)
+    # "in/" is the marker of the prefix itself (what a "Create Folder" leaves): skipped.
+    conn.put_object(swift_container, "in/", b"", content_type="application/directory")
     conn.put_object(swift_container, "in/sub/", b"", content_type="application/directory")
     conn.put_object(swift_container, "in/f", b"x")
     conn.put_object(swift_container, f"in/{MANIFEST_NAME}", b"{}")

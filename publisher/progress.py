@@ -59,6 +59,8 @@ class Reporter:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()  # so that no progress line comes after the summary
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 
 import pytest
 
@@ -193,10 +194,18 @@ def test_progress_lines_show_files_bytes_and_throughput(tree, swift_env, swift_c
         f"swift://{swift_container}/out",
         env=swift_env,
     )
-    assert result.code == 0
-    last = result.stderr.strip().splitlines()[-1]
-    assert "upload: 6/6 files" in last
-    assert "MiB/s" in last
+    assert result.code == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    # Periodic lines while it runs ("publisher: upload: ..."), then the summary.
+    periodic = [line for line in lines[:-1] if line.startswith("publisher: upload: ")]
+    assert periodic, lines
+    # (the totals are 0 until the tree has been scanned)
+    pattern = r"publisher: upload: \d/[06] files, \d+\.\d/(0\.0|3\.1) MiB, \d+\.\d MiB/s"
+    assert all(re.fullmatch(pattern, line) for line in periodic), periodic
+    assert any("/6 files" in line for line in periodic), periodic
+    assert lines[-1].startswith("publisher: uploaded ")
+    assert lines[-1].endswith(" MiB/s")
+    assert "upload: 6/6 files, 3.1/3.1 MiB" in lines[-1]
 
 
 def test_python_m_and_console_script_are_the_same_tool():

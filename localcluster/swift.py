@@ -153,12 +153,18 @@ class SwiftAIO:
     of a virtualenv with the `swift` package (by default the running one). `workers` is
     the number of processes each server forks to serve requests: 0 (the default) serves
     from the started process itself, which keeps the suite light; a real deployment runs
-    about one per core (Swift's own default when the setting is absent).
+    about one per core (Swift's own default when the setting is absent). `ratelimit`, when
+    given, puts Swift's ratelimit middleware in the proxy with these settings (for
+    example ``{"container_ratelimit_0": "5", "max_sleep_time_seconds": "0.5",
+    "rate_buffer_seconds": "0"}``: object writes beyond 5 per second and container wait up
+    to half a second, then get "498 Rate Limited"). Swift limits only containers that hold objects, by the count in its cached
+    container info; the proxy then keeps that info for 1 s instead of 60.
     """
 
     directory: Path
     python: str = field(default_factory=lambda: sys.executable)
     workers: int = 0
+    ratelimit: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     _processes: dict[str, _Process] = field(default_factory=dict)
 
@@ -410,11 +416,19 @@ class SwiftAIO:
         sections = "".join(
             f"[filter:{f}]\nuse = egg:swift#{f.replace('-', '_')}\n" for f in filters
         )
+        pipeline = PIPELINE.format(auth=auth)
+        if self.ratelimit:
+            # Where upstream's sample puts it: after tempurl, before the auth middleware.
+            pipeline = pipeline.replace(" tempurl ", " tempurl ratelimit ")
+            sections += "[filter:ratelimit]\nuse = egg:swift#ratelimit\n" + "".join(
+                f"{key} = {value}\n" for key, value in self.ratelimit.items()
+            )
         return (
             self._defaults(port)
-            + f"[pipeline:main]\npipeline = {PIPELINE.format(auth=auth)}\n"
+            + f"[pipeline:main]\npipeline = {pipeline}\n"
             + "[app:proxy-server]\nuse = egg:swift#proxy\n"
             + "account_autocreate = true\nallow_account_management = true\n"
+            + ("recheck_container_existence = 1\n" if self.ratelimit else "")
             # One node per ring: never stop talking to it for long after it failed.
             + "error_suppression_interval = 1\n"
             + sections

@@ -5,8 +5,9 @@ through keystoneauth1), then talks to the storage URL itself over HTTP/1.1, one 
 connection per thread (`http.client`): a response body is read into a buffer the thread
 reuses and a file is sent with sendfile(2), so the publisher spends little CPU per request
 and per byte on a machine it shares with everything else. It owns the retry policy:
-connection errors, 5xx, 408 and 429 are retried with exponential backoff and jitter; an
-expired token (401) is renewed once. Library and socket errors never leave this module:
+connection errors, 5xx, 408, 429, and Swift's 498 (rate limited) and 499 (the proxy gave up
+on a slow client) are retried with exponential backoff and jitter; an expired token (401) is
+renewed once. Library and socket errors never leave this module:
 callers see the errors of `publisher.errors`, with the original as __cause__.
 """
 
@@ -51,6 +52,11 @@ READ_CHUNK = 256 << 10
 """Bytes read from a response at a time, into a buffer each thread reuses. Small enough to
 stay in the CPU cache while it is received, hashed and written: with 1 MiB the same work
 costs about a third more CPU."""
+
+
+RETRIED_STATUSES = frozenset({408, 429, 498, 499})
+"""Besides 5xx: request timeout, too many requests, and Swift's own "498 Rate Limited"
+(its ratelimit middleware) and "499 Client Disconnect" (the proxy timed out reading)."""
 
 
 @dataclass(frozen=True)
@@ -522,7 +528,7 @@ def _status_error(what: str, status: int, reason: str) -> tuple[bool, PublisherE
         return False, AuthenticationFailed(f"{what}: Swift refused the credentials ({reason})")
     if status == 422:
         return False, IntegrityError(f"{what}: Swift says the data does not match its MD5")
-    transient = status in (408, 429) or status >= 500
+    transient = status in RETRIED_STATUSES or status >= 500
     return transient, TransferFailed(f"{what}: Swift answered {reason}")
 
 

@@ -214,3 +214,38 @@ def test_sigterm_mid_download_ends_and_leaves_no_partial_file(
     assert [name for name in left if name.startswith(".")] == []  # no partial file
     assert all((dest / name).read_bytes() == (stored_files / name).read_bytes() for name in left)
 
+
+@pytest.fixture(scope="module")
+def rate_limited_swift(tmp_path_factory):
+    """A Swift whose proxy lets 5 object writes per second and container through, with no
+    burst allowance, each waiting at most half a second for its turn: beyond that, "498
+    Rate Limited"."""
+    from localcluster.swift import SwiftAIO
+
+    limits = {
+        "container_ratelimit_0": "5",
+        "max_sleep_time_seconds": "0.5",
+        "rate_buffer_seconds": "0",
+    }
+    with SwiftAIO(tmp_path_factory.mktemp("swift-rate-limited"), ratelimit=limits) as server:
+        yield server
+
+
+def test_a_rate_limited_upload_is_retried_and_completes(tmp_path, rate_limited_swift):
+    # Swift limits only containers that hold objects (as its cached info says, for 1 s).
+    rate_limited_swift.connection().put_container("limited")
+    rate_limited_swift.connection().put_object("limited", "seed", b"x")
+    time.sleep(1.5)
+    files = {f"f{i:02d}": bytes([i]) * 1000 for i in range(15)}
+    src = write_tree(tmp_path / "out", files)
+    process = start_upload(
+        src, "limited", rate_limited_swift.environment(), "--threads", "8", "--retries", "10"
+    )
+    code, summary, err = finish(process)
+    assert code == 0, err
+    assert summary["retries"] > 0
+    assert "498 Rate Limited" in err
+    stored = rate_limited_swift.connection().get_container("limited", full_listing=True)[1]
+    assert sorted(o["name"] for o in stored) == sorted(
+        [f"out/{name}" for name in files] + [f"out/{MANIFEST_NAME}", "seed"]
+    )

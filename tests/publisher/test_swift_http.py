@@ -10,7 +10,7 @@ import pytest
 
 from publisher.credentials import from_environment
 from publisher.errors import ContainerNotFound, NothingToDownload
-from publisher.swift import READ_CHUNK, SwiftStore
+from publisher.swift import READ_CHUNK, SwiftStore, _status_error
 
 MIB = 1 << 20
 
@@ -109,3 +109,25 @@ def test_a_connection_reset_mid_transfer_is_retried(store, swift_server, swift_c
 
     assert store.get_object(swift_container, "obj", sink) == data
     assert store.retries >= 1
+
+
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [
+        (408, True),
+        (429, True),
+        (498, True),
+        (499, True),
+        (500, True),
+        (503, True),
+        (400, False),
+        (403, False),
+        (409, False),
+        (411, False),
+        (422, False),
+    ],
+)
+def test_which_answers_are_retried(status, retried):
+    transient, error = _status_error("uploading c/o", status, f"{status} Reason")
+    assert transient is retried
+    assert str(error).startswith("uploading c/o: ")

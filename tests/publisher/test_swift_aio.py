@@ -48,6 +48,38 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def _children(pid: int) -> dict[int, bytes]:
+    """{pid: command line} of the processes whose parent is `pid`."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found[int(proc.name)] = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _program(cmdline: bytes) -> bytes:
+    """The module a `python -m` command runs, or the program itself."""
+    argv = cmdline.split(b"\0")
+    return argv[2] if len(argv) > 2 and argv[1] == b"-m" else argv[0]
+
+
+def _still_running(processes: dict[int, bytes]) -> list[bytes]:
+    running = []
+    for pid, cmdline in processes.items():
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline:
+                running.append(cmdline)
+        except OSError:
+            continue
+    return running
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_localcluster_swift_command_serves_until_signalled(tmp_path, signum):
     directory = tmp_path / "aio"
@@ -64,10 +96,14 @@ def test_localcluster_swift_command_serves_until_signalled(tmp_path, signum):
         connection = Connection(env["ST_AUTH"], env["ST_USER"], env["ST_KEY"], retries=0)
         connection.put_container("c")
         assert connection.head_container("c")["x-container-object-count"] == "0"
-        assert len(_processes_mentioning(str(directory))) == 5  # 4 servers + memcached
+        started = _children(process.pid)
+        names = sorted(_program(cmd) for cmd in started.values())
+        assert len(started) == 5, names  # the 4 servers and memcached
+        assert any(name.endswith(b"memcached") for name in names), names
     finally:
         process.send_signal(signum)
         assert process.wait(timeout=30) == 0
+    assert _still_running(started) == []
     assert _processes_mentioning(str(directory)) == []
     port = int(env["ST_AUTH"].split(":")[2].split("/")[0])
     with pytest.raises(ConnectionRefusedError):

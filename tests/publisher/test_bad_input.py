@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import pytest
 
 from localcluster.swift import free_port
+from publisher.credentials import DEFAULT_PATH
 from tests.trees import write_tree
 
 from .conftest import run_publisher
@@ -116,6 +117,18 @@ def test_missing_credentials_file_exit_3(tmp_path):
     )
     assert result.code == 3
     assert "does not exist" in result.stderr
+
+
+@pytest.mark.skipif(
+    DEFAULT_PATH.exists(), reason=f"{DEFAULT_PATH} exists here: the publisher would use it"
+)
+def test_without_credentials_it_says_where_it_looked_exit_3(tmp_path):
+    result = run_publisher("upload", str(tmp_path), "swift://c/p")
+    assert result.code == 3
+    message = result.stderr.strip()
+    assert message.startswith("publisher: no Swift credentials: ")
+    assert "\n" not in message
+    assert f"or provide {DEFAULT_PATH}" in message
 
 
 @pytest.mark.parametrize(

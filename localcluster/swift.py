@@ -157,8 +157,9 @@ class SwiftAIO:
     given, puts Swift's ratelimit middleware in the proxy with these settings (for
     example ``{"container_ratelimit_0": "5", "max_sleep_time_seconds": "0.5",
     "rate_buffer_seconds": "0"}``: object writes beyond 5 per second and container wait up
-    to half a second, then get "498 Rate Limited"). Swift limits only containers that hold objects, by the count in its cached
-    container info; the proxy then keeps that info for 1 s instead of 60.
+    to half a second, then get "498 Rate Limited"). Swift limits only containers that
+    hold objects, by the count in its cached container info; the proxy then keeps that
+    info for 1 s instead of 60.
     """
 
     directory: Path

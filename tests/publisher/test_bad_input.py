@@ -175,6 +175,28 @@ def test_download_replaces_a_planted_link_instead_of_following_it(
     assert "sub" in result.stderr
 
 
+def test_download_with_a_corrupt_segment_fails_naming_it(
+    tmp_path, swift_env, swift_server, swift_container
+):
+    data = os.urandom(3 * 1024 * 1024)
+    src = write_tree(tmp_path / "out", {"big": data})
+    up = run_publisher(
+        "upload", "--segment-size", "1MiB", str(src), f"swift://{swift_container}/o", env=swift_env
+    )
+    assert up.code == 0, up.stderr
+    # flip bytes of the second segment on the object server's disk
+    segment_file = _find_data_file(swift_server.directory, data[1024 * 1024 : 1024 * 1024 + 64])
+    with open(segment_file, "r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"CORRUPT!")
+    _, segments = swift_server.connection().get_container(f"{swift_container}_segments")
+    dest = tmp_path / "d"
+    result = run_publisher("download", f"swift://{swift_container}/o", str(dest), env=swift_env)
+    assert result.code == 8, result.stderr
+    assert f"{segments[1]['name']} is corrupt" in result.stderr
+    assert list(dest.iterdir()) == []  # neither the file nor its partial copy
+
+
 def test_download_with_a_missing_segment_fails_naming_it(
     tmp_path, swift_env, swift_server, swift_container
 ):

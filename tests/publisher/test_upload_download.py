@@ -182,6 +182,26 @@ def test_download_keeps_directory_markers_and_skips_the_manifest(
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["f", "sub"]
 
 
+def test_download_of_a_dynamic_large_object(tmp_path, swift_env, swift_server, swift_container):
+    conn = swift_server.connection()
+    conn.put_container(swift_container)
+    parts = [os.urandom(70_000), os.urandom(5), os.urandom(300_000)]
+    for index, part in enumerate(parts):
+        conn.put_object(swift_container, f"segs/movie/{index:03d}", part)
+    conn.put_object(
+        swift_container,
+        "in/movie",
+        b"",
+        headers={"X-Object-Manifest": f"{swift_container}/segs/movie/"},
+    )
+    dest = tmp_path / "d"
+    result = run_publisher(
+        "download", "--json", f"swift://{swift_container}/in", str(dest), env=swift_env
+    )
+    assert result.code == 0, result.stderr
+    assert read_tree(dest) == {"movie": b"".join(parts)}
+
+
 def test_progress_lines_show_files_bytes_and_throughput(tree, swift_env, swift_container):
     src, _ = tree
     result = run_publisher(

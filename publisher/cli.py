@@ -27,7 +27,7 @@ from publisher.credentials import resolve
 from publisher.errors import Interrupted, PublisherError, UsageError
 from publisher.progress import Progress, Reporter
 from publisher.swift import RetryPolicy, SwiftStore
-from publisher.upload import UploadOptions
+from publisher.upload import SEGMENT_THREADS, THREADS, UploadOptions
 
 log = logging.getLogger("publisher")
 
@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--threads",
         type=positive_int,
-        default=UploadOptions.threads,
-        help=f"parallel requests ({UploadOptions.threads})",
+        default=THREADS,
+        help=f"parallel requests ({THREADS})",
     )
     common.add_argument(
         "--segment-size",
@@ -94,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--segment-threads",
         type=positive_int,
-        default=UploadOptions.segment_threads,
-        help=f"large-object segments moved at once ({UploadOptions.segment_threads})",
+        default=SEGMENT_THREADS,
+        help=f"large-object segments moved at once ({SEGMENT_THREADS})",
     )
     common.add_argument(
         "--retries",

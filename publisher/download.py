@@ -33,7 +33,7 @@ from publisher.localfs import PartialFile, Root, UnsafePath
 from publisher.manifest import MANIFEST_NAME
 from publisher.progress import Progress
 from publisher.swift import ObjectInfo, Segment, SwiftStore
-from publisher.upload import _wait_all, object_prefix, worker_pool
+from publisher.upload import SEGMENT_THREADS, THREADS, _wait_all, object_prefix, worker_pool
 
 log = logging.getLogger("publisher")
 
@@ -44,9 +44,8 @@ STOP_GRACE = 2.0
 
 @dataclass(frozen=True)
 class DownloadOptions:
-    threads: int = 32
-    segment_threads: int = 4
-    """Large-object segments fetched at once."""
+    threads: int = THREADS
+    segment_threads: int = SEGMENT_THREADS
     allow_empty: bool = False
 
 

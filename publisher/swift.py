@@ -511,8 +511,9 @@ def _translate(what: str, exc: Exception) -> tuple[bool, PublisherError] | None:
     if isinstance(exc, requests.Timeout | TimeoutError | ks_exceptions.RetriableConnectionFailure):
         return True, StoreUnreachable(f"{what}: timed out")
     if isinstance(exc, ks_exceptions.HttpError):
-        transient = exc.http_status in (408, 429) or (exc.http_status or 0) >= 500
-        return transient, TransferFailed(f"{what}: Keystone answered {exc.http_status}")
+        return _transient(exc.http_status or 0), TransferFailed(
+            f"{what}: Keystone answered {exc.http_status}"
+        )
     network = (
         requests.RequestException,
         urllib3.exceptions.HTTPError,
@@ -528,8 +529,11 @@ def _status_error(what: str, status: int, reason: str) -> tuple[bool, PublisherE
         return False, AuthenticationFailed(f"{what}: Swift refused the credentials ({reason})")
     if status == 422:
         return False, IntegrityError(f"{what}: Swift says the data does not match its MD5")
-    transient = status in RETRIED_STATUSES or status >= 500
-    return transient, TransferFailed(f"{what}: Swift answered {reason}")
+    return _transient(status), TransferFailed(f"{what}: Swift answered {reason}")
+
+
+def _transient(status: int) -> bool:
+    return status in RETRIED_STATUSES or status >= 500
 
 
 def _describe(exc: BaseException) -> str:

@@ -36,16 +36,19 @@ IN_MEMORY_LIMIT = 1 * MIB
 HASH_CHUNK = 256 << 10
 """Bytes hashed at a time, read into a buffer each thread reuses (sized for the CPU cache)."""
 MAX_OBJECT_NAME = 1024
+THREADS = 32
+"""Requests in flight (upload and download): small objects are latency-bound on the
+server, so many help."""
+SEGMENT_THREADS = 4
+"""Large-object segments in flight at once: more only makes the object server's disk seek."""
 
 
 @dataclass(frozen=True)
 class UploadOptions:
-    threads: int = 32
-    """Requests in flight: small objects are latency-bound on the server, so many help."""
+    threads: int = THREADS
     segment_size: int = 64 * MIB
     """Files above this go as Static Large Objects in segments of this size."""
-    segment_threads: int = 4
-    """Segments in flight at once: more only makes the object server's disk seek."""
+    segment_threads: int = SEGMENT_THREADS
 
 
 @dataclass

@@ -251,7 +251,7 @@ def _publish(
     args: argparse.Namespace, store: SwiftStore, options: UploadOptions, env: Mapping[str, str]
 ) -> dict[str, Any]:
     from publisher.kube import PodWatcher, api_client
-    from publisher.publish import publish
+    from publisher.publish import GracefulStop, publish
 
     pod = args.pod or env.get("POD_NAME")
     namespace = args.namespace or env.get("POD_NAMESPACE")
@@ -263,6 +263,8 @@ def _publish(
     watcher = PodWatcher(
         api_client(args.kubeconfig or env.get("KUBECONFIG")), namespace, pod, deadline=deadline
     )
+    stop = GracefulStop()
+    stop.install()
     with Reporter(Progress("publish"), interval=args.progress_interval) as progress:
         result = publish(
             store,
@@ -274,6 +276,7 @@ def _publish(
             publish_on=args.publish_on,
             options=options,
             progress=progress,
+            stop=stop,
         )
     if result.upload is not None:
         log.info("published %s to %s: %s", args.src, args.dest, progress.line())

@@ -92,3 +92,11 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(f"interrupted by signal {signum}")
         self.exit_code = 128 + signum
+
+
+class GraceExpired(Interrupted):
+    """The pod's termination grace period ran out before the publish finished."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(15)  # ended by SIGTERM, as far as the exit code goes
+        self.args = (message,)

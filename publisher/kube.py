@@ -5,6 +5,8 @@ then watches from the list's resourceVersion, resuming from the last version see
 the stream ends and listing again on 410 Gone. It returns a `Termination` for any end of
 the container (Completed, Error, OOMKilled, DeadlineExceeded...) and raises `WaitFailed`
 (pod deleted, deadline passed) or `ClusterError` (API unreachable or refusing).
+`PodWatcher.pod_ending` says whether Kubernetes is ending the pod (deleted, or past its
+own deadline) and how long its containers have before SIGKILL.
 Kubernetes client errors never leave this module.
 """
 
@@ -41,6 +43,22 @@ class Termination:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+DEFAULT_GRACE = 30
+"""Kubernetes' default terminationGracePeriodSeconds."""
+
+
+@dataclass(frozen=True)
+class PodEnding:
+    """Kubernetes is ending the pod: why, and the grace period it gave its containers."""
+
+    why: str
+    """``deleted`` (its Job's deadline, a delete, an eviction) or ``DeadlineExceeded``."""
+    grace_seconds: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"why": self.why, "grace_period_seconds": self.grace_seconds}
 
 
 def api_client(kubeconfig: str | None) -> client.ApiClient:
@@ -82,6 +100,8 @@ class PodWatcher:
         """Kubernetes API requests made (one per list, one per watch stream)."""
         self.relists = 0
         """How often a watch expired (410 Gone) and the pod was listed again."""
+        self.grace_seconds = DEFAULT_GRACE
+        """The pod's terminationGracePeriodSeconds, as last seen."""
 
     def wait_for_termination(
         self, container: str, *, resource_version: str | None = None
@@ -113,7 +133,41 @@ class PodWatcher:
         )
         if not pods.items:
             raise WaitFailed(f"pod {self.namespace}/{self.pod} does not exist")
+        self._note_grace(pods.items[0])
         return terminated(pods.items[0], container), pods.metadata.resource_version
+
+    def _note_grace(self, pod: Any) -> None:
+        grace = pod.spec.termination_grace_period_seconds if pod.spec else None
+        if grace is not None:
+            self.grace_seconds = grace
+
+    def pod_ending(self) -> PodEnding | None:
+        """Whether Kubernetes is ending the pod now (one request); None if it is not.
+
+        Called when SIGTERM arrives: the kubelet sends it to every container of a pod
+        that was deleted (also by its Job's activeDeadlineSeconds) or that passed its own
+        activeDeadlineSeconds, and SIGKILL once the grace period is over.
+        """
+        self.requests += 1
+        try:
+            pods = self.core.list_namespaced_pod(
+                self.namespace,
+                field_selector=f"metadata.name={self.pod}",
+                _request_timeout=(5, 10),
+            )
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            log.warning("cannot tell whether pod %s is being ended (%s)", self.pod, exc)
+            return None
+        if not pods.items:
+            return None
+        pod = pods.items[0]
+        self._note_grace(pod)
+        if pod.metadata.deletion_timestamp is not None:
+            grace = pod.metadata.deletion_grace_period_seconds
+            return PodEnding("deleted", self.grace_seconds if grace is None else grace)
+        if pod.status is not None and pod.status.reason == "DeadlineExceeded":
+            return PodEnding("DeadlineExceeded", self.grace_seconds)
+        return None
 
     def _watch(self, container: str, resource_version: str) -> tuple[Termination | None, str]:
         self.requests += 1
@@ -140,6 +194,7 @@ class PodWatcher:
                 )
                 continue
             resource_version = pod.metadata.resource_version
+            self._note_grace(pod)
             found = terminated(pod, container)
             if found is not None:
                 return found, resource_version

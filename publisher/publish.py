@@ -5,17 +5,25 @@
 2. Wait until the processor container has terminated, for any reason.
 3. Unless told to publish only on success and it failed: upload the output directory.
 4. Write the manifest, with the processor's exit code, reason and times, last.
+
+When Kubernetes ends the pod (deleted, also by its Job's deadline), every container gets
+SIGTERM at once; `GracefulStop` lets the sidecar still publish what the processor left,
+within the pod's termination grace period.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from publisher.kube import PodWatcher, Termination
+from publisher.errors import GraceExpired, Interrupted
+from publisher.kube import PodEnding, PodWatcher, Termination
 from publisher.progress import Progress
 from publisher.swift import ObjectInfo, SwiftStore
 from publisher.upload import UploadOptions, UploadResult, list_destination, upload_tree
@@ -29,6 +37,7 @@ class PublishResult:
     upload: UploadResult | None
     kube_requests: int
     first_put_at: float | None
+    ending: PodEnding | None = None
 
     def summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = {
@@ -37,6 +46,8 @@ class PublishResult:
             "kube_requests": self.kube_requests,
             "first_upload_request_at": self.first_put_at,
         }
+        if self.ending is not None:
+            summary["pod_ending"] = self.ending.as_dict()
         if self.upload is not None:
             summary.update(self.upload.summary())
         return summary
@@ -61,6 +72,88 @@ class _Preparation(threading.Thread):
         return self.existing
 
 
+MARGIN = 2.0
+"""Seconds of the grace period kept back, to end with a clear message before SIGKILL."""
+
+
+class GracefulStop:
+    """What SIGTERM does to a publish: finish within the pod's grace period if it can.
+
+    Kubernetes ends a pod (deleted, also by its Job's activeDeadlineSeconds, or past its
+    own deadline) by sending SIGTERM to all its containers at once, then SIGKILL when the
+    termination grace period is over. So the sidecar is signalled with the processor:
+
+    - SIGTERM while waiting: the wait stops (`Interrupted`), and `publish` asks the API
+      whether the pod is being ended. If it is, it waits for the processor to end and
+      publishes. If not (a signal for this process alone), it stops there.
+    - SIGTERM while uploading: the upload goes on.
+
+    In both cases the publish must be over `margin` seconds before the grace period is:
+    then SIGALRM raises `GraceExpired` in the main thread, and the command ends as on any
+    interruption (no manifest; what was uploaded stays, and a rerun resumes). A second
+    SIGTERM, or SIGINT, ends it at once.
+    """
+
+    def __init__(self, margin: float = MARGIN, clock: Callable[[], float] = time.monotonic):
+        self.margin, self.clock = margin, clock
+        self.received_at: float | None = None
+        self.grace_seconds: int | None = None
+        """Known once uploading: the pod's grace period, for a SIGTERM that comes then."""
+        self.doing = "publishing"
+
+    def install(self) -> None:
+        """Take SIGTERM and SIGALRM (main thread only); SIGINT is left as it is."""
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def uploading(self, grace_seconds: int) -> None:
+        self.doing, self.grace_seconds = "publishing", grace_seconds
+
+    def start(self, grace_seconds: int) -> None:
+        """Allow what is left of `grace_seconds` since SIGTERM, less the margin."""
+        self.grace_seconds = grace_seconds
+        assert self.received_at is not None
+        left = self.received_at + grace_seconds - self.margin - self.clock()
+        if left <= 0:
+            raise GraceExpired(self._message())
+        signal.setitimer(signal.ITIMER_REAL, left)
+
+    def cancel(self) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        first = self.received_at is None
+        if first:
+            self.received_at = self.clock()
+        if not first or self.grace_seconds is None:
+            raise Interrupted(signum)
+        log.warning(
+            "SIGTERM while publishing: finishing within the pod's grace period (%d s)",
+            self.grace_seconds,
+        )
+        self.start(self.grace_seconds)
+
+    def _on_alarm(self, signum: int, frame: object) -> None:
+        raise GraceExpired(self._message())
+
+    def _message(self) -> str:
+        ran_out = f"the pod's termination grace period ({self.grace_seconds} s) ran out"
+        if self.doing != "publishing":
+            return f"{ran_out} before container {self.doing} ended: nothing published"
+        return f"{ran_out} while publishing: no manifest written (a rerun resumes)"
+
+
+def _pod_ending(
+    interrupted: Interrupted, watcher: PodWatcher, stop: GracefulStop | None
+) -> PodEnding | None:
+    """After SIGTERM while waiting: the pod's ending, if it is being ended."""
+    if stop is None or type(interrupted) is not Interrupted:
+        return None
+    if interrupted.exit_code != 128 + signal.SIGTERM:
+        return None
+    return watcher.pod_ending()
+
+
 def publish(
     store: SwiftStore,
     watcher: PodWatcher,
@@ -72,11 +165,30 @@ def publish(
     publish_on: str,
     options: UploadOptions,
     progress: Progress,
+    stop: GracefulStop | None = None,
 ) -> PublishResult:
-    """Wait for `wait_container` to end, then upload `src` and the manifest."""
+    """Wait for `wait_container` to end, then upload `src` and the manifest.
+
+    With `stop` installed, SIGTERM is handled as `GracefulStop` says.
+    """
     preparation = _Preparation(store, container, prefix)
     preparation.start()
-    termination = watcher.wait_for_termination(wait_container)
+    ending = None
+    try:
+        termination = watcher.wait_for_termination(wait_container)
+    except Interrupted as interrupted:
+        ending = _pod_ending(interrupted, watcher, stop)
+        if ending is None or stop is None:
+            raise
+        log.warning(
+            "pod is being ended (%s, grace period %d s): publishing once %s has ended",
+            ending.why,
+            ending.grace_seconds,
+            wait_container,
+        )
+        stop.doing = wait_container
+        stop.start(ending.grace_seconds)
+        termination = watcher.wait_for_termination(wait_container)
     log.info(
         "container %s ended: %s (exit code %d)",
         wait_container,
@@ -85,16 +197,27 @@ def publish(
     )
     if publish_on == "success" and termination.exit_code != 0:
         log.info("not publishing: --publish-on success and the container failed")
-        return PublishResult(termination, None, watcher.requests, None)
-    result = upload_tree(
-        store,
-        src,
-        container,
-        prefix,
-        options=options,
-        progress=progress,
-        processor=termination.as_dict(),
-        existing=preparation.result(),
-        missing_ok=True,
-    )
-    return PublishResult(termination, result, watcher.requests, store.first_put_at)
+        if stop is not None:
+            stop.cancel()
+        return PublishResult(termination, None, watcher.requests, None, ending)
+    processor = termination.as_dict()
+    if ending is not None:
+        processor["pod_ending"] = ending.as_dict()
+    if stop is not None:
+        stop.uploading(ending.grace_seconds if ending else watcher.grace_seconds)
+    try:
+        result = upload_tree(
+            store,
+            src,
+            container,
+            prefix,
+            options=options,
+            progress=progress,
+            processor=processor,
+            existing=preparation.result(),
+            missing_ok=True,
+        )
+    finally:
+        if stop is not None:
+            stop.cancel()
+    return PublishResult(termination, result, watcher.requests, store.first_put_at, ending)

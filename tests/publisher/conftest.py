@@ -7,9 +7,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+import kubernetes
 import pytest
 
 from localcluster.swift import SwiftAIO
+
+from .podspec import unique_name
 
 PUBLISHER = [sys.executable, "-m", "publisher"]
 
@@ -45,3 +48,29 @@ def run_publisher(*args: str, env: dict[str, str] | None = None, timeout: float 
 def swift_env(swift_server: SwiftAIO) -> dict[str, str]:
     """ST_* variables for the session's Swift server."""
     return swift_server.environment()
+
+
+@pytest.fixture(scope="module")
+def core(kube_cluster):
+    with kube_cluster.api_client() as api:
+        yield kubernetes.client.CoreV1Api(api)
+
+
+@pytest.fixture(scope="module")
+def batch(kube_cluster):
+    with kube_cluster.api_client() as api:
+        yield kubernetes.client.BatchV1Api(api)
+
+
+@pytest.fixture
+def credentials_secret(core, kube_cluster, swift_server):
+    """A Secret holding a swift-credentials.cfg for the test Swift server."""
+    name = unique_name("swift-credentials")
+    text = (
+        f"[AUTHORIZATION]\nosAuthUrl = {swift_server.auth_url}\n"
+        f"username = {swift_server.user}\npassword = {swift_server.key}\n"
+    )
+    body = {"metadata": {"name": name}, "stringData": {"swift-credentials.cfg": text}}
+    core.create_namespaced_secret(kube_cluster.namespace, body)
+    yield name
+    core.delete_namespaced_secret(name, kube_cluster.namespace)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 Obj = dict[str, Any]
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 CREDENTIALS = "/etc/swift/swift-credentials.cfg"
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
 
 
 def job_pod_manifest(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 import time
 
 import kubernetes
@@ -13,37 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from publisher.kube import PodWatcher
 from publisher.manifest import MANIFEST_NAME
 
-from .podspec import job_pod_manifest
-
-
-def unique_name(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
-
-
-@pytest.fixture(scope="module")
-def core(kube_cluster):
-    with kube_cluster.api_client() as api:
-        yield kubernetes.client.CoreV1Api(api)
-
-
-@pytest.fixture(scope="module")
-def batch(kube_cluster):
-    with kube_cluster.api_client() as api:
-        yield kubernetes.client.BatchV1Api(api)
-
-
-@pytest.fixture
-def credentials_secret(core, kube_cluster, swift_server):
-    """A Secret holding a swift-credentials.cfg for the test Swift server."""
-    name = unique_name("swift-credentials")
-    text = (
-        f"[AUTHORIZATION]\nosAuthUrl = {swift_server.auth_url}\n"
-        f"username = {swift_server.user}\npassword = {swift_server.key}\n"
-    )
-    body = {"metadata": {"name": name}, "stringData": {"swift-credentials.cfg": text}}
-    core.create_namespaced_secret(kube_cluster.namespace, body)
-    yield name
-    core.delete_namespaced_secret(name, kube_cluster.namespace)
+from .podspec import job_pod_manifest, unique_name
 
 
 @pytest.fixture

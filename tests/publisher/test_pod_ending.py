@@ -1,0 +1,276 @@
+"""The publish sidecar when Kubernetes ends its pod: SIGTERM to every container at once.
+
+A Job past its activeDeadlineSeconds has its pod deleted; the kubelet signals the
+processor and the sidecar together and kills what is left after the pod's grace period.
+The sidecar publishes what the processor left if it can do so within that period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import time
+
+import kubernetes
+import pytest
+from swiftclient.exceptions import ClientException
+
+from publisher.manifest import MANIFEST_NAME
+
+from .conftest import PUBLISHER, clean_env
+from .podspec import job_pod_manifest, unique_name
+
+
+@pytest.fixture
+def jobs(batch, kube_cluster):
+    """Create Jobs, deleted again after the test."""
+    created = []
+
+    def create(manifest: dict) -> str:
+        batch.create_namespaced_job(kube_cluster.namespace, manifest)
+        created.append(manifest["metadata"]["name"])
+        return manifest["metadata"]["name"]
+
+    yield create
+    for name in created:
+        with contextlib.suppress(kubernetes.client.exceptions.ApiException):  # already gone
+            batch.delete_namespaced_job(
+                name, kube_cluster.namespace, propagation_policy="Background"
+            )
+
+
+def object_names(swift_server, container: str) -> list[str]:
+    try:
+        return [o["name"] for o in swift_server.connection().get_container(container)[1]]
+    except ClientException:  # the container does not exist yet
+        return []
+
+
+def wait_until_preparing(swift_server, container: str, timeout: float = 60) -> None:
+    """The sidecar creates the destination container while it waits: it is watching."""
+    deadline = time.monotonic() + timeout
+    while container not in [c["name"] for c in swift_server.connection().get_account()[1]]:
+        assert time.monotonic() < deadline, "the publish sidecar did not start"
+        time.sleep(0.1)
+
+
+def end_by_deadline(batch, namespace: str, job: str) -> None:
+    """Give the running Job a deadline that has already passed."""
+    batch.patch_namespaced_job(job, namespace, {"spec": {"activeDeadlineSeconds": 1}})
+
+
+def last_statuses(core, namespace: str, job: str, timeout: int = 60) -> dict:
+    """Watch the Job's pod until it is gone; its containers' last terminated states."""
+    pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}")
+    states: dict = {}
+    stream = kubernetes.watch.Watch().stream(
+        core.list_namespaced_pod,
+        namespace,
+        label_selector=f"job-name={job}",
+        resource_version=pods.metadata.resource_version,
+        timeout_seconds=timeout,
+    )
+    for event in stream:
+        pod = event["object"]
+        for status in pod.status.container_statuses or []:
+            if status.state and status.state.terminated:
+                states[status.name] = status.state.terminated
+        if event["type"] == "DELETED":
+            return states
+    raise AssertionError(f"the pod of {job} was not removed")
+
+
+def job_with_grace(name, *, secret, container, script, grace):
+    manifest = job_pod_manifest(
+        name, secret=secret, container=container, processor_script=script, stage_in=False
+    )
+    spec = manifest["spec"]["template"]["spec"]
+    spec["terminationGracePeriodSeconds"] = grace
+    for c in spec["containers"]:
+        c["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    return manifest
+
+
+def test_a_job_past_its_deadline_still_publishes_what_its_processor_left(
+    jobs, batch, core, kube_cluster, credentials_secret, swift_server, swift_container
+):
+    script = "mkdir -p /share/outgoing && echo partial > /share/outgoing/partial.txt && sleep 300"
+    name = jobs(
+        job_with_grace(
+            unique_name("deadline-publish"),
+            secret=credentials_secret,
+            container=swift_container,
+            script=script,
+            grace=20,
+        )
+    )
+    wait_until_preparing(swift_server, swift_container)
+    end_by_deadline(batch, kube_cluster.namespace, name)
+    states = last_statuses(core, kube_cluster.namespace, name)
+
+    assert states["processor"].exit_code == 143  # ended by the SIGTERM
+    assert states["publish"].exit_code == 0, states["publish"].message
+    assert sorted(object_names(swift_server, swift_container)) == [
+        f"out/{MANIFEST_NAME}",
+        "out/partial.txt",
+    ]
+    conn = swift_server.connection()
+    assert conn.get_object(swift_container, "out/partial.txt")[1] == b"partial\n"
+    processor = json.loads(conn.get_object(swift_container, f"out/{MANIFEST_NAME}")[1])["processor"]
+    assert processor["exit_code"] == 143
+    assert processor["pod_ending"] == {"why": "deleted", "grace_period_seconds": 20}
+    job = batch.read_namespaced_job(name, kube_cluster.namespace)
+    assert job.status.conditions[-1].reason == "DeadlineExceeded"
+
+
+def test_a_processor_outliving_the_grace_period_publishes_nothing_and_says_so(
+    jobs, batch, core, kube_cluster, credentials_secret, swift_server, swift_container
+):
+    # Ignores SIGTERM (and so does its sleep): only the SIGKILL at the end of the grace ends it.
+    script = (
+        "trap '' TERM; mkdir -p /share/outgoing && echo x > /share/outgoing/x && "
+        "while true; do sleep 0.2; done"
+    )
+    name = jobs(
+        job_with_grace(
+            unique_name("deadline-outlived"),
+            secret=credentials_secret,
+            container=swift_container,
+            script=script,
+            grace=5,
+        )
+    )
+    wait_until_preparing(swift_server, swift_container)
+    end_by_deadline(batch, kube_cluster.namespace, name)
+    states = last_statuses(core, kube_cluster.namespace, name)
+
+    assert states["processor"].exit_code == 137  # SIGKILL
+    publish = states["publish"]
+    assert publish.exit_code == 143  # it ended itself, before the SIGKILL
+    assert publish.finished_at < states["processor"].finished_at
+    assert "grace period (5 s) ran out before container processor ended" in publish.message
+    assert object_names(swift_server, swift_container) == []
+
+
+@pytest.fixture
+def ended_processor(jobs, core, kube_cluster):
+    """A running pod whose container `processor` has already ended; returns the pod name."""
+
+    def start(grace: int) -> str:
+        name = unique_name("ended")
+        spec = {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": grace,
+            "containers": [
+                {"name": "processor", "image": "busybox:1.36", "command": ["true"]},
+                {"name": "other", "image": "busybox:1.36", "command": ["sleep", "300"]},
+            ],
+        }
+        jobs(
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": name},
+                "spec": {"backoffLimit": 0, "template": {"spec": spec}},
+            }
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            pods = core.list_namespaced_pod(
+                kube_cluster.namespace, label_selector=f"job-name={name}"
+            ).items
+            if pods and any(
+                s.name == "processor" and s.state.terminated
+                for s in pods[0].status.container_statuses or []
+            ):
+                return pods[0].metadata.name
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+    return start
+
+
+FILES = 400
+
+
+@pytest.fixture
+def outputs(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(FILES):
+        (out / f"f{i:04d}").write_bytes(bytes([i % 256]) * 20_000)
+    return out
+
+
+def start_publish(pod, kube_cluster, swift_server, src, container):
+    env = swift_server.environment() | {
+        "POD_NAME": pod,
+        "POD_NAMESPACE": kube_cluster.namespace,
+        "KUBECONFIG": kube_cluster.kubeconfig,
+    }
+    return subprocess.Popen(
+        [
+            *PUBLISHER,
+            "publish",
+            "--json",
+            "--threads",
+            "2",
+            "--wait-container",
+            "processor",
+            str(src),
+            f"swift://{container}/out",
+        ],
+        env=clean_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_objects(swift_server, container, count, process) -> None:
+    deadline = time.monotonic() + 60
+    while len(object_names(swift_server, container)) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "upload did not start"
+        time.sleep(0.02)
+
+
+def test_sigterm_while_publishing_finishes_the_publish(
+    ended_processor, outputs, kube_cluster, swift_server, swift_container
+):
+    pod = ended_processor(grace=30)
+    process = start_publish(pod, kube_cluster, swift_server, outputs, swift_container)
+    wait_for_objects(swift_server, swift_container, 20, process)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "finishing within the pod's grace period (30 s)" in err
+    summary = json.loads(out)
+    assert summary["status"] == "ok"
+    assert summary["files"] == FILES
+    names = object_names(swift_server, swift_container)
+    assert len(names) == FILES + 1
+    assert f"out/{MANIFEST_NAME}" in names
+
+
+def test_grace_period_running_out_while_publishing_leaves_no_manifest(
+    ended_processor, outputs, kube_cluster, swift_server, swift_container
+):
+    pod = ended_processor(grace=6)
+    process = start_publish(pod, kube_cluster, swift_server, outputs, swift_container)
+    wait_for_objects(swift_server, swift_container, 20, process)
+    swift_server.pause("proxy")  # requests now hang: the publish cannot finish
+    try:
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        swift_server.resume("proxy")
+    assert process.returncode == 143, err
+    assert "grace period (6 s) ran out while publishing: no manifest written" in err
+    assert json.loads(out)["status"] == "interrupted"
+    assert took < 6  # it ended by itself, before a SIGKILL would have come
+    assert f"out/{MANIFEST_NAME}" not in object_names(swift_server, swift_container)

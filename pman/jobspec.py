@@ -116,6 +116,8 @@ def pod_spec(request: JobRequest, settings: Settings, *, uid: Uid, gid: Uid) -> 
     """The pod: stage-in, then the processor beside the publish sidecar."""
     spec: Manifest = {
         "restartPolicy": "Never",
+        # Also the publish sidecar's time to publish when the pod is ended (its deadline).
+        "terminationGracePeriodSeconds": settings.job_grace_seconds,
         "serviceAccountName": settings.publisher_service_account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,

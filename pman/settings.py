@@ -92,6 +92,11 @@ class Settings:
     job_deadline_seconds: int = ONE_WEEK
     """``JOB_DEADLINE_SECONDS``: ``activeDeadlineSeconds``; upstream's week-long default."""
 
+    job_grace_seconds: int = 30
+    """``JOB_GRACE_SECONDS``: ``terminationGracePeriodSeconds`` of each job pod. When a job
+    is ended (its deadline, a delete), the publish sidecar has this long to publish what the
+    processor left."""
+
     job_ttl_seconds: int = ONE_DAY
     """``JOB_TTL_SECONDS``: ``ttlSecondsAfterFinished``; clients expect a finished job to
     stay queryable for at least a day."""
@@ -278,6 +283,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
         _parse_name(_DNS_SUBDOMAIN, "service account name"),
     ),
     "JOB_DEADLINE_SECONDS": ("job_deadline_seconds", _parse_int(1)),
+    "JOB_GRACE_SECONDS": ("job_grace_seconds", _parse_int(0)),
     "JOB_TTL_SECONDS": ("job_ttl_seconds", _parse_int(0)),
     "PMAN_API_TOKEN": ("api_token", str),
     "PMAN_MAX_BODY_SIZE": ("max_body_bytes", _parse_int(1024)),

@@ -35,6 +35,7 @@ ALL_SET: dict[str, dict[str, str]] = {
         "PMAN_API_TOKEN": "a-token-the-operator-chose",
         "SWIFT_SECRET_NAME": "moc-swift",
         "JOB_DEADLINE_SECONDS": "3600",
+        "JOB_GRACE_SECONDS": "120",
         "JOB_TTL_SECONDS": "172800",
         "JOB_LOGS_TAIL": "50",
         "GUNICORN_WORKERS": "4",

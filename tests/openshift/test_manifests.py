@@ -137,6 +137,7 @@ def test_the_deployment_environment_is_a_valid_pman_configuration(variant):
     assert settings.swift_secret_name == values["SWIFT_SECRET_NAME"]
     assert settings.job_deadline_seconds == int(values["JOB_DEADLINE_SECONDS"])
     assert settings.job_ttl_seconds == int(values["JOB_TTL_SECONDS"])
+    assert settings.job_grace_seconds == int(values["JOB_GRACE_SECONDS"])
     assert settings.job_logs_tail == int(values["JOB_LOGS_TAIL"])
     assert settings.api_token == find(objects, "Secret", "pman-api-token")["stringData"]["token"]
     assert pman_env(objects)["PMAN_WORKERS"] == values["GUNICORN_WORKERS"]
@@ -154,6 +155,7 @@ def test_the_defaults_match_pmans_own():
     fields = (
         "job_deadline_seconds",
         "job_ttl_seconds",
+        "job_grace_seconds",
         "job_logs_tail",
         "swift_secret_name",
         "max_data_bytes",

@@ -45,6 +45,7 @@ PFCON_JOB = {
             "metadata": {"labels": LABELS, "annotations": ANNOTATIONS},
             "spec": {
                 "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 30,
                 "serviceAccountName": "pman-publisher",
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
@@ -198,6 +199,7 @@ def test_every_setting_that_shapes_the_pod():
         publisher_service_account="robot",
         job_deadline_seconds=3600,
         job_ttl_seconds=60,
+        job_grace_seconds=120,
     )
     manifest = job(settings, gpu_limit="2", number_of_workers="3")
     spec = pod(manifest)
@@ -211,6 +213,7 @@ def test_every_setting_that_shapes_the_pod():
     assert spec["nodeSelector"] == {"gpu": "yes"}
     assert spec["imagePullSecrets"] == [{"name": "registry-a"}, {"name": "registry-b"}]
     assert spec["serviceAccountName"] == "robot"
+    assert spec["terminationGracePeriodSeconds"] == 120
     assert {"name": "swift-credentials", "secret": {"secretName": "my-swift"}} in spec["volumes"]
     assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "512Mi"}} in spec[
         "volumes"

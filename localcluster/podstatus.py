@@ -85,6 +85,9 @@ class ContainerRun:
         return status
 
 
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+
+
 @dataclass
 class PodRun:
     """What the kubelet knows about a pod besides its containers."""
@@ -95,6 +98,8 @@ class PodRun:
     start_time: float | None = None
     init_failed: bool = False
     deleted: bool = False
+    deadline_exceeded: bool = False
+    """Past the pod's own spec.activeDeadlineSeconds: Failed, whatever its containers do."""
 
 
 def _phase(
@@ -167,9 +172,14 @@ def pod_status(pod: Obj, run: PodRun, containers: list[ContainerRun]) -> Obj:
     phase = (
         "Pending"
         if not run.scheduled
+        else "Failed"
+        if run.deadline_exceeded
         else _phase(pod["spec"].get("restartPolicy", "Never"), run, inits, mains)
     )
     status: Obj = {"phase": phase, "conditions": _conditions(phase, run, inits, mains, previous)}
+    if run.deadline_exceeded:
+        status["reason"] = "DeadlineExceeded"
+        status["message"] = DEADLINE_MESSAGE
     if run.scheduled:
         status.update(
             hostIP=HOST_IP,

@@ -5,7 +5,9 @@ volumes, runs the init containers one after another and then all containers side
 each from its own thread (the kernel's parent-death signal is tied to the thread that
 started the process). A container's termination is written to the pod's status the moment
 its process is reaped, so watchers see it within milliseconds. Deleting a pod sends
-SIGTERM to its containers' process groups and SIGKILL after the grace period.
+SIGTERM to its containers' process groups and SIGKILL after the grace period. A pod past
+its own ``spec.activeDeadlineSeconds`` fails (reason DeadlineExceeded) and its containers
+are stopped the same way, but the pod stays.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from localcluster.events import NODE_NAME
 from localcluster.memory import Limited
 from localcluster.meta import parse_quantity
 from localcluster.node import unschedulable_reason
-from localcluster.podstatus import ContainerRun, PodRun, pod_status
+from localcluster.podstatus import DEADLINE_MESSAGE, ContainerRun, PodRun, pod_status
 from localcluster.runtime import (
     ConfigError,
     LaunchSpec,
@@ -115,8 +117,12 @@ class PodWorker:
 
     def _main(self) -> None:
         try:
-            if self._admit() and self._prepare():
-                self._run_containers()
+            if self._admit():
+                threading.Thread(
+                    target=self._watch_deadline, name=f"{self.name}-deadline", daemon=True
+                ).start()
+                if self._prepare():
+                    self._run_containers()
         except Exception:
             log.exception("pod %s/%s failed in the kubelet", self.namespace, self.name)
         with self.lock:
@@ -183,6 +189,33 @@ class PodWorker:
         )
         return True
 
+    def _watch_deadline(self) -> None:
+        """Fail the pod once it has been active longer than its ``activeDeadlineSeconds``.
+
+        The field may be set or lowered while the pod runs, so it is read again each time.
+        """
+        while not self.stopping.wait(0.2):
+            pod = self.pod()
+            if pod is None or self.done:
+                return
+            seconds = pod["spec"].get("activeDeadlineSeconds")
+            start = self.run.start_time
+            if seconds is None or start is None or time.time() < start + seconds:
+                continue
+            with self.lock:
+                if self.done or self.stopping.is_set():
+                    return
+                self.run.deadline_exceeded = True
+                running = dict(self.processes)
+            self.publish()
+            self.event("DeadlineExceeded", DEADLINE_MESSAGE, warning=True)
+            self._signal(running, float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
+            return
+
+    def _halted(self) -> bool:
+        """No container may start or restart: the pod is being deleted or is past its deadline."""
+        return self.stopping.is_set() or self.run.deadline_exceeded
+
     def _token(self, expiration: int) -> str:
         return self.kubelet.token_for(self.pod() or {"metadata": {}, "spec": self.spec}, expiration)
 
@@ -193,7 +226,7 @@ class PodWorker:
         }
         for run in [c for c in self.containers if c.init]:
             if not self._run_one(run, specs[run.name]):
-                if not self.stopping.is_set():
+                if not self._halted():
                     self.run.init_failed = True
                     self.publish()
                 return
@@ -217,10 +250,10 @@ class PodWorker:
     def _run_one(self, run: ContainerRun, container: Obj) -> bool:
         """Run a container until it ends for good; returns whether it succeeded."""
         restarts = self.spec.get("restartPolicy") == "OnFailure"
-        while not self.stopping.is_set():
+        while not self._halted():
             if not self._start_and_wait(run, container):
                 continue
-            if run.exit_code == 0 or not restarts or self.stopping.is_set():
+            if run.exit_code == 0 or not restarts or self._halted():
                 return run.exit_code == 0
             self.stopping.wait(min(0.5 * 2**run.restart_count, 10.0))
             with self.lock:
@@ -261,7 +294,7 @@ class PodWorker:
     ) -> Process | None:
         """Start the container's process and report it running (None if it did not start)."""
         with self.lock:
-            if self.stopping.is_set():
+            if self._halted():
                 return None
             try:
                 process = Process(
@@ -424,8 +457,12 @@ class PodWorker:
             return
         if not running or (not first and grace > 0):
             return
+        self._signal(running, grace, announce=first)
+
+    def _signal(self, running: dict[str, Process], grace: float, *, announce: bool = True) -> None:
+        """SIGTERM to the containers, SIGKILL to those left after `grace` (at once if 0)."""
         for name, process in running.items():
-            if first:
+            if announce:
                 self.event("Killing", f"Stopping container {name}", container=name)
             process.signal_group(signal.SIGKILL if grace <= 0 else signal.SIGTERM)
         if grace > 0:

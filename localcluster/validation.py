@@ -118,16 +118,24 @@ def validate_job_update(old: Obj, new: Obj) -> None:
 
 def validate_pod_update(old: Obj, new: Obj) -> None:
     old_spec, new_spec = dict(old.get("spec", {})), dict(new.get("spec") or {})
-    old_spec.pop("activeDeadlineSeconds", None)
+    before = old_spec.pop("activeDeadlineSeconds", None)
+    check = Checker()
+    after = check.int_at(new_spec, "activeDeadlineSeconds", "spec.activeDeadlineSeconds")
     new_spec.pop("activeDeadlineSeconds", None)
+    path = "spec.activeDeadlineSeconds"
+    if after is not None and after <= 0:
+        check.invalid(path, after, "must be greater than 0")
+    elif before is not None and after is None:
+        check.invalid(path, None, "must not update from a positive integer to nil value")
+    elif before is not None and after is not None and after > before:
+        check.invalid(path, after, "must be less than or equal to previous value")
     if old_spec != new_spec:
-        check = Checker()
         check.forbidden(
             "spec",
             "pod updates may not change fields other than `spec.activeDeadlineSeconds` "
             "on the local cluster",
         )
-        check.raise_if_any("Pod", "", old["metadata"]["name"])
+    check.raise_if_any("Pod", "", old["metadata"]["name"])
 
 
 # -- secrets, config maps, service accounts, namespaces, events

@@ -236,7 +236,9 @@ def terminated(pod: Any, container: str) -> Termination | None:
             continue
         done = status.state.terminated
         if done is None:
-            return None
+            if status.state.running is not None:
+                return None  # even in a failed pod: it is being stopped, its end will come
+            break
         return Termination(
             container=container,
             exit_code=done.exit_code,
@@ -246,7 +248,7 @@ def terminated(pod: Any, container: str) -> Termination | None:
             finished_at=_time(done.finished_at),
         )
     if pod.status is not None and pod.status.phase in ("Succeeded", "Failed"):
-        # The pod ended without the container ever reporting (e.g. deadline before start).
+        # The pod ended and the container never ran (e.g. its deadline passed before).
         reason = pod.status.reason or pod.status.phase
         return Termination(container, -1, reason, pod.status.message or "", "", "")
     return None

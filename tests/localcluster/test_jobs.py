@@ -14,6 +14,7 @@ from tests.localcluster.helpers import (
     container,
     is_running,
     job_manifest,
+    status_body,
     wait_for_job,
     wait_for_pod,
     wait_until_gone,
@@ -80,6 +81,49 @@ def test_active_deadline_kills_running_pods(jobs, batch, core, namespace):
     assert job.status.active is None
     for pod in _pods(core, namespace, name):
         wait_until_gone(core, namespace, pod.metadata.name)
+
+
+def test_a_pod_past_its_own_deadline_fails_and_its_containers_get_sigterm(
+    jobs, batch, core, namespace
+):
+    name = unique_name("pod-deadline")
+    script = "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done"
+    jobs(job_manifest(name, [container("main", script)], pod_spec={"activeDeadlineSeconds": 2}))
+    # Failed at once, like the kubelet says it; the container ends when it has handled TERM.
+    pod = wait_for_pod(core, namespace, name, lambda p: p.status.phase == "Failed")
+    assert pod.status.reason == "DeadlineExceeded"
+    pod = wait_for_pod(
+        core, namespace, name, lambda p: bool(p.status.container_statuses[0].state.terminated)
+    )
+    assert pod.status.phase == "Failed"
+    assert (pod.status.reason, pod.status.message) == (
+        "DeadlineExceeded",
+        "Pod was active on the node longer than the specified deadline",
+    )
+    assert pod.status.container_statuses[0].state.terminated.exit_code == 7
+    assert pod.metadata.deletion_timestamp is None  # it stays, unlike a deleted pod
+    job = wait_for_job(batch, namespace, name)
+    assert "Failed" in condition_types(job)
+    events = core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={pod.metadata.name}"
+    ).items
+    assert "DeadlineExceeded" in {e.reason for e in events}
+
+
+def test_a_pods_deadline_may_be_set_or_lowered_but_not_raised_or_removed(jobs, core, namespace):
+    name = unique_name("deadline-update")
+    jobs(job_manifest(name, [container("main", "sleep 60")]))
+    pod = wait_for_pod(core, namespace, name, is_running).metadata.name
+    core.patch_namespaced_pod(pod, namespace, {"spec": {"activeDeadlineSeconds": 600}})
+    core.patch_namespaced_pod(pod, namespace, {"spec": {"activeDeadlineSeconds": 300}})
+    for value, words in ((400, "less than or equal to previous value"), (None, "nil value")):
+        with pytest.raises(ApiException) as raised:
+            core.patch_namespaced_pod(pod, namespace, {"spec": {"activeDeadlineSeconds": value}})
+        assert raised.value.status == 422
+        assert words in status_body(raised.value)["message"]
+    core.patch_namespaced_pod(pod, namespace, {"spec": {"activeDeadlineSeconds": 1}})
+    ended = wait_for_pod(core, namespace, name, lambda p: p.status.reason == "DeadlineExceeded")
+    assert ended.spec.active_deadline_seconds == 1
 
 
 def test_ttl_after_finished_removes_job_and_pods(batch, core, namespace):

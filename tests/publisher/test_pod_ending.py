@@ -56,13 +56,17 @@ def wait_until_preparing(swift_server, container: str, timeout: float = 60) -> N
         time.sleep(0.1)
 
 
-def end_by_deadline(batch, namespace: str, job: str) -> None:
-    """Give the running Job a deadline that has already passed."""
-    batch.patch_namespaced_job(job, namespace, {"spec": {"activeDeadlineSeconds": 1}})
+def end_by_deadline(batch, core, namespace: str, job: str, *, level: str) -> None:
+    """Give the running Job (or its pod) a deadline that has already passed."""
+    if level == "job":
+        batch.patch_namespaced_job(job, namespace, {"spec": {"activeDeadlineSeconds": 1}})
+        return
+    pod = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items[0]
+    core.patch_namespaced_pod(pod.metadata.name, namespace, {"spec": {"activeDeadlineSeconds": 1}})
 
 
 def last_statuses(core, namespace: str, job: str, timeout: int = 60) -> dict:
-    """Watch the Job's pod until it is gone; its containers' last terminated states."""
+    """Watch the Job's pod until it is gone or all its containers have ended; their states."""
     pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}")
     states: dict = {}
     stream = kubernetes.watch.Watch().stream(
@@ -74,12 +78,14 @@ def last_statuses(core, namespace: str, job: str, timeout: int = 60) -> dict:
     )
     for event in stream:
         pod = event["object"]
-        for status in pod.status.container_statuses or []:
+        statuses = pod.status.container_statuses or []
+        for status in statuses:
             if status.state and status.state.terminated:
                 states[status.name] = status.state.terminated
-        if event["type"] == "DELETED":
+        if event["type"] == "DELETED" or (statuses and len(states) == len(statuses)):
+            states["pod"] = pod
             return states
-    raise AssertionError(f"the pod of {job} was not removed")
+    raise AssertionError(f"the containers of {job} did not end")
 
 
 def job_with_grace(name, *, secret, container, script, grace):
@@ -93,9 +99,13 @@ def job_with_grace(name, *, secret, container, script, grace):
     return manifest
 
 
+@pytest.mark.parametrize(
+    ("level", "why"), [("job", "deleted"), ("pod", "DeadlineExceeded")], ids=["job", "pod"]
+)
 def test_a_job_past_its_deadline_still_publishes_what_its_processor_left(
-    jobs, batch, core, kube_cluster, credentials_secret, swift_server, swift_container
+    level, why, jobs, batch, core, kube_cluster, credentials_secret, swift_server, swift_container
 ):
+    """The Job's deadline deletes the pod; the pod's own deadline fails it (it stays)."""
     script = "mkdir -p /share/outgoing && echo partial > /share/outgoing/partial.txt && sleep 300"
     name = jobs(
         job_with_grace(
@@ -107,7 +117,7 @@ def test_a_job_past_its_deadline_still_publishes_what_its_processor_left(
         )
     )
     wait_until_preparing(swift_server, swift_container)
-    end_by_deadline(batch, kube_cluster.namespace, name)
+    end_by_deadline(batch, core, kube_cluster.namespace, name, level=level)
     states = last_statuses(core, kube_cluster.namespace, name)
 
     assert states["processor"].exit_code == 143  # ended by the SIGTERM
@@ -120,9 +130,19 @@ def test_a_job_past_its_deadline_still_publishes_what_its_processor_left(
     assert conn.get_object(swift_container, "out/partial.txt")[1] == b"partial\n"
     processor = json.loads(conn.get_object(swift_container, f"out/{MANIFEST_NAME}")[1])["processor"]
     assert processor["exit_code"] == 143
-    assert processor["pod_ending"] == {"why": "deleted", "grace_period_seconds": 20}
-    job = batch.read_namespaced_job(name, kube_cluster.namespace)
-    assert job.status.conditions[-1].reason == "DeadlineExceeded"
+    assert processor["pod_ending"] == {"why": why, "grace_period_seconds": 20}
+    if level == "pod":
+        pod = states["pod"]
+        assert (pod.status.phase, pod.status.reason) == ("Failed", "DeadlineExceeded")
+        log = core.read_namespaced_pod_log(
+            pod.metadata.name, kube_cluster.namespace, container="publish"
+        )
+        summary = json.loads(log.strip().splitlines()[-1])
+        assert summary["status"] == "ok"
+        assert summary["pod_ending"]["why"] == "DeadlineExceeded"
+    else:
+        job = batch.read_namespaced_job(name, kube_cluster.namespace)
+        assert job.status.conditions[-1].reason == "DeadlineExceeded"
 
 
 def test_a_processor_outliving_the_grace_period_publishes_nothing_and_says_so(
@@ -143,7 +163,7 @@ def test_a_processor_outliving_the_grace_period_publishes_nothing_and_says_so(
         )
     )
     wait_until_preparing(swift_server, swift_container)
-    end_by_deadline(batch, kube_cluster.namespace, name)
+    end_by_deadline(batch, core, kube_cluster.namespace, name, level="job")
     states = last_statuses(core, kube_cluster.namespace, name)
 
     assert states["processor"].exit_code == 137  # SIGKILL

@@ -191,6 +191,42 @@ def test_watch_lists_again_after_410(kube_cluster, sleeper):
     assert watcher.relists == 1
 
 
+def test_a_pod_that_fails_before_the_container_starts_ends_the_wait(kube_cluster, batch, core):
+    # The pod's deadline passes during its init container: the processor never starts.
+    name = unique_name("never-started")
+    spec = {
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": 1,
+        "initContainers": [{"name": "init", "image": "busybox:1.36", "command": ["sleep", "60"]}],
+        "containers": [{"name": "processor", "image": "busybox:1.36", "command": ["true"]}],
+    }
+    batch.create_namespaced_job(
+        kube_cluster.namespace,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name},
+            "spec": {"backoffLimit": 0, "template": {"spec": spec}},
+        },
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (
+            pods := core.list_namespaced_pod(
+                kube_cluster.namespace, label_selector=f"job-name={name}"
+            ).items
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        with kube_cluster.api_client() as api:
+            watcher = PodWatcher(api, kube_cluster.namespace, pods[0].metadata.name)
+            termination = watcher.wait_for_termination("processor")
+    finally:
+        batch.delete_namespaced_job(name, kube_cluster.namespace, propagation_policy="Background")
+    assert (termination.exit_code, termination.reason) == (-1, "DeadlineExceeded")
+    assert termination.message == "Pod was active on the node longer than the specified deadline"
+
+
 def test_watch_of_a_missing_pod_fails_clearly(kube_cluster):
     from publisher.errors import WaitFailed
 

@@ -189,6 +189,8 @@ def publish(
         stop.doing = wait_container
         stop.start(ending.grace_seconds)
         termination = watcher.wait_for_termination(wait_container)
+    if stop is not None:  # from now on a SIGTERM lets the upload finish
+        stop.uploading(ending.grace_seconds if ending else watcher.grace_seconds)
     log.info(
         "container %s ended: %s (exit code %d)",
         wait_container,
@@ -203,8 +205,6 @@ def publish(
     processor = termination.as_dict()
     if ending is not None:
         processor["pod_ending"] = ending.as_dict()
-    if stop is not None:
-        stop.uploading(ending.grace_seconds if ending else watcher.grace_seconds)
     try:
         result = upload_tree(
             store,

@@ -17,6 +17,7 @@ from typing import Any
 
 from localcluster import errors, resources
 from localcluster.meta import name_suffix, new_uid, timestamp
+from localcluster.podspec import GRACE_SECONDS
 from localcluster.resources import ResourceType
 from localcluster.store import AlreadyExists, Entry, NotFound, Store
 
@@ -166,7 +167,7 @@ class Lifecycle:
     def _delete_pod(self, entry: Entry, grace: int | None) -> tuple[Entry, bool]:
         pod = entry.obj
         if grace is None:
-            grace = pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)
+            grace = pod.get("spec", {}).get("terminationGracePeriodSeconds", GRACE_SECONDS)
         phase = pod.get("status", {}).get("phase")
         # Like the API server: a pod that never reached a node or has finished has nothing
         # to stop, so it goes at once.

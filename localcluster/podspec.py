@@ -214,11 +214,15 @@ def _default_volume(volume: Obj) -> None:
         volume["emptyDir"] = {}
 
 
+GRACE_SECONDS = 30
+"""The default terminationGracePeriodSeconds."""
+
+
 def default_pod_spec(spec: Obj) -> None:
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("securityContext", {})
-    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("terminationGracePeriodSeconds", GRACE_SECONDS)
     spec.setdefault("enableServiceLinks", True)
     for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
         container.setdefault("terminationMessagePath", "/dev/termination-log")

@@ -28,6 +28,7 @@ from localcluster.events import NODE_NAME
 from localcluster.memory import Limited
 from localcluster.meta import parse_quantity
 from localcluster.node import unschedulable_reason
+from localcluster.podspec import GRACE_SECONDS
 from localcluster.podstatus import DEADLINE_MESSAGE, ContainerRun, PodRun, pod_status
 from localcluster.runtime import (
     ConfigError,
@@ -203,13 +204,15 @@ class PodWorker:
             if seconds is None or start is None or time.time() < start + seconds:
                 continue
             with self.lock:
-                if self.done or self.stopping.is_set():
-                    return
+                mains = [c for c in self.containers if not c.init]
+                if self.done or self.stopping.is_set() or all(c.terminated for c in mains):
+                    return  # it ended in time
                 self.run.deadline_exceeded = True
                 running = dict(self.processes)
             self.publish()
-            self.event("DeadlineExceeded", DEADLINE_MESSAGE, warning=True)
-            self._signal(running, float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
+            self.event("DeadlineExceeded", DEADLINE_MESSAGE)  # a Normal event, as the kubelet's
+            grace = pod["spec"].get("terminationGracePeriodSeconds", GRACE_SECONDS)
+            self._signal(running, float(grace))
             return
 
     def _halted(self) -> bool:
@@ -256,6 +259,8 @@ class PodWorker:
             if run.exit_code == 0 or not restarts or self._halted():
                 return run.exit_code == 0
             self.stopping.wait(min(0.5 * 2**run.restart_count, 10.0))
+            if self._halted():
+                break
             with self.lock:
                 run.last_state = run.state()
                 run.restart_count += 1

@@ -54,7 +54,9 @@ class PodEnding:
     """Kubernetes is ending the pod: why, and the grace period it gave its containers."""
 
     why: str
-    """``deleted`` (its Job's deadline, a delete, an eviction) or ``DeadlineExceeded``."""
+    """``deleted`` (its Job's deadline, a delete, an API eviction), the failed pod's reason
+    (``DeadlineExceeded``, ``Evicted``), or ``unknown`` (the API could not be asked, or the
+    processor had ended by the time it was)."""
     grace_seconds: int
 
     def as_dict(self) -> dict[str, Any]:
@@ -124,13 +126,15 @@ class PodWatcher:
                 log.warning("watch of pod %s interrupted (%s); resuming", self.pod, exc)
                 time.sleep(self.retry_delay)
 
-    def _list(self, container: str) -> tuple[Termination | None, str]:
+    def _get(self, timeout: tuple[float, float]) -> Any:
+        """The pod, listed by name (the service account may list and watch, not get)."""
         self.requests += 1
-        pods = self.core.list_namespaced_pod(
-            self.namespace,
-            field_selector=f"metadata.name={self.pod}",
-            _request_timeout=(10, 30),
+        return self.core.list_namespaced_pod(
+            self.namespace, field_selector=f"metadata.name={self.pod}", _request_timeout=timeout
         )
+
+    def _list(self, container: str) -> tuple[Termination | None, str]:
+        pods = self._get((10, 30))
         if not pods.items:
             raise WaitFailed(f"pod {self.namespace}/{self.pod} does not exist")
         self._note_grace(pods.items[0])
@@ -141,33 +145,38 @@ class PodWatcher:
         if grace is not None:
             self.grace_seconds = grace
 
-    def pod_ending(self) -> PodEnding | None:
-        """Whether Kubernetes is ending the pod now (one request); None if it is not.
+    def pod_ending(self, container: str, *, settle: float = 2.0) -> PodEnding | None:
+        """Whether Kubernetes is ending the pod; None if it is not (SIGTERM just arrived).
 
-        Called when SIGTERM arrives: the kubelet sends it to every container of a pod
-        that was deleted (also by its Job's activeDeadlineSeconds) or that passed its own
-        activeDeadlineSeconds, and SIGKILL once the grace period is over.
+        The kubelet sends SIGTERM to every container of a pod that was deleted (also by
+        its Job's activeDeadlineSeconds), passed its own activeDeadlineSeconds or is evicted,
+        and SIGKILL once the grace period is over. It may signal before the API shows why
+        (a failed pod's status is written a moment later), so the pod is looked at again
+        for up to `settle` seconds. It counts as ending when it is being deleted, has
+        failed, or `container` has ended meanwhile (it was signalled too). When the API
+        cannot be asked, it is taken to be ending: in a pod, SIGTERM nearly always means so.
         """
-        self.requests += 1
-        try:
-            pods = self.core.list_namespaced_pod(
-                self.namespace,
-                field_selector=f"metadata.name={self.pod}",
-                _request_timeout=(5, 10),
-            )
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            log.warning("cannot tell whether pod %s is being ended (%s)", self.pod, exc)
-            return None
-        if not pods.items:
-            return None
-        pod = pods.items[0]
-        self._note_grace(pod)
-        if pod.metadata.deletion_timestamp is not None:
-            grace = pod.metadata.deletion_grace_period_seconds
-            return PodEnding("deleted", self.grace_seconds if grace is None else grace)
-        if pod.status is not None and pod.status.reason == "DeadlineExceeded":
-            return PodEnding("DeadlineExceeded", self.grace_seconds)
-        return None
+        until = self.clock() + settle
+        while True:
+            try:
+                pods = self._get((2, 3))
+            except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+                log.warning("cannot tell whether pod %s is being ended (%s)", self.pod, exc)
+                return PodEnding("unknown", self.grace_seconds)
+            if not pods.items:
+                return None
+            pod = pods.items[0]
+            self._note_grace(pod)
+            if pod.metadata.deletion_timestamp is not None:
+                grace = pod.metadata.deletion_grace_period_seconds
+                return PodEnding("deleted", self.grace_seconds if grace is None else grace)
+            if pod.status is not None and pod.status.phase == "Failed":
+                return PodEnding(pod.status.reason or "Failed", self.grace_seconds)
+            if terminated(pod, container) is not None:
+                return PodEnding("unknown", self.grace_seconds)
+            if self.clock() >= until:
+                return None
+            time.sleep(0.5)
 
     def _watch(self, container: str, resource_version: str) -> tuple[Termination | None, str]:
         self.requests += 1

@@ -79,9 +79,9 @@ MARGIN = 2.0
 class GracefulStop:
     """What SIGTERM does to a publish: finish within the pod's grace period if it can.
 
-    Kubernetes ends a pod (deleted, also by its Job's activeDeadlineSeconds, or past its
-    own deadline) by sending SIGTERM to all its containers at once, then SIGKILL when the
-    termination grace period is over. So the sidecar is signalled with the processor:
+    Kubernetes ends a pod (deleted, also by its Job's activeDeadlineSeconds, past its own
+    deadline, evicted) by sending SIGTERM to all its containers at once, then SIGKILL when
+    the termination grace period is over. So the sidecar is signalled with the processor:
 
     - SIGTERM while waiting: the wait stops (`Interrupted`), and `publish` asks the API
       whether the pod is being ended. If it is, it waits for the processor to end and
@@ -90,8 +90,9 @@ class GracefulStop:
 
     In both cases the publish must be over `margin` seconds before the grace period is:
     then SIGALRM raises `GraceExpired` in the main thread, and the command ends as on any
-    interruption (no manifest; what was uploaded stays, and a rerun resumes). A second
-    SIGTERM, or SIGINT, ends it at once.
+    interruption (no manifest; what was uploaded stays, and a rerun resumes). Once it is
+    finishing, another SIGTERM changes nothing (Kubernetes may send one again); SIGINT
+    still stops it at once.
     """
 
     def __init__(self, margin: float = MARGIN, clock: Callable[[], float] = time.monotonic):
@@ -100,6 +101,8 @@ class GracefulStop:
         self.grace_seconds: int | None = None
         """Known once uploading: the pod's grace period, for a SIGTERM that comes then."""
         self.doing = "publishing"
+        self.finishing = False
+        """The clock runs: the publish ends by the grace period, or GraceExpired."""
 
     def install(self) -> None:
         """Take SIGTERM and SIGALRM (main thread only); SIGINT is left as it is."""
@@ -107,12 +110,17 @@ class GracefulStop:
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def uploading(self, grace_seconds: int) -> None:
+        """From now on a SIGTERM lets the upload finish within `grace_seconds`."""
         self.doing, self.grace_seconds = "publishing", grace_seconds
 
-    def start(self, grace_seconds: int) -> None:
+    def start(self, grace_seconds: int, doing: str | None = None) -> None:
         """Allow what is left of `grace_seconds` since SIGTERM, less the margin."""
         self.grace_seconds = grace_seconds
-        assert self.received_at is not None
+        if doing is not None:
+            self.doing = doing
+        if self.received_at is None:
+            self.received_at = self.clock()
+        self.finishing = True
         left = self.received_at + grace_seconds - self.margin - self.clock()
         if left <= 0:
             raise GraceExpired(self._message())
@@ -122,11 +130,13 @@ class GracefulStop:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
     def _on_sigterm(self, signum: int, frame: object) -> None:
-        first = self.received_at is None
-        if first:
+        if self.finishing:
+            log.info("SIGTERM again: still finishing within the grace period")
+            return
+        if self.received_at is None:
             self.received_at = self.clock()
-        if not first or self.grace_seconds is None:
-            raise Interrupted(signum)
+        if self.grace_seconds is None:
+            raise Interrupted(signum)  # waiting: `publish` decides
         log.warning(
             "SIGTERM while publishing: finishing within the pod's grace period (%d s)",
             self.grace_seconds,
@@ -140,18 +150,14 @@ class GracefulStop:
         ran_out = f"the pod's termination grace period ({self.grace_seconds} s) ran out"
         if self.doing != "publishing":
             return f"{ran_out} before container {self.doing} ended: nothing published"
-        return f"{ran_out} while publishing: no manifest written (a rerun resumes)"
+        return (
+            f"{ran_out} while publishing: the publish did not finish "
+            "(the manifest is written last; a rerun resumes)"
+        )
 
 
-def _pod_ending(
-    interrupted: Interrupted, watcher: PodWatcher, stop: GracefulStop | None
-) -> PodEnding | None:
-    """After SIGTERM while waiting: the pod's ending, if it is being ended."""
-    if stop is None or type(interrupted) is not Interrupted:
-        return None
-    if interrupted.exit_code != 128 + signal.SIGTERM:
-        return None
-    return watcher.pod_ending()
+def _is_sigterm(interrupted: Interrupted) -> bool:
+    return type(interrupted) is Interrupted and interrupted.exit_code == 128 + signal.SIGTERM
 
 
 def publish(
@@ -173,39 +179,20 @@ def publish(
     """
     preparation = _Preparation(store, container, prefix)
     preparation.start()
-    ending = None
     try:
-        termination = watcher.wait_for_termination(wait_container)
-    except Interrupted as interrupted:
-        ending = _pod_ending(interrupted, watcher, stop)
-        if ending is None or stop is None:
-            raise
-        log.warning(
-            "pod is being ended (%s, grace period %d s): publishing once %s has ended",
-            ending.why,
-            ending.grace_seconds,
+        termination, ending = _wait(watcher, wait_container, stop)
+        log.info(
+            "container %s ended: %s (exit code %d)",
             wait_container,
+            termination.reason,
+            termination.exit_code,
         )
-        stop.doing = wait_container
-        stop.start(ending.grace_seconds)
-        termination = watcher.wait_for_termination(wait_container)
-    if stop is not None:  # from now on a SIGTERM lets the upload finish
-        stop.uploading(ending.grace_seconds if ending else watcher.grace_seconds)
-    log.info(
-        "container %s ended: %s (exit code %d)",
-        wait_container,
-        termination.reason,
-        termination.exit_code,
-    )
-    if publish_on == "success" and termination.exit_code != 0:
-        log.info("not publishing: --publish-on success and the container failed")
-        if stop is not None:
-            stop.cancel()
-        return PublishResult(termination, None, watcher.requests, None, ending)
-    processor = termination.as_dict()
-    if ending is not None:
-        processor["pod_ending"] = ending.as_dict()
-    try:
+        if publish_on == "success" and termination.exit_code != 0:
+            log.info("not publishing: --publish-on success and the container failed")
+            return PublishResult(termination, None, watcher.requests, None, ending)
+        processor = termination.as_dict()
+        if ending is not None:
+            processor["pod_ending"] = ending.as_dict()
         result = upload_tree(
             store,
             src,
@@ -221,3 +208,31 @@ def publish(
         if stop is not None:
             stop.cancel()
     return PublishResult(termination, result, watcher.requests, store.first_put_at, ending)
+
+
+def _wait(
+    watcher: PodWatcher, wait_container: str, stop: GracefulStop | None
+) -> tuple[Termination, PodEnding | None]:
+    """The container's end; and the pod's, when a SIGTERM came because it is being ended."""
+    try:
+        termination = watcher.wait_for_termination(wait_container)
+        if stop is not None:  # from now on a SIGTERM lets the upload finish
+            stop.uploading(watcher.grace_seconds)
+        return termination, None
+    except Interrupted as interrupted:
+        if stop is None or not _is_sigterm(interrupted):
+            raise
+        stop.start(watcher.grace_seconds, wait_container)  # also while asking the API
+        ending = watcher.pod_ending(wait_container)
+        if ending is None:
+            raise
+    log.warning(
+        "pod is being ended (%s, grace period %d s): publishing once %s has ended",
+        ending.why,
+        ending.grace_seconds,
+        wait_container,
+    )
+    stop.start(ending.grace_seconds, wait_container)
+    termination = watcher.wait_for_termination(wait_container)
+    stop.uploading(ending.grace_seconds)
+    return termination, ending

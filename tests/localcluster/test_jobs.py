@@ -87,11 +87,12 @@ def test_a_pod_past_its_own_deadline_fails_and_its_containers_get_sigterm(
     jobs, batch, core, namespace
 ):
     name = unique_name("pod-deadline")
-    script = "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done"
+    script = "trap 'sleep 1; exit 7' TERM; echo ready; while true; do sleep 0.1; done"
     jobs(job_manifest(name, [container("main", script)], pod_spec={"activeDeadlineSeconds": 2}))
-    # Failed at once, like the kubelet says it; the container ends when it has handled TERM.
+    # Failed at once, as the kubelet says it; the container ends when it has handled TERM.
     pod = wait_for_pod(core, namespace, name, lambda p: p.status.phase == "Failed")
     assert pod.status.reason == "DeadlineExceeded"
+    assert pod.status.container_statuses[0].state.running is not None
     pod = wait_for_pod(
         core, namespace, name, lambda p: bool(p.status.container_statuses[0].state.terminated)
     )

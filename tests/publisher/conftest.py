@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import kubernetes
 import pytest
@@ -74,3 +78,47 @@ def credentials_secret(core, kube_cluster, swift_server):
     core.create_namespaced_secret(kube_cluster.namespace, body)
     yield name
     core.delete_namespaced_secret(name, kube_cluster.namespace)
+
+
+@pytest.fixture
+def jobs(batch, kube_cluster):
+    """Create Jobs from manifests; they are deleted again after the test."""
+    created = []
+
+    def create(manifest: dict) -> str:
+        batch.create_namespaced_job(kube_cluster.namespace, manifest)
+        created.append(manifest["metadata"]["name"])
+        return manifest["metadata"]["name"]
+
+    yield create
+    for name in created:
+        with contextlib.suppress(kubernetes.client.exceptions.ApiException):  # already gone
+            batch.delete_namespaced_job(
+                name, kube_cluster.namespace, propagation_policy="Background"
+            )
+
+
+@pytest.fixture
+def job_pod(jobs, core, kube_cluster):
+    """Start a Job running one pod of this spec; its pod's name once `ready(pod)` holds."""
+
+    def start(prefix: str, spec: dict, ready: Callable[[Any], bool] = lambda pod: True) -> str:
+        name = jobs(
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": unique_name(prefix)},
+                "spec": {"backoffLimit": 0, "template": {"spec": spec}},
+            }
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            pods = core.list_namespaced_pod(
+                kube_cluster.namespace, label_selector=f"job-name={name}"
+            ).items
+            if pods and ready(pods[0]):
+                return pods[0].metadata.name
+            assert time.monotonic() < deadline, f"no pod of {name} got ready"
+            time.sleep(0.1)
+
+    return start

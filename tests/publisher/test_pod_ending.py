@@ -17,28 +17,12 @@ import kubernetes
 import pytest
 from swiftclient.exceptions import ClientException
 
+from publisher.errors import GraceExpired, Interrupted
 from publisher.manifest import MANIFEST_NAME
+from publisher.publish import GracefulStop
 
 from .conftest import PUBLISHER, clean_env
 from .podspec import job_pod_manifest, unique_name
-
-
-@pytest.fixture
-def jobs(batch, kube_cluster):
-    """Create Jobs, deleted again after the test."""
-    created = []
-
-    def create(manifest: dict) -> str:
-        batch.create_namespaced_job(kube_cluster.namespace, manifest)
-        created.append(manifest["metadata"]["name"])
-        return manifest["metadata"]["name"]
-
-    yield create
-    for name in created:
-        with contextlib.suppress(kubernetes.client.exceptions.ApiException):  # already gone
-            batch.delete_namespaced_job(
-                name, kube_cluster.namespace, propagation_policy="Background"
-            )
 
 
 def object_names(swift_server, container: str) -> list[str]:
@@ -53,6 +37,19 @@ def wait_until_preparing(swift_server, container: str, timeout: float = 60) -> N
     deadline = time.monotonic() + timeout
     while container not in [c["name"] for c in swift_server.connection().get_account()[1]]:
         assert time.monotonic() < deadline, "the publish sidecar did not start"
+        time.sleep(0.1)
+
+
+def wait_for_log(core, namespace: str, job: str, line: str, container: str = "processor"):
+    """Once the Job's container has printed `line`."""
+    deadline = time.monotonic() + 30
+    while True:
+        pod = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items[0]
+        with contextlib.suppress(kubernetes.client.exceptions.ApiException):  # not started
+            log = core.read_namespaced_pod_log(pod.metadata.name, namespace, container=container)
+            if line in log.splitlines():
+                return
+        assert time.monotonic() < deadline, f"{container} of {job} never printed {line!r}"
         time.sleep(0.1)
 
 
@@ -106,7 +103,10 @@ def test_a_job_past_its_deadline_still_publishes_what_its_processor_left(
     level, why, jobs, batch, core, kube_cluster, credentials_secret, swift_server, swift_container
 ):
     """The Job's deadline deletes the pod; the pod's own deadline fails it (it stays)."""
-    script = "mkdir -p /share/outgoing && echo partial > /share/outgoing/partial.txt && sleep 300"
+    script = (
+        "mkdir -p /share/outgoing && echo partial > /share/outgoing/partial.txt && "
+        "echo ready && sleep 300"
+    )
     name = jobs(
         job_with_grace(
             unique_name("deadline-publish"),
@@ -117,6 +117,7 @@ def test_a_job_past_its_deadline_still_publishes_what_its_processor_left(
         )
     )
     wait_until_preparing(swift_server, swift_container)
+    wait_for_log(core, kube_cluster.namespace, name, "ready")
     end_by_deadline(batch, core, kube_cluster.namespace, name, level=level)
     states = last_statuses(core, kube_cluster.namespace, name)
 
@@ -174,12 +175,17 @@ def test_a_processor_outliving_the_grace_period_publishes_nothing_and_says_so(
     assert object_names(swift_server, swift_container) == []
 
 
+def processor_ended(pod) -> bool:
+    return any(
+        s.name == "processor" and s.state.terminated for s in pod.status.container_statuses or []
+    )
+
+
 @pytest.fixture
-def ended_processor(jobs, core, kube_cluster):
+def ended_processor(job_pod):
     """A running pod whose container `processor` has already ended; returns the pod name."""
 
     def start(grace: int) -> str:
-        name = unique_name("ended")
         spec = {
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": grace,
@@ -188,26 +194,7 @@ def ended_processor(jobs, core, kube_cluster):
                 {"name": "other", "image": "busybox:1.36", "command": ["sleep", "300"]},
             ],
         }
-        jobs(
-            {
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "metadata": {"name": name},
-                "spec": {"backoffLimit": 0, "template": {"spec": spec}},
-            }
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            pods = core.list_namespaced_pod(
-                kube_cluster.namespace, label_selector=f"job-name={name}"
-            ).items
-            if pods and any(
-                s.name == "processor" and s.state.terminated
-                for s in pods[0].status.container_statuses or []
-            ):
-                return pods[0].metadata.name
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        return job_pod("ended", spec, processor_ended)
 
     return start
 
@@ -290,7 +277,97 @@ def test_grace_period_running_out_while_publishing_leaves_no_manifest(
     finally:
         swift_server.resume("proxy")
     assert process.returncode == 143, err
-    assert "grace period (6 s) ran out while publishing: no manifest written" in err
+    assert "grace period (6 s) ran out while publishing: the publish did not finish" in err
     assert json.loads(out)["status"] == "interrupted"
     assert took < 6  # it ended by itself, before a SIGKILL would have come
     assert f"out/{MANIFEST_NAME}" not in object_names(swift_server, swift_container)
+
+
+def test_once_finishing_a_second_sigterm_changes_nothing_and_sigint_stops_at_once(
+    job_pod, core, kube_cluster, swift_server, swift_container, tmp_path
+):
+    # A processor that ignores SIGTERM, in a pod being deleted: the publisher waits for it.
+    spec = {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 10,
+        "containers": [
+            {
+                "name": "processor",
+                "image": "busybox:1.36",
+                "command": ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"],
+            }
+        ],
+    }
+    pod = job_pod("finishing", spec, lambda p: p.status.phase == "Running")
+    process = start_publish(pod, kube_cluster, swift_server, tmp_path, swift_container)
+    wait_until_preparing(swift_server, swift_container)
+    core.delete_namespaced_pod(pod, kube_cluster.namespace)
+    process.send_signal(signal.SIGTERM)  # what the kubelet would send it
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    assert process.poll() is None  # still waiting for the processor
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 130, err
+    assert "pod is being ended (deleted, grace period 10 s)" in err
+    assert "SIGTERM again: still finishing" in err
+    assert json.loads(out)["status"] == "interrupted"
+    assert object_names(swift_server, swift_container) == []
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def graceful():
+    """A GracefulStop driven by hand (its handlers called directly, not installed).
+
+    The real-time interval timer is the process's own: pytest-timeout's is put back after.
+    """
+    saved = signal.setitimer(signal.ITIMER_REAL, 0)
+    clock = _Clock()
+    stop = GracefulStop(margin=2.0, clock=clock)
+    try:
+        yield stop, clock
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, *saved)
+
+
+def test_graceful_stop_sigterm_while_waiting_interrupts(graceful):
+    stop, _ = graceful
+    with pytest.raises(Interrupted) as raised:
+        stop._on_sigterm(signal.SIGTERM, None)
+    assert raised.value.exit_code == 143
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0  # no clock running
+
+
+def test_graceful_stop_sigterm_while_uploading_arms_the_rest_of_the_grace(graceful):
+    stop, clock = graceful
+    stop.uploading(30)
+    stop._on_sigterm(signal.SIGTERM, None)
+    assert 27.5 < signal.getitimer(signal.ITIMER_REAL)[0] <= 28.0  # 30 s less the margin
+    clock.now += 20
+    stop._on_sigterm(signal.SIGTERM, None)  # again: changes nothing
+    assert 27.0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 28.0
+    stop.start(30)  # e.g. the pod's ending was confirmed: what is left since the first
+    assert 7.0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 8.0
+    stop.cancel()
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+def test_graceful_stop_with_no_time_left_gives_up_at_once(graceful):
+    stop, clock = graceful
+    stop.uploading(30)
+    stop._on_sigterm(signal.SIGTERM, None)
+    clock.now += 29
+    with pytest.raises(GraceExpired, match=r"grace period \(30 s\) ran out while publishing"):
+        stop.start(30)
+    stop.doing = "processor"
+    with pytest.raises(GraceExpired, match="ran out before container processor ended"):
+        stop._on_alarm(signal.SIGALRM, None)

@@ -129,39 +129,20 @@ def test_stage_in_fails_clearly_on_an_empty_input(run_job, credentials_secret, s
 
 
 @pytest.fixture
-def sleeper(batch, core, kube_cluster):
+def sleeper(job_pod):
     """Start a Job whose container `processor` sleeps then exits 0; return its pod name."""
-    created = []
 
     def start(seconds: float) -> str:
-        name = unique_name("sleeper")
-        spec = {
-            "restartPolicy": "Never",
-            "containers": [
-                {"name": "processor", "image": "busybox:1.36", "command": ["sleep", str(seconds)]}
-            ],
-        }
-        manifest = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": name},
-            "spec": {"backoffLimit": 0, "template": {"spec": spec}},
-        }
-        batch.create_namespaced_job(kube_cluster.namespace, manifest)
-        created.append(name)
-        deadline = time.monotonic() + 30
-        while True:
-            pods = core.list_namespaced_pod(
-                kube_cluster.namespace, label_selector=f"job-name={name}"
-            ).items
-            if pods:
-                return pods[0].metadata.name
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        command = ["sleep", str(seconds)]
+        return job_pod(
+            "sleeper",
+            {
+                "restartPolicy": "Never",
+                "containers": [{"name": "processor", "image": "busybox:1.36", "command": command}],
+            },
+        )
 
-    yield start
-    for name in created:
-        batch.delete_namespaced_job(name, kube_cluster.namespace, propagation_policy="Background")
+    return start
 
 
 def test_watch_resumes_when_the_stream_ends(kube_cluster, sleeper):
@@ -191,38 +172,22 @@ def test_watch_lists_again_after_410(kube_cluster, sleeper):
     assert watcher.relists == 1
 
 
-def test_a_pod_that_fails_before_the_container_starts_ends_the_wait(kube_cluster, batch, core):
+def test_a_pod_that_fails_before_the_container_starts_ends_the_wait(kube_cluster, job_pod):
     # The pod's deadline passes during its init container: the processor never starts.
-    name = unique_name("never-started")
-    spec = {
-        "restartPolicy": "Never",
-        "activeDeadlineSeconds": 1,
-        "initContainers": [{"name": "init", "image": "busybox:1.36", "command": ["sleep", "60"]}],
-        "containers": [{"name": "processor", "image": "busybox:1.36", "command": ["true"]}],
-    }
-    batch.create_namespaced_job(
-        kube_cluster.namespace,
+    pod = job_pod(
+        "never-started",
         {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": name},
-            "spec": {"backoffLimit": 0, "template": {"spec": spec}},
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": 1,
+            "initContainers": [
+                {"name": "init", "image": "busybox:1.36", "command": ["sleep", "60"]}
+            ],
+            "containers": [{"name": "processor", "image": "busybox:1.36", "command": ["true"]}],
         },
     )
-    try:
-        deadline = time.monotonic() + 30
-        while not (
-            pods := core.list_namespaced_pod(
-                kube_cluster.namespace, label_selector=f"job-name={name}"
-            ).items
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        with kube_cluster.api_client() as api:
-            watcher = PodWatcher(api, kube_cluster.namespace, pods[0].metadata.name)
-            termination = watcher.wait_for_termination("processor")
-    finally:
-        batch.delete_namespaced_job(name, kube_cluster.namespace, propagation_policy="Background")
+    with kube_cluster.api_client() as api:
+        watcher = PodWatcher(api, kube_cluster.namespace, pod, deadline=time.monotonic() + 30)
+        termination = watcher.wait_for_termination("processor")
     assert (termination.exit_code, termination.reason) == (-1, "DeadlineExceeded")
     assert termination.message == "Pod was active on the node longer than the specified deadline"
 

@@ -13,8 +13,10 @@ from typing import Any
 
 import kubernetes
 import pytest
+from swiftclient.exceptions import ClientException
 
 from localcluster.swift import SwiftAIO
+from tests.trees import write_tree
 
 from .podspec import unique_name
 
@@ -122,3 +124,45 @@ def job_pod(jobs, core, kube_cluster):
             time.sleep(0.1)
 
     return start
+
+
+FILES = 400
+"""How many files `many_files` holds: enough for a transfer to be stopped half-way."""
+
+
+@pytest.fixture
+def many_files(tmp_path):
+    return write_tree(
+        tmp_path / "out", {f"f{i:04d}": bytes([i % 256]) * 20_000 for i in range(FILES)}
+    )
+
+
+def start_publisher(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    """`python -m publisher ARGS` in the background, its output captured."""
+    return subprocess.Popen(
+        [*PUBLISHER, *args],
+        env=clean_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def object_names(swift_server: SwiftAIO, container: str) -> list[str]:
+    """The container's object names; none while it does not exist."""
+    try:
+        listing = swift_server.connection().get_container(container, full_listing=True)[1]
+    except ClientException:
+        return []
+    return [o["name"] for o in listing]
+
+
+def wait_for_objects(
+    swift_server: SwiftAIO, container: str, count: int, process: subprocess.Popen
+) -> None:
+    """Wait until the upload is under way (at least `count` objects stored)."""
+    deadline = time.monotonic() + 60
+    while len(object_names(swift_server, container)) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "upload did not start"
+        time.sleep(0.02)

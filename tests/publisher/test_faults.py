@@ -12,56 +12,22 @@ import pytest
 from publisher.manifest import MANIFEST_NAME
 from tests.trees import write_tree
 
-from .conftest import PUBLISHER, clean_env
+from .conftest import (
+    FILES,
+    PUBLISHER,
+    clean_env,
+    object_names,
+    start_publisher,
+    wait_for_objects,
+)
 
 pytestmark = pytest.mark.fault
 
-FILES = 400
-
-
-@pytest.fixture
-def many_files(tmp_path):
-    return write_tree(
-        tmp_path / "out", {f"f{i:04d}": bytes([i % 256]) * 20_000 for i in range(FILES)}
-    )
-
 
 def start_upload(src, container, env, *extra):
-    return subprocess.Popen(
-        [
-            *PUBLISHER,
-            "upload",
-            "--json",
-            "--threads",
-            "2",
-            *extra,
-            str(src),
-            f"swift://{container}/out",
-        ],
-        env=clean_env(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return start_publisher(
+        "upload", "--json", "--threads", "2", *extra, str(src), f"swift://{container}/out", env=env
     )
-
-
-def object_names(swift_server, container) -> list[str]:
-    try:
-        return [
-            o["name"]
-            for o in swift_server.connection().get_container(container, full_listing=True)[1]
-        ]
-    except Exception:
-        return []
-
-
-def wait_for_objects(swift_server, container, count, process) -> None:
-    """Wait until the upload is under way (at least `count` objects stored)."""
-    deadline = time.monotonic() + 60
-    while len(object_names(swift_server, container)) < count:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "upload did not start"
-        time.sleep(0.02)
 
 
 def finish(process) -> tuple[int, dict, str]:

@@ -10,26 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import subprocess
 import time
 
 import kubernetes
 import pytest
-from swiftclient.exceptions import ClientException
 
 from publisher.errors import GraceExpired, Interrupted
 from publisher.manifest import MANIFEST_NAME
 from publisher.publish import GracefulStop
 
-from .conftest import PUBLISHER, clean_env
+from .conftest import FILES, object_names, start_publisher, wait_for_objects
 from .podspec import job_pod_manifest, unique_name
-
-
-def object_names(swift_server, container: str) -> list[str]:
-    try:
-        return [o["name"] for o in swift_server.connection().get_container(container)[1]]
-    except ClientException:  # the container does not exist yet
-        return []
 
 
 def wait_until_preparing(swift_server, container: str, timeout: float = 60) -> None:
@@ -85,15 +76,27 @@ def last_statuses(core, namespace: str, job: str, timeout: int = 60) -> dict:
     raise AssertionError(f"the containers of {job} did not end")
 
 
-def job_with_grace(name, *, secret, container, script, grace):
+def run_past_deadline(
+    jobs, batch, core, namespace, script, *, grace, level, secret, swift_server, container
+) -> tuple[str, dict]:
+    """Run a publishing Job until its processor says "ready", end it by a deadline (of
+    the Job or of the pod), and follow it until its containers have ended."""
     manifest = job_pod_manifest(
-        name, secret=secret, container=container, processor_script=script, stage_in=False
+        unique_name("deadline"),
+        secret=secret,
+        container=container,
+        processor_script=script,
+        stage_in=False,
     )
     spec = manifest["spec"]["template"]["spec"]
     spec["terminationGracePeriodSeconds"] = grace
     for c in spec["containers"]:
         c["terminationMessagePolicy"] = "FallbackToLogsOnError"
-    return manifest
+    name = jobs(manifest)
+    wait_until_preparing(swift_server, container)
+    wait_for_log(core, namespace, name, "ready")
+    end_by_deadline(batch, core, namespace, name, level=level)
+    return name, last_statuses(core, namespace, name)
 
 
 @pytest.mark.parametrize(
@@ -107,19 +110,18 @@ def test_a_job_past_its_deadline_still_publishes_what_its_processor_left(
         "mkdir -p /share/outgoing && echo partial > /share/outgoing/partial.txt && "
         "echo ready && sleep 300"
     )
-    name = jobs(
-        job_with_grace(
-            unique_name("deadline-publish"),
-            secret=credentials_secret,
-            container=swift_container,
-            script=script,
-            grace=20,
-        )
+    name, states = run_past_deadline(
+        jobs,
+        batch,
+        core,
+        kube_cluster.namespace,
+        script,
+        grace=20,
+        level=level,
+        secret=credentials_secret,
+        swift_server=swift_server,
+        container=swift_container,
     )
-    wait_until_preparing(swift_server, swift_container)
-    wait_for_log(core, kube_cluster.namespace, name, "ready")
-    end_by_deadline(batch, core, kube_cluster.namespace, name, level=level)
-    states = last_statuses(core, kube_cluster.namespace, name)
 
     assert states["processor"].exit_code == 143  # ended by the SIGTERM
     assert states["publish"].exit_code == 0, states["publish"].message
@@ -152,20 +154,20 @@ def test_a_processor_outliving_the_grace_period_publishes_nothing_and_says_so(
     # Ignores SIGTERM (and so does its sleep): only the SIGKILL at the end of the grace ends it.
     script = (
         "trap '' TERM; mkdir -p /share/outgoing && echo x > /share/outgoing/x && "
-        "while true; do sleep 0.2; done"
+        "echo ready && while true; do sleep 0.2; done"
     )
-    name = jobs(
-        job_with_grace(
-            unique_name("deadline-outlived"),
-            secret=credentials_secret,
-            container=swift_container,
-            script=script,
-            grace=5,
-        )
+    _, states = run_past_deadline(
+        jobs,
+        batch,
+        core,
+        kube_cluster.namespace,
+        script,
+        grace=5,
+        level="job",
+        secret=credentials_secret,
+        swift_server=swift_server,
+        container=swift_container,
     )
-    wait_until_preparing(swift_server, swift_container)
-    end_by_deadline(batch, core, kube_cluster.namespace, name, level="job")
-    states = last_statuses(core, kube_cluster.namespace, name)
 
     assert states["processor"].exit_code == 137  # SIGKILL
     publish = states["publish"]
@@ -199,56 +201,21 @@ def ended_processor(job_pod):
     return start
 
 
-FILES = 400
-
-
-@pytest.fixture
-def outputs(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    for i in range(FILES):
-        (out / f"f{i:04d}").write_bytes(bytes([i % 256]) * 20_000)
-    return out
-
-
 def start_publish(pod, kube_cluster, swift_server, src, container):
     env = swift_server.environment() | {
         "POD_NAME": pod,
         "POD_NAMESPACE": kube_cluster.namespace,
         "KUBECONFIG": kube_cluster.kubeconfig,
     }
-    return subprocess.Popen(
-        [
-            *PUBLISHER,
-            "publish",
-            "--json",
-            "--threads",
-            "2",
-            "--wait-container",
-            "processor",
-            str(src),
-            f"swift://{container}/out",
-        ],
-        env=clean_env(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_objects(swift_server, container, count, process) -> None:
-    deadline = time.monotonic() + 60
-    while len(object_names(swift_server, container)) < count:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "upload did not start"
-        time.sleep(0.02)
+    args = ["--json", "--threads", "2", "--wait-container", "processor"]
+    return start_publisher("publish", *args, str(src), f"swift://{container}/out", env=env)
 
 
 def test_sigterm_while_publishing_finishes_the_publish(
-    ended_processor, outputs, kube_cluster, swift_server, swift_container
+    ended_processor, many_files, kube_cluster, swift_server, swift_container
 ):
     pod = ended_processor(grace=30)
-    process = start_publish(pod, kube_cluster, swift_server, outputs, swift_container)
+    process = start_publish(pod, kube_cluster, swift_server, many_files, swift_container)
     wait_for_objects(swift_server, swift_container, 20, process)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
@@ -263,10 +230,10 @@ def test_sigterm_while_publishing_finishes_the_publish(
 
 
 def test_grace_period_running_out_while_publishing_leaves_no_manifest(
-    ended_processor, outputs, kube_cluster, swift_server, swift_container
+    ended_processor, many_files, kube_cluster, swift_server, swift_container
 ):
     pod = ended_processor(grace=6)
-    process = start_publish(pod, kube_cluster, swift_server, outputs, swift_container)
+    process = start_publish(pod, kube_cluster, swift_server, many_files, swift_container)
     wait_for_objects(swift_server, swift_container, 20, process)
     swift_server.pause("proxy")  # requests now hang: the publish cannot finish
     try:

@@ -326,6 +326,54 @@ def test_deadline_is_reported_in_words_and_remove_jobs_no_keeps_the_job(
         assert short.get(jid).status_code == 200
 
 
+PARTIAL = (
+    "import sys, time; open(sys.argv[-1] + '/partial.txt', 'w').write('partial'); "
+    "print('written', flush=True); time.sleep(300)"
+)
+
+
+def _publisher_requests(cluster, pod: str) -> int:
+    """API requests the job's publish container made about its pod (the audit log)."""
+    lines = cluster.audit_log.read_text().splitlines()
+    return sum(
+        1
+        for event in map(json.loads, lines)
+        if "pman-publisher" in event.get("user", {}).get("username", "")
+        and pod in event.get("requestURI", "")
+    )
+
+
+def test_a_job_stopped_by_its_deadline_still_publishes_what_it_wrote(
+    kube_cluster, secret, bucket, swift_server
+):
+    if kube_cluster.audit_log is None:
+        pytest.skip("needs the local cluster's audit log to see the publisher watching")
+    with running_pman(kube_cluster, swift_secret_name=secret, job_grace_seconds=20) as short:
+        jid = python_job(short, bucket, PARTIAL)["jid"]
+        short.wait(jid, lambda j: "written" in j["logs"])
+        pod = job_pods(kube_cluster, jid)[0].metadata.name
+        deadline = time.monotonic() + 30
+        while _publisher_requests(kube_cluster, pod) == 0:  # it is watching once it listed
+            assert time.monotonic() < deadline, "the publish container never asked the API"
+            time.sleep(0.1)
+        with kube_cluster.api_client() as api:
+            kubernetes.client.BatchV1Api(api).patch_namespaced_job(
+                jid, kube_cluster.namespace, {"spec": {"activeDeadlineSeconds": 1}}
+            )
+        final, _ = short.wait(jid)
+        assert (final["status"], final["reason"]) == ("finishedWithError", "DeadlineExceeded")
+        connection = swift_server.connection()
+        manifest = f"out-{jid}/.publisher-manifest.json"
+        deadline = time.monotonic() + 30
+        while manifest not in {o["name"] for o in connection.get_container(bucket)[1]}:
+            assert time.monotonic() < deadline, "nothing was published"
+            time.sleep(0.2)
+    assert connection.get_object(bucket, f"out-{jid}/partial.txt")[1] == b"partial"
+    processor = json.loads(connection.get_object(bucket, manifest)[1])["processor"]
+    assert processor["exit_code"] == 143
+    assert processor["pod_ending"] == {"why": "deleted", "grace_period_seconds": 20}
+
+
 # --- Errors ----------------------------------------------------------------------------
 
 

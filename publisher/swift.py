@@ -64,14 +64,15 @@ class RetryPolicy:
     """How often and how patiently to retry a transient failure."""
 
     attempts: int = 8
-    """Tries per request, the first included: with the delays below, about a minute."""
+    """Tries per request, the first included: with the delays below, 13 to 26 s of waiting
+    in all, besides each try's own time (a connection timeout, say)."""
     first_delay: float = 0.25
     max_delay: float = 10.0
 
     def delays(self) -> Iterator[float]:
         delay = self.first_delay
         for _ in range(self.attempts - 1):
-            # Full jitter keeps many threads from retrying in lockstep.
+            # Jitter keeps many threads from retrying in lockstep.
             yield random.uniform(delay / 2, delay)
             delay = min(delay * 2, self.max_delay)
 
@@ -256,7 +257,10 @@ class SwiftStore:
     def _current_endpoint(self) -> tuple[str, str]:
         with self._lock:
             if self._endpoint is None:
-                self._endpoint = self._with_retries("authenticating", self._fetch_endpoint)
+                # Quietly: an auth service that stays unreachable ends in one line.
+                self._endpoint = self._with_retries(
+                    "authenticating", self._fetch_endpoint, quiet=True
+                )
             return self._endpoint
 
     def _renew(self, stale: tuple[str, str]) -> None:
@@ -297,8 +301,14 @@ class SwiftStore:
 
     # -- the retry loop ----------------------------------------------------------------
     def _with_retries(
-        self, what: str, action: Callable[[], Any], *, retry: RetryPolicy | None = None
+        self,
+        what: str,
+        action: Callable[[], Any],
+        *,
+        retry: RetryPolicy | None = None,
+        quiet: bool = False,
     ) -> Any:
+        """`action()`, retried on transient errors; each retry is logged (with -v if quiet)."""
         retry = retry or self.retry
         delays = retry.delays()
         while True:
@@ -317,7 +327,12 @@ class SwiftStore:
                         error = type(error)(f"{error} (gave up after {retry.attempts} tries)")
                     raise error from exc
                 self.retries += 1
-                log.warning("%s; retrying in %.1f s", error, delay)
+                log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
+                    "%s; retrying in %.1f s",
+                    error,
+                    delay,
+                )
                 self._drop_connection()
                 self._sleep(delay)
 

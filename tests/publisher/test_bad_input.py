@@ -96,11 +96,28 @@ def test_unreachable_auth_url_is_one_line_and_exit_5(tmp_path):
         "download", "--retries", "2", "swift://c/in", str(tmp_path / "d"), env=env
     )
     assert result.code == 5
-    assert (
-        result.stderr.strip()
-        .splitlines()[-1]
-        .startswith("publisher: authenticating: cannot connect")
+    [line] = result.stderr.strip().splitlines()  # the retries are not shown without -v
+    assert line.startswith("publisher: authenticating: cannot connect")
+    assert line.endswith("(gave up after 2 tries)")
+
+
+def test_verbose_names_the_credentials_and_shows_each_retry_never_the_secret(tmp_path):
+    port = free_port()
+    env = {
+        "ST_AUTH": f"http://127.0.0.1:{port}/auth/v1.0",
+        "ST_USER": "acct:someone",
+        "ST_KEY": "s3cret-key",
+    }
+    result = run_publisher(
+        "download", "-v", "--retries", "3", "swift://c/in", str(tmp_path / "d"), env=env
     )
+    assert result.code == 5
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == (
+        f"publisher: using Swift v1 user 'acct:someone' at http://127.0.0.1:{port}/auth/v1.0"
+    )
+    assert sum("; retrying in" in line for line in lines) == 2
+    assert "s3cret-key" not in result.stderr
 
 
 def test_missing_container_is_one_line_and_exit_6(tmp_path, swift_env, swift_container):

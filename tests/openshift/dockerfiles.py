@@ -4,7 +4,8 @@ Each check takes the parsed instructions and returns its problems in words:
 
 - ``base_images``: every base image pinned by a tag other than ``latest`` (or a digest);
 - ``user``: the final stage ends with a numeric, non-root ``USER`` (OpenShift's
-  ``runAsNonRoot`` can only be verified for a numeric UID);
+  ``runAsNonRoot`` can only be verified for a numeric UID) in group 0, the group of
+  OpenShift's random UID, so that what the image makes group-0 writable works under it;
 - ``secrets``: no ``ENV`` or ``ARG`` default named like a secret, and no ``COPY``/``ADD``
   of a credentials file, nor of a directory whose tracked files include one;
 - ``entrypoint``: the command is in exec form and is a console script of the project
@@ -86,6 +87,9 @@ def user(commands: list[Command]) -> list[str]:
         return [f"line {last.start_line}: USER {last.value[0]} is not a numeric UID"]
     if int(uid) == 0:
         return [f"line {last.start_line}: USER {last.value[0]} is root"]
+    group = last.value[0].partition(":")[2]
+    if group != "0":
+        return [f"line {last.start_line}: USER {last.value[0]} is not in group 0"]
     return []
 
 

@@ -85,6 +85,8 @@ def test_a_good_dockerfile_passes():
         (("USER 1001:0\n", "USER root\n"), "not a numeric UID"),
         (("USER 1001:0\n", "USER 0:0\n"), "is root"),
         (("USER 1001:0\n", "USER 1001\nUSER 0\n"), "is root"),
+        (("USER 1001:0\n", "USER 1001\n"), "not in group 0"),
+        (("USER 1001:0\n", "USER 1001:1001\n"), "not in group 0"),
         (("RUN pip install .\n", "RUN pip install .\nENV ST_KEY=testing\n"), "ENV ST_KEY"),
         (("RUN pip install .\n", "RUN pip install .\nENV OS_PASSWORD x\n"), "ENV OS_PASSWORD"),
         (("RUN pip install .\n", "RUN pip install .\nARG API_TOKEN=abc\n"), "ARG API_TOKEN"),

@@ -166,3 +166,38 @@ def wait_for_objects(
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "upload did not start"
         time.sleep(0.02)
+
+
+def processor_ended(pod) -> bool:
+    return any(
+        s.name == "processor" and s.state.terminated for s in pod.status.container_statuses or []
+    )
+
+
+@pytest.fixture
+def ended_processor(job_pod):
+    """A running pod whose container `processor` has already ended; returns the pod name."""
+
+    def start(grace: int) -> str:
+        spec = {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": grace,
+            "containers": [
+                {"name": "processor", "image": "busybox:1.36", "command": ["true"]},
+                {"name": "other", "image": "busybox:1.36", "command": ["sleep", "300"]},
+            ],
+        }
+        return job_pod("ended", spec, processor_ended)
+
+    return start
+
+
+def start_publish(pod, kube_cluster, swift_server, src, container, *extra: str):
+    """`publisher publish` of `src`, run beside the cluster, watching `pod`."""
+    env = swift_server.environment() | {
+        "POD_NAME": pod,
+        "POD_NAMESPACE": kube_cluster.namespace,
+        "KUBECONFIG": kube_cluster.kubeconfig,
+    }
+    args = ["--json", "--threads", "2", "--wait-container", "processor", *extra]
+    return start_publisher("publish", *args, str(src), f"swift://{container}/out", env=env)

@@ -17,6 +17,7 @@ from .conftest import (
     PUBLISHER,
     clean_env,
     object_names,
+    start_publish,
     start_publisher,
     wait_for_objects,
 )
@@ -215,3 +216,22 @@ def test_a_rate_limited_upload_is_retried_and_completes(tmp_path, rate_limited_s
     assert sorted(o["name"] for o in stored) == sorted(
         [f"out/{name}" for name in files] + [f"out/{MANIFEST_NAME}", "seed"]
     )
+
+
+def test_publish_that_keeps_failing_exits_10_with_no_manifest(
+    ended_processor, many_files, kube_cluster, swift_server, swift_container
+):
+    pod = ended_processor(grace=30)
+    swift_server.connection().put_container(swift_container)
+    swift_server.stop_server("object")  # the proxy now answers 503 to every object PUT
+    try:
+        process = start_publish(
+            pod, kube_cluster, swift_server, many_files, swift_container, "--retries", "2"
+        )
+        code, summary, err = finish(process)
+    finally:
+        swift_server.start_server("object")
+    assert code == 10, err
+    assert summary["status"] == "error"
+    assert "gave up after 2 tries" in err.strip().splitlines()[-1]
+    assert object_names(swift_server, swift_container) == []

@@ -19,7 +19,7 @@ from publisher.errors import GraceExpired, Interrupted
 from publisher.manifest import MANIFEST_NAME
 from publisher.publish import GracefulStop
 
-from .conftest import FILES, object_names, start_publisher, wait_for_objects
+from .conftest import FILES, object_names, start_publish, wait_for_objects
 from .podspec import job_pod_manifest, unique_name
 
 
@@ -175,40 +175,6 @@ def test_a_processor_outliving_the_grace_period_publishes_nothing_and_says_so(
     assert publish.finished_at < states["processor"].finished_at
     assert "grace period (5 s) ran out before container processor ended" in publish.message
     assert object_names(swift_server, swift_container) == []
-
-
-def processor_ended(pod) -> bool:
-    return any(
-        s.name == "processor" and s.state.terminated for s in pod.status.container_statuses or []
-    )
-
-
-@pytest.fixture
-def ended_processor(job_pod):
-    """A running pod whose container `processor` has already ended; returns the pod name."""
-
-    def start(grace: int) -> str:
-        spec = {
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": grace,
-            "containers": [
-                {"name": "processor", "image": "busybox:1.36", "command": ["true"]},
-                {"name": "other", "image": "busybox:1.36", "command": ["sleep", "300"]},
-            ],
-        }
-        return job_pod("ended", spec, processor_ended)
-
-    return start
-
-
-def start_publish(pod, kube_cluster, swift_server, src, container):
-    env = swift_server.environment() | {
-        "POD_NAME": pod,
-        "POD_NAMESPACE": kube_cluster.namespace,
-        "KUBECONFIG": kube_cluster.kubeconfig,
-    }
-    args = ["--json", "--threads", "2", "--wait-container", "processor"]
-    return start_publisher("publish", *args, str(src), f"swift://{container}/out", env=env)
 
 
 def test_sigterm_while_publishing_finishes_the_publish(

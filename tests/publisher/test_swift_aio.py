@@ -80,11 +80,20 @@ def _still_running(processes: dict[int, bytes]) -> list[bytes]:
     return running
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_localcluster_swift_command_serves_until_signalled(tmp_path, signum):
+# The documented console script, and the module it runs.
+CONSOLE_SCRIPT = [str(Path(sys.executable).with_name("localcluster")), "swift"]
+MODULE = [sys.executable, "-m", "localcluster.swift"]
+
+
+@pytest.mark.parametrize(
+    ("command", "signum"),
+    [(CONSOLE_SCRIPT, signal.SIGINT), (MODULE, signal.SIGTERM)],
+    ids=["localcluster-swift-SIGINT", "module-SIGTERM"],
+)
+def test_localcluster_swift_command_serves_until_signalled(tmp_path, command, signum):
     directory = tmp_path / "aio"
     process = subprocess.Popen(
-        [sys.executable, "-m", "localcluster.swift", "--dir", str(directory)],
+        [*command, "--dir", str(directory)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

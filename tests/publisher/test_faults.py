@@ -36,10 +36,20 @@ def finish(process) -> tuple[int, dict, str]:
     return process.returncode, json.loads(out), err
 
 
+@pytest.fixture(params=["upload", "publish"])
+def start_sending(request, swift_server):
+    """Start `publisher upload`, or `publisher publish` for a pod whose processor ended."""
+    if request.param == "upload":
+        return lambda src, container: start_upload(src, container, swift_server.environment())
+    pod = request.getfixturevalue("ended_processor")(grace=30)
+    cluster = request.getfixturevalue("kube_cluster")
+    return lambda src, container: start_publish(pod, cluster, swift_server, src, container)
+
+
 def test_swift_answering_503_mid_upload_is_retried_and_no_manifest_until_done(
-    many_files, swift_server, swift_container
+    start_sending, many_files, swift_server, swift_container
 ):
-    process = start_upload(many_files, swift_container, swift_server.environment())
+    process = start_sending(many_files, swift_container)
     wait_for_objects(swift_server, swift_container, 20, process)
     swift_server.stop_server("object")  # the proxy now answers 503 to every object PUT
     try:
@@ -59,8 +69,10 @@ def test_swift_answering_503_mid_upload_is_retried_and_no_manifest_until_done(
     assert len(stored) < FILES
 
 
-def test_swift_restarted_mid_upload_completes(many_files, swift_server, swift_container):
-    process = start_upload(many_files, swift_container, swift_server.environment())
+def test_swift_restarted_mid_upload_completes(
+    start_sending, many_files, swift_server, swift_container
+):
+    process = start_sending(many_files, swift_container)
     wait_for_objects(swift_server, swift_container, 20, process)
     swift_server.restart("proxy")
     code, summary, err = finish(process)

@@ -5,8 +5,8 @@ then watches from the list's resourceVersion, resuming from the last version see
 the stream ends and listing again on 410 Gone. It returns a `Termination` for any end of
 the container (Completed, Error, OOMKilled, DeadlineExceeded...) and raises `WaitFailed`
 (pod deleted, deadline passed) or `ClusterError` (API unreachable or refusing).
-`PodWatcher.pod_ending` says whether Kubernetes is ending the pod (deleted, or past its
-own deadline) and how long its containers have before SIGKILL.
+`PodWatcher.pod_ending` says whether Kubernetes is ending the pod (deleted, failed for its
+own deadline or an eviction) and how long its containers have before SIGKILL.
 Kubernetes client errors never leave this module.
 """
 

@@ -171,11 +171,11 @@ def publish(
     publish_on: str,
     options: UploadOptions,
     progress: Progress,
-    stop: GracefulStop | None = None,
+    stop: GracefulStop,
 ) -> PublishResult:
     """Wait for `wait_container` to end, then upload `src` and the manifest.
 
-    With `stop` installed, SIGTERM is handled as `GracefulStop` says.
+    SIGTERM is handled as `stop` (installed by the caller) says.
     """
     preparation = _Preparation(store, container, prefix)
     preparation.start()
@@ -205,22 +205,20 @@ def publish(
             missing_ok=True,
         )
     finally:
-        if stop is not None:
-            stop.cancel()
+        stop.cancel()
     return PublishResult(termination, result, watcher.requests, store.first_put_at, ending)
 
 
 def _wait(
-    watcher: PodWatcher, wait_container: str, stop: GracefulStop | None
+    watcher: PodWatcher, wait_container: str, stop: GracefulStop
 ) -> tuple[Termination, PodEnding | None]:
     """The container's end; and the pod's, when a SIGTERM came because it is being ended."""
     try:
         termination = watcher.wait_for_termination(wait_container)
-        if stop is not None:  # from now on a SIGTERM lets the upload finish
-            stop.uploading(watcher.grace_seconds)
+        stop.uploading(watcher.grace_seconds)  # from now on a SIGTERM lets the upload finish
         return termination, None
     except Interrupted as interrupted:
-        if stop is None or not _is_sigterm(interrupted):
+        if not _is_sigterm(interrupted):
             raise
         stop.start(watcher.grace_seconds, wait_container)  # also while asking the API
         ending = watcher.pod_ending(wait_container)

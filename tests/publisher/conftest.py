@@ -201,3 +201,14 @@ def start_publish(pod, kube_cluster, swift_server, src, container, *extra: str):
     }
     args = ["--json", "--threads", "2", "--wait-container", "processor", *extra]
     return start_publisher("publish", *args, str(src), f"swift://{container}/out", env=env)
+
+
+def wait_until_preparing(
+    swift_server: SwiftAIO, container: str, process: subprocess.Popen | None = None
+) -> None:
+    """Until a publish is watching: it creates the destination container while it waits."""
+    deadline = time.monotonic() + 60
+    while container not in [c["name"] for c in swift_server.connection().get_account()[1]]:
+        assert process is None or process.poll() is None, process and process.communicate()
+        assert time.monotonic() < deadline, "the publisher did not start waiting"
+        time.sleep(0.1)

@@ -19,16 +19,14 @@ from publisher.errors import GraceExpired, Interrupted
 from publisher.manifest import MANIFEST_NAME
 from publisher.publish import GracefulStop
 
-from .conftest import FILES, object_names, start_publish, wait_for_objects
+from .conftest import (
+    FILES,
+    object_names,
+    start_publish,
+    wait_for_objects,
+    wait_until_preparing,
+)
 from .podspec import job_pod_manifest, unique_name
-
-
-def wait_until_preparing(swift_server, container: str, timeout: float = 60) -> None:
-    """The sidecar creates the destination container while it waits: it is watching."""
-    deadline = time.monotonic() + timeout
-    while container not in [c["name"] for c in swift_server.connection().get_account()[1]]:
-        assert time.monotonic() < deadline, "the publish sidecar did not start"
-        time.sleep(0.1)
 
 
 def wait_for_log(core, namespace: str, job: str, line: str, container: str = "processor"):
@@ -233,7 +231,7 @@ def test_once_finishing_a_second_sigterm_changes_nothing_and_sigint_stops_at_onc
     }
     pod = job_pod("finishing", spec, lambda p: p.status.phase == "Running")
     process = start_publish(pod, kube_cluster, swift_server, tmp_path, swift_container)
-    wait_until_preparing(swift_server, swift_container)
+    wait_until_preparing(swift_server, swift_container, process)
     core.delete_namespaced_pod(pod, kube_cluster.namespace)
     process.send_signal(signal.SIGTERM)  # what the kubelet would send it
     time.sleep(1.0)

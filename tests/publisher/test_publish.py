@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import kubernetes
@@ -12,18 +13,17 @@ from kubernetes.client.exceptions import ApiException
 from publisher.kube import PodWatcher
 from publisher.manifest import MANIFEST_NAME
 
+from .conftest import start_publish, wait_until_preparing
 from .podspec import job_pod_manifest, unique_name
 
 
 @pytest.fixture
-def run_job(batch, core, kube_cluster):
+def run_job(jobs, core, kube_cluster):
     """Create a Job, wait until it has finished, return (pod, logs by container)."""
-    created = []
 
     def run(manifest: dict, *, timeout: float = 90) -> tuple:
         ns = kube_cluster.namespace
-        batch.create_namespaced_job(ns, manifest)
-        created.append(manifest["metadata"]["name"])
+        jobs(manifest)
         deadline = time.monotonic() + timeout
         while True:
             pods = core.list_namespaced_pod(
@@ -42,9 +42,7 @@ def run_job(batch, core, kube_cluster):
                 logs[name] = ""
         return pod, logs
 
-    yield run
-    for name in created:
-        batch.delete_namespaced_job(name, kube_cluster.namespace, propagation_policy="Background")
+    return run
 
 
 def container_exit(pod, name: str) -> int:
@@ -205,40 +203,9 @@ def test_watch_of_a_missing_pod_fails_clearly(kube_cluster):
 def test_publish_ends_promptly_on_sigterm_while_waiting(
     kube_cluster, sleeper, swift_server, swift_container, tmp_path
 ):
-    import signal
-    import subprocess
-    import sys
-
     pod = sleeper(300)
-    env = swift_server.environment() | {
-        "POD_NAME": pod,
-        "POD_NAMESPACE": kube_cluster.namespace,
-        "KUBECONFIG": kube_cluster.kubeconfig,
-        "PATH": "/usr/bin:/bin",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "publisher",
-            "publish",
-            "--json",
-            "--wait-container",
-            "processor",
-            str(tmp_path),
-            f"swift://{swift_container}/out",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    # Wait until it is watching: the destination container exists once it has prepared.
-    while swift_container not in [c["name"] for c in swift_server.connection().get_account()[1]]:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    process = start_publish(pod, kube_cluster, swift_server, tmp_path, swift_container)
+    wait_until_preparing(swift_server, swift_container, process)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=10)
     assert process.returncode == 143, err

@@ -42,10 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging() -> None:
+    """pman's own log lines (uploads, changed credentials, watch retries) on stderr."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pman`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     try:
         return args.run(args)
     except (SettingsError, PmanError) as error:

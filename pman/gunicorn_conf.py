@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pman.cli import warn_if_exposed
+from pman.cli import configure_logging, warn_if_exposed
 from pman.settings import Settings
+
+# pman's own lines beside gunicorn's (which do not go through the root logger); the workers
+# are forked from this process and keep the handler.
+configure_logging()
 
 bind = os.environ.get("PMAN_BIND", "0.0.0.0:5010")
 workers = int(os.environ.get("PMAN_WORKERS", "2"))

@@ -155,6 +155,9 @@ def test_the_data_routes_reach_swift_with_the_mounted_credentials(pman, data_jid
         "files": 1,
         "bytes": len(data),
     }
+    # pman's own log lines reach the pod's log beside gunicorn's.
+    uploaded = f"uploaded 1 files ({len(data)} bytes) to key-{data_jid}/incoming for job {data_jid}"
+    assert uploaded in pman.logs()
     body = pfcon_request(
         jid=data_jid,
         entrypoint=["sh", "-c", PROCESSOR],

@@ -122,7 +122,7 @@ def register_data_routes(app: Flask) -> None:
     """Add the data routes to the app ``create_app`` built, and to its OpenAPI document."""
     pman = app.extensions["pman"]
     credentials = pman.settings.swift_credentials
-    store = Store(credentials) if credentials else None
+    store = Store(credentials, source=pman.settings.swift_credentials_file) if credentials else None
     app.extensions["pman.data"] = DataService(pman.settings, pman.jobs, store)
     pman.openapi = with_data_routes(pman.openapi)
     app.register_blueprint(data_api)

@@ -117,6 +117,10 @@ class Settings:
     the same file the publisher reads), else ST_AUTH/ST_USER/ST_KEY, else the OS_* variables;
     none of them leaves the data routes answering 503."""
 
+    swift_credentials_file: Path | None = None
+    """The file ``swift_credentials`` came from (``SWIFT_CREDENTIALS_FILE``), if any: read
+    again when it changes, so that a rotated Secret reaches pman without a restart."""
+
     max_data_bytes: int = 5 << 30
     """``PMAN_MAX_DATA_SIZE``: largest upload to the data routes (the body, and its files once
     unpacked), in bytes or with a unit (``500M``, ``2GiB``); Swift's own largest object is
@@ -141,7 +145,9 @@ class Settings:
                 values[name] = parse(raw.strip())
             except ValueError as error:
                 problems.append(f"{variable}={raw!r}: {error}")
-        if "swift_credentials" not in values:
+        if "swift_credentials" in values:
+            values["swift_credentials_file"] = Path(environ["SWIFT_CREDENTIALS_FILE"].strip())
+        else:
             try:
                 values["swift_credentials"] = swiftcreds.from_environment(environ)
             except swiftcreds.CredentialsError as error:

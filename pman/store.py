@@ -1,7 +1,8 @@
 """The only module in pman that talks to OpenStack Swift: objects in and out, for the data routes.
 
-:class:`Store` holds pman's Swift credentials and hands out :class:`SwiftSession` objects,
-one keep-alive connection each (a session belongs to one thread). python-swiftclient,
+:class:`Store` holds pman's Swift credentials (read again from their file when it changes,
+:class:`CredentialsFile`) and hands out :class:`SwiftSession` objects, one keep-alive
+connection each (a session belongs to one thread). python-swiftclient,
 keystoneauth1 and requests errors never leave this module: callers see
 :class:`~pman.errors.StoreUnavailable` (Swift or its auth service cannot be reached, refuses
 pman's credentials or fails), :class:`~pman.errors.StoreError` (an answer pman did not
@@ -11,10 +12,14 @@ exception as ``__cause__``.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
@@ -23,8 +28,11 @@ from keystoneauth1 import exceptions as ks_exceptions
 from swiftclient import client as swiftclient
 from swiftclient.exceptions import ClientException
 
+import swiftcreds
 from pman.errors import PayloadTooLarge, PmanError, StoreError, StoreUnavailable
 from swiftcreds import Credentials, swiftclient_options
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 # A couple of quick retries of connection errors and 5xx: a client of pman waits for the
@@ -32,6 +40,8 @@ CHUNK = 1 << 20
 RETRIES = 2
 FIRST_BACKOFF = 0.25
 MAX_BACKOFF = 2.0
+# How often, at most, pman looks whether its credentials file has changed.
+RECHECK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -60,13 +70,79 @@ class ObjectNotFound(PmanError):
     status = 404
 
 
-class Store:
-    """One Swift account reached with pman's credentials; sessions for many threads."""
+class CredentialsFile:
+    """Credentials as a file holds them, read again when the file changes.
 
-    def __init__(self, credentials: Credentials, *, timeout: float = 30.0) -> None:
+    Kubernetes updates a mounted Secret by swapping symlinks to a new copy of its files, so
+    a changed file is told by what ``stat`` says of the path (device, inode, size, mtime).
+    A changed file that cannot be read or parsed is reported once and the credentials
+    before it are kept; it is read again when it changes again.
+    """
+
+    def __init__(
+        self, path: Path, credentials: Credentials, *, every: float = RECHECK_SECONDS
+    ) -> None:
+        self.path = path
         self.credentials = credentials
-        self._options = swiftclient_options(credentials, timeout=timeout)
+        self._every = every
+        self._seen = _signature(path)
+        self._next = time.monotonic() + every
+
+    def changed(self) -> Credentials | None:
+        """The file's new credentials if it has changed into other valid ones since the last
+        look (at most one look every ``every`` seconds); None otherwise."""
+        now = time.monotonic()
+        if now < self._next:
+            return None
+        self._next = now + self._every
+        seen = _signature(self.path)
+        if seen == self._seen:
+            return None
+        self._seen = seen
+        try:
+            loaded = swiftcreds.load_file(self.path)
+        except swiftcreds.CredentialsError as error:
+            log.warning("%s; still using %s", error, self.credentials.describe())
+            return None
+        if loaded == self.credentials:
+            return None
+        log.info("Swift credentials changed in %s: now %s", self.path, loaded.describe())
+        self.credentials = loaded
+        return loaded
+
+
+def _signature(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+class Store:
+    """One Swift account reached with pman's credentials; sessions for many threads.
+
+    With ``source`` (the file the credentials came from), sessions opened after the file
+    has changed use the new credentials; the file is looked at, at most, every ``recheck``
+    seconds.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        source: Path | None = None,
+        recheck: float = RECHECK_SECONDS,
+        timeout: float = 30.0,
+    ) -> None:
+        self._timeout = timeout
+        self._file = CredentialsFile(source, credentials, every=recheck) if source else None
         self._lock = threading.Lock()
+        self._use(credentials)
+
+    def _use(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+        self._options = swiftclient_options(credentials, timeout=self._timeout)
         # Swift v1 storage URL and token, shared so that each session need not authenticate.
         self._endpoint: tuple[str | None, str | None] = (None, None)
 
@@ -74,9 +150,12 @@ class Store:
     def session(self) -> Iterator[SwiftSession]:
         """A session for the calling thread, closed on leaving the block."""
         with self._lock:
+            if self._file and (changed := self._file.changed()):
+                self._use(changed)
+            credentials, options = self.credentials, self._options
             url, token = self._endpoint
         conn = swiftclient.Connection(
-            **self._options,
+            **options,
             preauthurl=url,
             preauthtoken=token,
             retries=RETRIES,
@@ -84,11 +163,13 @@ class Store:
             max_backoff=MAX_BACKOFF,
         )
         try:
-            yield SwiftSession(conn, self.credentials)
+            yield SwiftSession(conn, credentials)
         finally:
             if conn.url and conn.token and not conn.session:
                 with self._lock:
-                    self._endpoint = (conn.url, conn.token)
+                    # Not a token of credentials replaced meanwhile.
+                    if self.credentials is credentials:
+                        self._endpoint = (conn.url, conn.token)
             conn.close()
 
 

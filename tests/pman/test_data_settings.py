@@ -14,11 +14,15 @@ def test_credentials_file_is_read_at_start(swift_credentials_file):
     settings = Settings.from_env({"SWIFT_CREDENTIALS_FILE": str(swift_credentials_file)})
     assert settings.swift_credentials.kind == "v1"
     assert settings.swift_credentials.source == str(swift_credentials_file)
+    # Remembered, so that pman reads the file again when it changes.
+    assert settings.swift_credentials_file == swift_credentials_file
 
 
 def test_st_variables_are_used_without_a_file():
     env = {"ST_AUTH": "http://swift:8080/auth/v1.0", "ST_USER": "a:b", "ST_KEY": SECRET}
-    assert Settings.from_env(env).swift_credentials.username == "a:b"
+    settings = Settings.from_env(env)
+    assert settings.swift_credentials.username == "a:b"
+    assert settings.swift_credentials_file is None
 
 
 def test_the_file_wins_over_the_variables(swift_credentials_file):

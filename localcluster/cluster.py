@@ -16,6 +16,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -247,6 +249,22 @@ class LocalCluster:
     def compact(self) -> int:
         """Drop the watch history: a watch from an older resourceVersion now gets 410."""
         return self.store.compact()
+
+    @contextmanager
+    def watch_lag(self, resource: str, labels: dict[str, str]) -> Iterator[None]:
+        """Within the block, watches of ``resource`` (``"pods"``, ``"jobs"``...) receive no
+        events about objects carrying all of ``labels``, as a watch that has fallen behind;
+        on leaving it, they receive them all, in order. Lists and reads are up to date."""
+
+        def matches(obj: dict[str, Any]) -> bool:
+            carried = (obj.get("metadata") or {}).get("labels") or {}
+            return all(carried.get(key) == value for key, value in labels.items())
+
+        release = self.store.hold(resource, matches)
+        try:
+            yield
+        finally:
+            release()
 
     def container_pids(self) -> dict[tuple[str, str, str], int]:
         """(namespace, pod, container) -> pid of every container process now running."""

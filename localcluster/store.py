@@ -136,6 +136,9 @@ class Store:
         self._subscribers: list[tuple[frozenset[str], Callable[[Change], None]]] = []
         # (resource, namespace) -> (label key, value) -> names of the objects carrying it
         self._labels: dict[tuple[str, str], dict[tuple[str, str], set[str]]] = {}
+        # Watch events held back (a lagging watch, for tests): which changes, and what waits.
+        self._holds: list[tuple[str, Predicate]] = []
+        self._held: list[tuple[Watcher, Change]] = []
 
     @property
     def resource_version(self) -> int:
@@ -216,9 +219,13 @@ class Store:
             cut = len(self._history) - self._history_limit
             self._oldest = self._history[cut - 1].rv
             del self._history[:cut]
+        held = self._is_held(change)
         for key in ((resource, None), (resource, obj["metadata"]["name"])):
             for watcher in self._watchers.get(key, ()):
-                watcher.offer(change)
+                if held:
+                    self._held.append((watcher, change))
+                else:
+                    watcher.offer(change)
         for resources, callback in self._subscribers:
             if resource in resources:
                 callback(change)
@@ -304,6 +311,9 @@ class Store:
                 first = []
                 for change in self._history[start:]:
                     if change.resource == resource and name in (None, change.new.name):
+                        if self._is_held(change):
+                            self._held.append((watcher, change))
+                            continue
                         event = watcher._filter(change)
                         if event is not None:
                             first.append(event)
@@ -327,6 +337,34 @@ class Store:
         """
         with self.lock:
             self._subscribers.append((frozenset(resources), callback))
+
+    def hold(self, resource: str, predicate: Predicate) -> Callable[[], None]:
+        """Hold back the watch events of changes to ``resource`` objects that match
+        ``predicate`` (as a watch that lags behind the others does), until the function
+        returned is called; then they are delivered, in order. Lists and reads are not held.
+        """
+        rule = (resource, predicate)
+        with self.lock:
+            self._holds.append(rule)
+
+        def release() -> None:
+            with self.lock:
+                self._holds.remove(rule)
+                waiting, self._held = self._held, []
+                for watcher, change in waiting:
+                    if self._is_held(change):
+                        self._held.append((watcher, change))
+                    else:
+                        watcher.offer(change)
+
+        return release
+
+    def _is_held(self, change: Change) -> bool:
+        objects = [change.new.obj] + ([change.old.obj] if change.old is not None else [])
+        return any(
+            change.resource == resource and any(predicate(obj) for obj in objects)
+            for resource, predicate in self._holds
+        )
 
     def compact(self) -> int:
         """Forget the change history, as etcd compaction does; returns the current version."""

@@ -30,6 +30,7 @@ from pman.status import (
     JobState,
     job_state,
     logs_placeholder,
+    pods_behind,
     processor_finished,
     processor_started,
     representative_pod,
@@ -111,8 +112,12 @@ class Jobs:
 
     def _observe(self, jid: str) -> tuple[Obj, list[Obj]]:
         hit = self._cached(jid)
-        if hit is not None:
+        if hit is not None and not pods_behind(*hit):
             return hit
+        if hit is not None:
+            # The Job's end arrived before its pods' (separate watches): ask for the pods,
+            # which say why it ended and hold its last logs.
+            return hit[0], self.kube.list_pods(jid_selector(jid))[0]
         job = self._read_job(jid)
         pods, _ = self.kube.list_pods(jid_selector(jid))
         return job, pods

@@ -71,6 +71,21 @@ def job_state(job: Obj, pods: list[Obj]) -> JobState:
     return _across_workers(pod_state(pod), job, pods)
 
 
+def pods_behind(job: Obj, pods: list[Obj]) -> bool:
+    """Whether ``job`` has ended but none of ``pods`` shows how: pods seen through a watch
+    that lags behind the Jobs' (two streams, in no order between them), so that the reason
+    and the logs would be missing. A Job stopped by its deadline needs no pod to tell why."""
+    ended = (
+        _condition(job, "Complete")
+        or _condition(job, "SuccessCriteriaMet")
+        or _condition(job, "Failed")
+        or _condition(job, "FailureTarget")
+    )
+    if ended is None or ended.get("reason") == "DeadlineExceeded":
+        return False
+    return not any(_phase(pod) in ("Failed", "Succeeded") for pod in pods)
+
+
 def _across_workers(state: JobState, job: Obj, pods: list[Obj]) -> JobState:
     """With several workers, one pod's view must not hide the others'."""
     completions = _get(job, "spec", "completions") or 1

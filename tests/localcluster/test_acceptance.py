@@ -4,6 +4,8 @@ config, watches on the pod (in order, resumed, compacted) and the Job's failure.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import kubernetes
@@ -193,3 +195,57 @@ def test_audit_log_names_the_sidecar_service_account(example, kube_cluster, name
         r["objectRef"]["resource"] == "jobs" and r["objectRef"]["apiGroup"] == "batch"
         for r in admin
     )
+
+
+@pytest.mark.fault
+def test_a_lagging_watch_gets_the_held_events_late_and_in_order(core, namespace, local):
+    lagging = {"lag": unique_name("lag")}
+    names = [unique_name("held"), unique_name("free")]
+    since = core.list_namespaced_config_map(namespace).metadata.resource_version
+    events: list[tuple[str, str, str]] = []
+
+    def follow() -> None:
+        stream = kubernetes.watch.Watch().stream(
+            core.list_namespaced_config_map,
+            namespace,
+            resource_version=since,
+            timeout_seconds=3,
+        )
+        for event in stream:
+            meta = event["object"].metadata
+            if meta.name in names:
+                events.append((event["type"], meta.name, (event["object"].data or {}).get("v")))
+
+    watcher = threading.Thread(target=follow)
+    try:
+        with local.watch_lag("configmaps", lagging):
+            watcher.start()
+            held = {"metadata": {"name": names[0], "labels": lagging}, "data": {"v": "1"}}
+            core.create_namespaced_config_map(namespace, held)
+            core.patch_namespaced_config_map(names[0], namespace, {"data": {"v": "2"}})
+            core.create_namespaced_config_map(namespace, {"metadata": {"name": names[1]}})
+            # Lists are up to date; the watch has only seen the object that is not held.
+            assert core.read_namespaced_config_map(names[0], namespace).data == {"v": "2"}
+            deadline = time.monotonic() + 5
+            while not events and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert events == [("ADDED", names[1], None)]
+            # A watch started now from before the changes does not see them either.
+            resumed = kubernetes.watch.Watch().stream(
+                core.list_namespaced_config_map,
+                namespace,
+                resource_version=since,
+                timeout_seconds=1,
+            )
+            assert [
+                e["object"].metadata.name for e in resumed if e["object"].metadata.name in names
+            ] == [names[1]]
+        watcher.join()
+        assert events == [
+            ("ADDED", names[1], None),
+            ("ADDED", names[0], "1"),
+            ("MODIFIED", names[0], "2"),
+        ]
+    finally:
+        for name in names:
+            core.delete_namespaced_config_map(name, namespace)

@@ -17,6 +17,7 @@ import pytest
 import requests
 from kubernetes.utils import parse_quantity
 
+from pman.jobspec import JID_LABEL
 from pman.settings import Settings
 from tests.fixtures.cluster import unique_name
 from tests.fixtures.swift import delete_container
@@ -268,6 +269,22 @@ def test_out_of_memory_is_reported_in_words(pman, jobs):
 
 def test_missing_input_fails_staging_in_and_says_so(pman, jobs):
     final, _ = pman.wait(jobs["missing"]["jid"])
+    assert (final["status"], final["reason"]) == ("finishedWithError", "InputMissing")
+    assert "staging in the input from Swift failed" in final["message"]
+    assert final["logs"].startswith("The processor did not run: staging in the input")
+
+
+@pytest.mark.fault
+def test_a_job_that_ends_before_its_pods_watch_says_how_still_has_the_pods_reason(pman, bucket):
+    # pman follows Jobs and pods in two watches, in no order between them. Here the pods'
+    # falls behind, so the Job's failure (BackoffLimitExceeded) is seen first.
+    if pman.cluster.local is None:
+        pytest.skip("holds back the local cluster's watch events")
+    assert pman.app.extensions["pman"].jobs.cache.wait_synced(30)
+    jid = unique_name("lag")
+    with pman.cluster.local.watch_lag("pods", {JID_LABEL: jid}):
+        python_job(pman, bucket, COPY_INPUT, jid=jid, type="ds", input_dir=f"{bucket}/none")
+        final, _ = pman.wait(jid)
     assert (final["status"], final["reason"]) == ("finishedWithError", "InputMissing")
     assert "staging in the input from Swift failed" in final["message"]
     assert final["logs"].startswith("The processor did not run: staging in the input")

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from pman.status import JobState, job_state, logs_placeholder, processor_finished, processor_started
+from pman.status import (
+    JobState,
+    job_state,
+    logs_placeholder,
+    pods_behind,
+    processor_finished,
+    processor_started,
+)
 
 T0 = "2024-05-01T10:00:00Z"
 T1 = "2024-05-01T10:05:00Z"
@@ -205,3 +212,49 @@ def test_logs_placeholder_is_a_sentence_not_an_error():
         "finishedWithError", "done", "staging in the input from Swift failed", "StageInFailed"
     )
     assert logs_placeholder(failed).startswith("The processor did not run: staging in")
+
+
+@pytest.mark.parametrize(
+    ("job_obj", "pods", "behind"),
+    [
+        # Ended, but the pods seen have not ended (or are not seen at all): a lagging watch.
+        (job(condition("Failed", "BackoffLimitExceeded")), [], True),
+        (
+            job(condition("Failed", "BackoffLimitExceeded")),
+            [pod("Pending", stage_in=RUNNING)],
+            True,
+        ),
+        (
+            job(condition("Complete"), completion=T1),
+            [pod("Running", stage_in=terminated(), processor=RUNNING)],
+            True,
+        ),
+        (
+            job(condition("FailureTarget", "BackoffLimitExceeded")),
+            [pod("Running", stage_in=RUNNING)],
+            True,
+        ),
+        # The pods say how it ended.
+        (
+            job(condition("Failed", "BackoffLimitExceeded")),
+            [pod("Failed", stage_in=terminated(3))],
+            False,
+        ),
+        (
+            job(condition("Complete"), completion=T1),
+            [pod("Succeeded", stage_in=terminated(), processor=terminated())],
+            False,
+        ),
+        # A deadline needs no pod to explain it (the Job's controller deletes the running ones).
+        (
+            job(condition("Failed", "DeadlineExceeded")),
+            [pod("Running", stage_in=terminated(), processor=RUNNING)],
+            False,
+        ),
+        # Not ended: nothing to catch up with.
+        (job(), [], False),
+        (job(), [pod("Running", stage_in=terminated(), processor=RUNNING)], False),
+    ],
+)
+def test_pods_are_behind_when_the_job_has_ended_and_no_pod_shows_how(job_obj, pods, behind):
+    assert pods_behind(job_obj, pods) is behind

@@ -2,7 +2,9 @@
 
 Pods name their Job in ``ownerReferences``. When a Job goes (``Background``), its pods are
 deleted; ``orphan`` strips the reference from the pods before the Job goes;
-``foregroundDeletion`` deletes the pods and lets the Job go once they are gone. Events
+``foregroundDeletion`` deletes the pods and lets the Job go once they are gone. A pod
+whose every owning Job is already gone (created while its Job was being deleted) is
+deleted too, as Kubernetes' collector deletes dependents with dangling owners. Events
 older than an hour are removed, as the API server's event TTL does.
 """
 
@@ -28,6 +30,11 @@ _SWEEP = ("sweep-events",)
 
 def _owners(obj: Obj) -> set[str]:
     return {ref.get("uid", "") for ref in obj.get("metadata", {}).get("ownerReferences") or []}
+
+
+def _owning_jobs(obj: Obj) -> set[str]:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return {ref.get("uid", "") for ref in refs if ref.get("kind") == "Job"}
 
 
 class GarbageCollector(Controller):
@@ -74,6 +81,9 @@ class GarbageCollector(Controller):
             owner = self._owners.get(uid)
             if owner is not None:
                 self.enqueue(("finalize", uid, owner))
+        jobs = _owning_jobs(pod) if change.type != DELETED else set()
+        if jobs and not any(uid in self._owners for uid in jobs):
+            self.enqueue(("dangling", pod["metadata"]["uid"], key))
 
     def _pods_of(self, uid: str) -> list[tuple[str, str]]:
         with self._lock:
@@ -87,6 +97,9 @@ class GarbageCollector(Controller):
         if action == "cascade":
             self._delete_dependents(uid)
             return
+        if action == "dangling":
+            self._delete_if_dangling(uid, namespace, name)
+            return
         entry = self.store.get("jobs", namespace, name)
         if entry is None or entry.obj["metadata"]["uid"] != uid:
             return
@@ -98,6 +111,19 @@ class GarbageCollector(Controller):
             self._delete_dependents(uid)
             if not self._pods_of(uid):
                 self.lifecycle.remove_finalizer(resources.JOBS, namespace, name, FOREGROUND)
+
+    def _delete_if_dangling(self, uid: str, namespace: str, name: str) -> None:
+        entry = self.store.get("pods", namespace, name)
+        if entry is None or entry.obj["metadata"]["uid"] != uid:
+            return
+        meta = entry.obj["metadata"]
+        jobs = _owning_jobs(entry.obj)
+        if meta.get("deletionTimestamp") or not jobs or any(j in self._owners for j in jobs):
+            return
+        try:
+            self.lifecycle.delete(resources.PODS, namespace, name, uid=uid)
+        except errors.ApiError as exc:
+            log.debug("pod %s of a deleted job not deleted: %s", name, exc)
 
     def _delete_dependents(self, uid: str) -> None:
         for namespace, name in self._pods_of(uid):

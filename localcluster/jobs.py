@@ -303,6 +303,8 @@ class JobController(Controller):
             wanted = min(parallelism, completions - len(counts.succeeded))
         created = []
         for _ in range(max(wanted - active, 0)):
+            if not self._still_wanted(job):
+                break  # deleted meanwhile: no more pods for it
             pod = pod_from_template(job)
             entry = self.lifecycle.create(
                 resources.PODS, pod, namespace=job["metadata"]["namespace"]
@@ -314,6 +316,15 @@ class JobController(Controller):
             )
             created.append(entry.obj)
         return created
+
+    def _still_wanted(self, job: Obj) -> bool:
+        meta = job["metadata"]
+        entry = self.store.get("jobs", meta["namespace"], meta["name"])
+        return (
+            entry is not None
+            and entry.obj["metadata"]["uid"] == meta["uid"]
+            and not entry.obj["metadata"].get("deletionTimestamp")
+        )
 
     def _write_status(self, namespace: str, name: str, uid: str, status: Obj) -> None:
         def put(obj: Obj) -> Obj | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import kubernetes
 import pytest
@@ -245,3 +246,23 @@ def test_failing_init_container_fails_the_pod(jobs, batch, core, namespace):
     assert inits["second"].terminated.exit_code == 5
     assert inits["third"].waiting is not None
     assert pod.status.container_statuses[0].state.waiting is not None
+
+
+def test_pods_created_while_their_job_is_being_deleted_go_too(batch, core, namespace):
+    # Many workers that no node can run (cheap to create), and the Job deleted while the
+    # controller is still creating them: none may outlive it.
+    name = unique_name("many")
+    nowhere = {"nodeSelector": {"pman.chrisproject.org/test-node": "none"}}
+    manifest = job_manifest(
+        name, [container("main", "true")], pod_spec=nowhere, parallelism=400, completions=400
+    )
+    batch.create_namespaced_job(namespace, manifest)
+    deadline = time.monotonic() + 30
+    while not _pods(core, namespace, name):
+        assert time.monotonic() < deadline, "no pod was created"
+    batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+    wait_until_job_gone(batch, namespace, name)
+    deadline = time.monotonic() + 60
+    while left := _pods(core, namespace, name):
+        assert time.monotonic() < deadline, f"{len(left)} pods outlived their job"
+        time.sleep(0.2)

@@ -1,9 +1,11 @@
 """A bounded, deterministic schemathesis run against the OpenAPI document pman serves.
 
 pman runs on the test cluster with the test Swift's credentials (so the data routes are
-on) and a Swift Secret that does not exist, so the Jobs that valid generated requests
-create keep their pods waiting and no generated command ever runs; they carry a label of
-this run and are deleted with it afterwards, as are the Swift containers the run creates.
+on), a Swift Secret that does not exist and a node selector that no node matches, so the
+Jobs that valid generated requests create (up to 999 workers each) keep their pods
+unscheduled, costing the cluster nothing but the objects, and no generated command ever
+runs; they carry a label of this run and are deleted with it afterwards, as are the Swift
+containers the run creates.
 
 Any bytes are a valid body of the upload route as far as the document can say ("binary"),
 so besides what schemathesis generates, the upload is also sent real tar, tar.gz and zip
@@ -67,6 +69,7 @@ def fuzzed_pman(kube_cluster, swift_server, swift_credentials_file):
             kube_cluster,
             swift_secret_name=unique_name("absent"),
             job_labels={RUN_LABEL: run},
+            node_selector={"pman.chrisproject.org/test-node": "none"},
             max_body_bytes=64 * 1024,
             swift_credentials=swiftcreds.load_file(swift_credentials_file),
             max_data_bytes=DATA_LIMIT,

@@ -148,6 +148,20 @@ def start_publisher(*args: str, env: dict[str, str]) -> subprocess.Popen:
     )
 
 
+def wait_until_catching(process: subprocess.Popen, signum: int) -> None:
+    """Until ``process`` has a handler for ``signum`` (its start-up, slow on a busy machine,
+    is over): a signal sent earlier would kill it instead."""
+    deadline = time.monotonic() + 60
+    while True:
+        with open(f"/proc/{process.pid}/status") as handle:
+            caught = next(line for line in handle if line.startswith("SigCgt:"))
+        if int(caught.split()[1], 16) & (1 << (signum - 1)):
+            return
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no handler for signal {signum} after 60 s"
+        time.sleep(0.02)
+
+
 def object_names(swift_server: SwiftAIO, container: str) -> list[str]:
     """The container's object names; none while it does not exist."""
     try:

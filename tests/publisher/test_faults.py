@@ -20,6 +20,7 @@ from .conftest import (
     start_publish,
     start_publisher,
     wait_for_objects,
+    wait_until_catching,
 )
 
 pytestmark = pytest.mark.fault
@@ -88,7 +89,8 @@ def test_sigterm_ends_a_stuck_upload_promptly(many_files, swift_server, swift_co
     swift_server.pause("proxy")  # requests now hang instead of failing
     try:
         process = start_upload(many_files, swift_container, swift_server.environment())
-        time.sleep(1.0)  # let it reach the hanging request
+        wait_until_catching(process, signal.SIGTERM)
+        time.sleep(0.5)  # let it reach the hanging request
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=10)
     finally:

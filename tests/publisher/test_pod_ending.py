@@ -197,8 +197,12 @@ def test_grace_period_running_out_while_publishing_leaves_no_manifest(
     ended_processor, many_files, kube_cluster, swift_server, swift_container
 ):
     pod = ended_processor(grace=6)
-    process = start_publish(pod, kube_cluster, swift_server, many_files, swift_container)
-    wait_for_objects(swift_server, swift_container, 20, process)
+    # One file at a time, and Swift paused as soon as the publish is under way, so that it
+    # cannot have finished by then even on a busy machine.
+    process = start_publish(
+        pod, kube_cluster, swift_server, many_files, swift_container, "--threads", "1"
+    )
+    wait_for_objects(swift_server, swift_container, 3, process)
     swift_server.pause("proxy")  # requests now hang: the publish cannot finish
     try:
         signalled = time.monotonic()

@@ -43,8 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging() -> None:
-    """pman's own log lines (uploads, changed credentials, watch retries) on stderr."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """pman's own log lines (uploads, changed credentials, watch retries) and the
+    development server's request lines on stderr; other libraries' only from warnings up
+    (python-swiftclient logs failed requests at INFO, with the start of the token)."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    for name in ("pman", "werkzeug"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:

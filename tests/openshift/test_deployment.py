@@ -155,9 +155,17 @@ def test_the_data_routes_reach_swift_with_the_mounted_credentials(pman, data_jid
         "files": 1,
         "bytes": len(data),
     }
-    # pman's own log lines reach the pod's log beside gunicorn's.
+    # pman's own log lines reach the pod's log beside gunicorn's; python-swiftclient's
+    # request lines (a 404 here, with the start of the token) do not.
+    missing = requests.get(
+        f"{pman.url}/api/v1/_data/{data_jid}/output/", headers=pman.headers(), timeout=30
+    )
+    assert missing.status_code == 404
+    logs = pman.logs()
     uploaded = f"uploaded 1 files ({len(data)} bytes) to key-{data_jid}/incoming for job {data_jid}"
-    assert uploaded in pman.logs()
+    assert uploaded in logs
+    assert "X-Auth-Token" not in logs
+    assert "REQ: curl" not in logs
     body = pfcon_request(
         jid=data_jid,
         entrypoint=["sh", "-c", PROCESSOR],

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from typing import Any
 
 from pman.cache import StatusCache
-from pman.errors import JobNotFound
+from pman.errors import JobNotFound, PmanError
 from pman.jobspec import (
     JID_LABEL,
     MANAGED_BY,
@@ -55,7 +55,8 @@ class Jobs:
         self.kube = kube
         self.cache = cache
         self.metrics = metrics or kube.metrics
-        self._logs = _FinishedLogs(capacity=512)
+        self._logs = _Lru(capacity=512)  # logs of ended processors, by pod uid
+        self._asked = _Lru(capacity=512)  # Job versions whose pods were asked for
 
     def info(self) -> dict[str, str]:
         """What ``GET /api/v1/`` reports."""
@@ -112,15 +113,29 @@ class Jobs:
 
     def _observe(self, jid: str) -> tuple[Obj, list[Obj]]:
         hit = self._cached(jid)
-        if hit is not None and not pods_behind(*hit):
-            return hit
         if hit is not None:
-            # The Job's end arrived before its pods' (separate watches): ask for the pods,
-            # which say why it ended and hold its last logs.
-            return hit[0], self.kube.list_pods(jid_selector(jid))[0]
+            job, pods = hit
+            return (job, self._pods_of_ended(jid, job, pods)) if pods_behind(job, pods) else hit
         job = self._read_job(jid)
         pods, _ = self.kube.list_pods(jid_selector(jid))
         return job, pods
+
+    def _pods_of_ended(self, jid: str, job: Obj, cached: list[Obj]) -> list[Obj]:
+        """The pods of a Job whose end the cache shows before its pods show how (the Jobs'
+        watch ahead of the pods'): asked of Kubernetes, since they say why it ended and hold
+        its last logs. Once per version of the Job when they show it no better (they may
+        simply be gone); the cached ones when Kubernetes cannot be asked."""
+        meta = job["metadata"]
+        version = f"{meta.get('uid', '')}/{meta.get('resourceVersion', '')}"
+        if self._asked.get(version) is not None:
+            return cached
+        try:
+            pods, _ = self.kube.list_pods(jid_selector(jid))
+        except PmanError:
+            return cached
+        if pods_behind(job, pods):
+            self._asked.put(version, "")
+        return pods
 
     def _cached(self, jid: str) -> tuple[Obj, list[Obj]] | None:
         return self.cache.lookup(jid) if self.cache else None
@@ -188,8 +203,8 @@ def _is_ours(job: Obj) -> bool:
     return _labels(job).get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
-class _FinishedLogs:
-    """A small LRU of logs of processors that have ended, by pod uid."""
+class _Lru:
+    """A small LRU of strings."""
 
     def __init__(self, *, capacity: int) -> None:
         self._capacity = capacity

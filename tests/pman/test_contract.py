@@ -290,6 +290,26 @@ def test_a_job_that_ends_before_its_pods_watch_says_how_still_has_the_pods_reaso
     assert final["logs"].startswith("The processor did not run: staging in the input")
 
 
+def test_a_failed_job_whose_pods_are_gone_asks_for_them_once(pman, bucket):
+    jid = python_job(pman, bucket, COPY_INPUT, type="ds", input_dir=f"{bucket}/none")["jid"]
+    pman.wait(jid)
+    with pman.cluster.api_client() as api:
+        core = kubernetes.client.CoreV1Api(api)
+        for pod in job_pods(pman.cluster, jid):
+            core.delete_namespaced_pod(pod.metadata.name, pman.cluster.namespace)
+    cache = pman.app.extensions["pman"].jobs.cache
+    deadline = time.monotonic() + 30
+    while (cache.lookup(jid) or (None, [None]))[1]:
+        assert time.monotonic() < deadline, "the pods' deletion never reached pman"
+        time.sleep(0.1)
+    before = pman.kube_requests()
+    for _ in range(5):
+        assert pman.get(jid).json()["status"] == "finishedWithError"
+    after = pman.kube_requests()
+    spent = {op: n - before.get(op, 0) for op, n in after.items() if not op.startswith("watch")}
+    assert {op: n for op, n in spent.items() if n} == {"list pods": 1}
+
+
 def test_publish_failure_is_finished_with_error(pman, jobs):
     final, seen = pman.wait(jobs["publish"]["jid"])
     assert (final["status"], final["reason"]) == ("finishedWithError", "PublishFailed")

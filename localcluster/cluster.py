@@ -252,9 +252,10 @@ class LocalCluster:
 
     @contextmanager
     def watch_lag(self, resource: str, labels: dict[str, str]) -> Iterator[None]:
-        """Within the block, watches of ``resource`` (``"pods"``, ``"jobs"``...) receive no
-        events about objects carrying all of ``labels``, as a watch that has fallen behind;
-        on leaving it, they receive them all, in order. Lists and reads are up to date."""
+        """Within the block, watches of ``resource`` (``"pods"``, ``"jobs"``...) fall behind
+        at their first event about an object carrying all of ``labels``: they receive no
+        more events until the block ends, then all of them, in order. Lists and reads are
+        up to date."""
 
         def matches(obj: dict[str, Any]) -> bool:
             carried = (obj.get("metadata") or {}).get("labels") or {}

@@ -136,9 +136,12 @@ class Store:
         self._subscribers: list[tuple[frozenset[str], Callable[[Change], None]]] = []
         # (resource, namespace) -> (label key, value) -> names of the objects carrying it
         self._labels: dict[tuple[str, str], dict[tuple[str, str], set[str]]] = {}
-        # Watch events held back (a lagging watch, for tests): which changes, and what waits.
+        # Watch events held back (a lagging watch, for tests): which changes, what waits, and
+        # the watches that wait (everything after their first held event waits too, so that
+        # each watch still sees resourceVersions in order).
         self._holds: list[tuple[str, Predicate]] = []
         self._held: list[tuple[Watcher, Change]] = []
+        self._lagging: set[Watcher] = set()
 
     @property
     def resource_version(self) -> int:
@@ -222,8 +225,9 @@ class Store:
         held = self._is_held(change)
         for key in ((resource, None), (resource, obj["metadata"]["name"])):
             for watcher in self._watchers.get(key, ()):
-                if held:
+                if held or watcher in self._lagging:
                     self._held.append((watcher, change))
+                    self._lagging.add(watcher)
                 else:
                     watcher.offer(change)
         for resources, callback in self._subscribers:
@@ -311,8 +315,9 @@ class Store:
                 first = []
                 for change in self._history[start:]:
                     if change.resource == resource and name in (None, change.new.name):
-                        if self._is_held(change):
+                        if watcher in self._lagging or self._is_held(change):
                             self._held.append((watcher, change))
+                            self._lagging.add(watcher)
                             continue
                         event = watcher._filter(change)
                         if event is not None:
@@ -340,8 +345,9 @@ class Store:
 
     def hold(self, resource: str, predicate: Predicate) -> Callable[[], None]:
         """Hold back the watch events of changes to ``resource`` objects that match
-        ``predicate`` (as a watch that lags behind the others does), until the function
-        returned is called; then they are delivered, in order. Lists and reads are not held.
+        ``predicate``, and every later event of the watches that had one held (as a watch
+        that lags behind the others), until the function returned is called; then they are
+        delivered, in order. Lists and reads are not held.
         """
         rule = (resource, predicate)
         with self.lock:
@@ -350,10 +356,11 @@ class Store:
         def release() -> None:
             with self.lock:
                 self._holds.remove(rule)
-                waiting, self._held = self._held, []
+                waiting, self._held, self._lagging = self._held, [], set()
                 for watcher, change in waiting:
-                    if self._is_held(change):
+                    if watcher in self._lagging or self._is_held(change):
                         self._held.append((watcher, change))
+                        self._lagging.add(watcher)
                     else:
                         watcher.offer(change)
 

@@ -200,52 +200,56 @@ def test_audit_log_names_the_sidecar_service_account(example, kube_cluster, name
 @pytest.mark.fault
 def test_a_lagging_watch_gets_the_held_events_late_and_in_order(core, namespace, local):
     lagging = {"lag": unique_name("lag")}
-    names = [unique_name("held"), unique_name("free")]
+    before, held, after = unique_name("before"), unique_name("held"), unique_name("after")
+    names = (before, held, after)
     since = core.list_namespaced_config_map(namespace).metadata.resource_version
     events: list[tuple[str, str, str]] = []
+    watch = kubernetes.watch.Watch()
 
     def follow() -> None:
-        stream = kubernetes.watch.Watch().stream(
-            core.list_namespaced_config_map,
-            namespace,
-            resource_version=since,
-            timeout_seconds=3,
+        stream = watch.stream(
+            core.list_namespaced_config_map, namespace, resource_version=since, timeout_seconds=60
         )
         for event in stream:
             meta = event["object"].metadata
             if meta.name in names:
                 events.append((event["type"], meta.name, (event["object"].data or {}).get("v")))
+            if len(events) == 4:
+                watch.stop()
+
+    def seen_from_since() -> list[str]:
+        resumed = kubernetes.watch.Watch().stream(
+            core.list_namespaced_config_map, namespace, resource_version=since, timeout_seconds=1
+        )
+        return [e["object"].metadata.name for e in resumed if e["object"].metadata.name in names]
 
     watcher = threading.Thread(target=follow)
     try:
         with local.watch_lag("configmaps", lagging):
             watcher.start()
-            held = {"metadata": {"name": names[0], "labels": lagging}, "data": {"v": "1"}}
-            core.create_namespaced_config_map(namespace, held)
-            core.patch_namespaced_config_map(names[0], namespace, {"data": {"v": "2"}})
-            core.create_namespaced_config_map(namespace, {"metadata": {"name": names[1]}})
-            # Lists are up to date; the watch has only seen the object that is not held.
-            assert core.read_namespaced_config_map(names[0], namespace).data == {"v": "2"}
-            deadline = time.monotonic() + 5
+            core.create_namespaced_config_map(namespace, {"metadata": {"name": before}})
+            body = {"metadata": {"name": held, "labels": lagging}, "data": {"v": "1"}}
+            core.create_namespaced_config_map(namespace, body)
+            core.patch_namespaced_config_map(held, namespace, {"data": {"v": "2"}})
+            core.create_namespaced_config_map(namespace, {"metadata": {"name": after}})
+            # Reads are current; the watch stopped at the held object, so it saw only what
+            # came before it, as does a watch resumed meanwhile from the same version.
+            assert core.read_namespaced_config_map(held, namespace).data == {"v": "2"}
+            deadline = time.monotonic() + 10
             while not events and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert events == [("ADDED", names[1], None)]
-            # A watch started now from before the changes does not see them either.
-            resumed = kubernetes.watch.Watch().stream(
-                core.list_namespaced_config_map,
-                namespace,
-                resource_version=since,
-                timeout_seconds=1,
-            )
-            assert [
-                e["object"].metadata.name for e in resumed if e["object"].metadata.name in names
-            ] == [names[1]]
-        watcher.join()
+            time.sleep(0.5)  # time enough for an event that should not come
+            assert events == [("ADDED", before, None)]
+            assert seen_from_since() == [before]
+        watcher.join(timeout=60)
         assert events == [
-            ("ADDED", names[1], None),
-            ("ADDED", names[0], "1"),
-            ("MODIFIED", names[0], "2"),
+            ("ADDED", before, None),
+            ("ADDED", held, "1"),
+            ("MODIFIED", held, "2"),
+            ("ADDED", after, None),
         ]
+        assert seen_from_since() == [before, held, held, after]
     finally:
+        watch.stop()
         for name in names:
             core.delete_namespaced_config_map(name, namespace)

@@ -260,6 +260,7 @@ def test_pods_created_while_their_job_is_being_deleted_go_too(batch, core, names
     deadline = time.monotonic() + 30
     while not _pods(core, namespace, name):
         assert time.monotonic() < deadline, "no pod was created"
+        time.sleep(0.02)
     batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
     wait_until_job_gone(batch, namespace, name)
     deadline = time.monotonic() + 60

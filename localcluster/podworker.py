@@ -193,15 +193,19 @@ class PodWorker:
     def _watch_deadline(self) -> None:
         """Fail the pod once it has been active longer than its ``activeDeadlineSeconds``.
 
-        The field may be set or lowered while the pod runs, so it is read again each time.
+        The field may be set or lowered while the pod runs, so it is read again at least
+        every second; otherwise the thread sleeps until the deadline.
         """
-        while not self.stopping.wait(0.2):
+        wait = 0.0
+        while not self.stopping.wait(wait):
             pod = self.pod()
             if pod is None or self.done:
                 return
             seconds = pod["spec"].get("activeDeadlineSeconds")
             start = self.run.start_time
-            if seconds is None or start is None or time.time() < start + seconds:
+            left = 1.0 if seconds is None or start is None else start + seconds - time.time()
+            if left > 0:
+                wait = min(left, 1.0)
                 continue
             with self.lock:
                 mains = [c for c in self.containers if not c.init]

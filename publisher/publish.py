@@ -100,7 +100,8 @@ class GracefulStop:
         self.received_at: float | None = None
         self.grace_seconds: int | None = None
         """Known once uploading: the pod's grace period, for a SIGTERM that comes then."""
-        self.doing = "publishing"
+        self.waiting_for: str | None = None
+        """The container still to end before the upload, while finishing."""
         self.finishing = False
         """The clock runs: the publish ends by the grace period, or GraceExpired."""
 
@@ -111,13 +112,13 @@ class GracefulStop:
 
     def uploading(self, grace_seconds: int) -> None:
         """From now on a SIGTERM lets the upload finish within `grace_seconds`."""
-        self.doing, self.grace_seconds = "publishing", grace_seconds
+        self.waiting_for, self.grace_seconds = None, grace_seconds
 
-    def start(self, grace_seconds: int, doing: str | None = None) -> None:
+    def start(self, grace_seconds: int, waiting_for: str | None = None) -> None:
         """Allow what is left of `grace_seconds` since SIGTERM, less the margin."""
         self.grace_seconds = grace_seconds
-        if doing is not None:
-            self.doing = doing
+        if waiting_for is not None:
+            self.waiting_for = waiting_for
         if self.received_at is None:
             self.received_at = self.clock()
         self.finishing = True
@@ -148,8 +149,8 @@ class GracefulStop:
 
     def _message(self) -> str:
         ran_out = f"the pod's termination grace period ({self.grace_seconds} s) ran out"
-        if self.doing != "publishing":
-            return f"{ran_out} before container {self.doing} ended: nothing published"
+        if self.waiting_for is not None:
+            return f"{ran_out} before container {self.waiting_for} ended: nothing published"
         return (
             f"{ran_out} while publishing: the publish did not finish "
             "(the manifest is written last; a rerun resumes)"

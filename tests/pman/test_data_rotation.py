@@ -50,11 +50,18 @@ class SecretVolume:
         (self.root / "..data").unlink()
 
 
-def credentials_text(swift, key: str) -> str:
-    return (
-        f"[AUTHORIZATION]\nosAuthUrl = {swift.auth_url}\nusername = {swift.user}\n"
-        f"password = {key}\n"
-    )
+@pytest.fixture
+def good(swift_credentials_file) -> str:
+    """The test Swift's swift-credentials.cfg."""
+    return swift_credentials_file.read_text()
+
+
+@pytest.fixture
+def wrong(good, swift_server) -> str:
+    """The same with another password."""
+    text = good.replace(f"password = {swift_server.key}\n", f"password = {WRONG_KEY}\n")
+    assert text != good
+    return text
 
 
 @pytest.fixture
@@ -85,9 +92,9 @@ def read_output_file(store: Store, jid: str) -> bytes:
 
 
 def test_a_rotated_secret_reaches_the_data_routes_without_a_restart(
-    kube_cluster, swift_server, volume, published
+    kube_cluster, swift_server, volume, published, good, wrong
 ):
-    volume.write(credentials_text(swift_server, WRONG_KEY))
+    volume.write(wrong)
     settings = {
         "swift_credentials": swiftcreds.load_file(volume.path),
         "swift_credentials_file": volume.path,
@@ -99,7 +106,7 @@ def test_a_rotated_secret_reaches_the_data_routes_without_a_restart(
         assert "refused" in refused.json()["message"]
         assert WRONG_KEY not in refused.text
 
-        volume.write(credentials_text(swift_server, swift_server.key))
+        volume.write(good)
         deadline = time.monotonic() + 20
         response = requests.get(url, timeout=30)
         while response.status_code == 503 and time.monotonic() < deadline:
@@ -110,9 +117,9 @@ def test_a_rotated_secret_reaches_the_data_routes_without_a_restart(
 
 
 def test_a_changed_file_that_cannot_be_used_keeps_the_last_good_credentials(
-    swift_server, volume, published, caplog
+    swift_server, volume, published, caplog, good
 ):
-    volume.write(credentials_text(swift_server, swift_server.key))
+    volume.write(good)
     store = Store(swiftcreds.load_file(volume.path), source=volume.path, recheck=0)
     assert read_output_file(store, published) == b"rotated\n"
 
@@ -135,15 +142,15 @@ def test_a_changed_file_that_cannot_be_used_keeps_the_last_good_credentials(
 
 
 def test_a_changed_file_is_used_by_the_next_session_and_said_once(
-    swift_server, volume, published, caplog
+    swift_server, volume, published, caplog, good, wrong
 ):
-    volume.write(credentials_text(swift_server, WRONG_KEY))
+    volume.write(wrong)
     store = Store(swiftcreds.load_file(volume.path), source=volume.path, recheck=0)
     with pytest.raises(StoreUnavailable, match="refused"):
         read_output_file(store, published)
 
     caplog.set_level(logging.INFO, logger="pman.store")
-    volume.write(credentials_text(swift_server, swift_server.key))
+    volume.write(good)
     assert read_output_file(store, published) == b"rotated\n"
     assert read_output_file(store, published) == b"rotated\n"
     changes = [r.getMessage() for r in caplog.records if "changed" in r.getMessage()]
@@ -154,13 +161,13 @@ def test_a_changed_file_is_used_by_the_next_session_and_said_once(
 
 
 def test_a_file_rewritten_with_the_same_credentials_changes_nothing(
-    swift_server, volume, published
+    swift_server, volume, published, good
 ):
-    volume.write(credentials_text(swift_server, swift_server.key))
+    volume.write(good)
     store = Store(swiftcreds.load_file(volume.path), source=volume.path, recheck=0)
     before = store.credentials
     assert read_output_file(store, published) == b"rotated\n"
     # A new copy with the same content: read again, found equal, the session's token kept.
-    volume.write(credentials_text(swift_server, swift_server.key))
+    volume.write(good)
     assert read_output_file(store, published) == b"rotated\n"
     assert store.credentials is before

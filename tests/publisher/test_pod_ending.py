@@ -303,6 +303,6 @@ def test_graceful_stop_with_no_time_left_gives_up_at_once(graceful):
     clock.now += 29
     with pytest.raises(GraceExpired, match=r"grace period \(30 s\) ran out while publishing"):
         stop.start(30)
-    stop.doing = "processor"
+    stop.waiting_for = "processor"
     with pytest.raises(GraceExpired, match="ran out before container processor ended"):
         stop._on_alarm(signal.SIGALRM, None)

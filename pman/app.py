@@ -1,49 +1,42 @@
 """The Flask application: pman's REST API over HTTP.
 
-``create_app()`` reads the settings from the environment unless it is given
-them, connects to Kubernetes, starts the status cache's watches, and serves:
-
-- ``GET|HEAD /api/v1/``, ``POST /api/v1/``, ``GET|DELETE /api/v1/<jid>/`` (the
-  pman v6 contract);
-- ``GET /api/v1/_jobs/`` (every job; ``_`` cannot occur in a jid), ``/openapi.json``,
-  ``/healthz``, ``/readyz`` and ``/metrics``;
-- the data routes under ``/api/v1/_data/`` (:mod:`pman.data`).
+``create_app()`` reads the settings from the environment unless it is given them, wires
+the Kubernetes and Swift boundaries to the job service, registers the API front ends
+(:mod:`pman.api`) and starts the status cache's watches. It holds no route itself.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
-import logging
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Flask
 
+from pman.api import common, data, ops, v6
+from pman.api.openapi import openapi_document
 from pman.cache import StatusCache
-from pman.data import register_data_routes
-from pman.errors import BadRequest, JobNotFound, PmanError, Unauthorized, UnsupportedMediaType
-from pman.jobs import Jobs
 from pman.kube import Kube
-from pman.metrics import CONTENT_TYPE, Metrics
-from pman.models import is_jid, parse_job_request
-from pman.openapi import openapi_document
+from pman.metrics import Metrics
+from pman.service import JobService
 from pman.settings import Settings
+from pman.swift import Store
 
-log = logging.getLogger(__name__)
-api = Blueprint("pman", __name__)
-PUBLIC_ENDPOINTS = {"pman.healthz", "pman.readyz"}
+# Every route pman serves, and the request handling they share.
+BLUEPRINTS = (common.blueprint, v6.blueprint, data.blueprint, ops.blueprint)
 
 
+@dataclass
 class Pman:
-    """What one app holds: settings, the job service and what it must close."""
+    """What one app holds: settings, the job service, Swift (None when pman has no
+    credentials), the metrics and the OpenAPI document. The front ends reach it as
+    ``current_app.extensions["pman"]`` (:func:`pman.api.common.pman`)."""
 
-    def __init__(self, settings: Settings, jobs: Jobs, metrics: Metrics) -> None:
-        self.settings = settings
-        self.jobs = jobs
-        self.metrics = metrics
-        self.openapi = openapi_document()
+    settings: Settings
+    jobs: JobService
+    store: Store | None
+    metrics: Metrics
+    openapi: dict[str, Any] = field(default_factory=openapi_document)
 
     def close(self) -> None:
         """Stop the watches and release Kubernetes connections."""
@@ -61,131 +54,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("pman")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["pman"] = Pman(settings, Jobs(settings, kube, cache=cache), metrics)
-    app.register_blueprint(api)
-    register_data_routes(app)
+    app.extensions["pman"] = Pman(
+        settings=settings,
+        jobs=JobService(settings, kube, cache=cache),
+        store=_store(settings),
+        metrics=metrics,
+    )
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
     if cache:
         cache.start()
     return app
 
 
-def _pman() -> Pman:
-    return current_app.extensions["pman"]
-
-
-@api.before_app_request
-def _authenticate() -> None:
-    token = _pman().settings.api_token
-    if not token or request.endpoint in PUBLIC_ENDPOINTS:
-        return
-    given = request.headers.get("Authorization", "")
-    scheme, _, credentials = given.partition(" ")
-    expected = token.encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.encode(), expected):
-        raise Unauthorized("this pman needs an 'Authorization: Bearer <token>' header")
-
-
-@api.after_app_request
-def _count(response: Response) -> Response:
-    route = request.url_rule.rule if request.url_rule else "unmatched"
-    _pman().metrics.http_requests.labels(route, request.method, str(response.status_code)).inc()
-    return response
-
-
-@api.get("/api/v1/")
-def info() -> Any:
-    return jsonify(_pman().jobs.info())
-
-
-@api.post("/api/v1/")
-def submit() -> Any:
-    job_request = parse_job_request(_json_body())
-    return jsonify(_pman().jobs.submit(job_request)), 201
-
-
-@api.get("/api/v1/<jid>/")
-def get_job(jid: str) -> Any:
-    return jsonify(_pman().jobs.get(_known_jid(jid)))
-
-
-@api.delete("/api/v1/<jid>/")
-def delete_job(jid: str) -> Any:
-    _pman().jobs.delete(_known_jid(jid))
-    return "", 204
-
-
-@api.get("/api/v1/_jobs/")
-def list_jobs() -> Any:
-    return jsonify({"jobs": _pman().jobs.list()})
-
-
-@api.get("/openapi.json")
-def openapi() -> Any:
-    return jsonify(_pman().openapi)
-
-
-@api.get("/healthz")
-def healthz() -> Any:
-    return Response("ok\n", mimetype="text/plain")
-
-
-@api.get("/readyz")
-def readyz() -> Any:
-    _pman().jobs.ready()
-    return Response("ok\n", mimetype="text/plain")
-
-
-@api.get("/metrics")
-def metrics() -> Any:
-    return Response(_pman().metrics.exposition(), content_type=CONTENT_TYPE)
-
-
-def _json_body() -> Any:
-    if not request.is_json:
-        raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
-    data = request.get_data(cache=False)
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is None and len(data) >= limit:
-        # A chunked body is cut at the limit rather than refused: refuse it here.
-        raise RequestEntityTooLarge()
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError) as error:
-        raise BadRequest(f"the request body is not valid JSON: {error}") from None
-
-
-def _known_jid(jid: str) -> str:
-    # A jid that could never have been accepted names no job; Kubernetes need not be asked.
-    if not is_jid(jid):
-        raise JobNotFound(f"no job {jid!r}")
-    return jid
-
-
-@api.app_errorhandler(PmanError)
-def _pman_error(error: PmanError) -> Any:
-    response = jsonify({"message": error.message})
-    response.status_code = error.status
-    if isinstance(error, Unauthorized):
-        response.headers["WWW-Authenticate"] = "Bearer"
-    return response
-
-
-@api.app_errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Any:
-    if error.code is not None and error.code < 400:
-        return error  # the 308 from /api/v1/<jid> to /api/v1/<jid>/
-    if isinstance(error, RequestEntityTooLarge):
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        message = f"the request body is larger than {limit} bytes"
-    else:
-        message = error.description or error.name
-    response = error.get_response()
-    response.set_data(json.dumps({"message": message}))
-    response.content_type = "application/json"
-    return response
-
-
-@api.app_errorhandler(Exception)
-def _unexpected(error: Exception) -> Any:
-    log.exception("unexpected error answering %s %s", request.method, request.path)
-    return jsonify({"message": f"internal error: {type(error).__name__}"}), 500
+def _store(settings: Settings) -> Store | None:
+    credentials = settings.swift_credentials
+    if credentials is None:
+        return None
+    return Store(credentials, source=settings.swift_credentials_file)

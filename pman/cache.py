@@ -14,9 +14,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pman.errors import PmanError
+from pman.errors import PmanError, WatchExpired
 from pman.jobspec import JID_LABEL, SELECTOR
-from pman.kube import Kube, WatchExpired, WatchStream
+from pman.kube import Kube, WatchStream
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)

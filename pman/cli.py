@@ -1,6 +1,6 @@
 """The ``pman`` command. ``pman serve`` runs the API with werkzeug for development;
 production runs ``create_app`` under gunicorn (see the Dockerfile). The client commands
-(submit, status, logs, delete, push, pull) are in :mod:`pman.client_cli`.
+(submit, status, logs, delete, push, pull) are in :mod:`pman.client.parser`.
 
 Subcommands register themselves in :func:`build_parser`, one function each.
 """
@@ -15,7 +15,7 @@ import signal
 import sys
 
 from pman import __version__
-from pman.client_cli import add_client_commands
+from pman.client.parser import add_client_commands
 from pman.errors import PmanError, SettingsError
 from pman.settings import Settings
 

@@ -65,6 +65,12 @@ class ClusterError(PmanError):
     status = 502
 
 
+class WatchExpired(PmanError):
+    """A watch's resourceVersion is too old (410 Gone): list again."""
+
+    status = 503
+
+
 class SettingsError(ValueError):
     """One or more settings are invalid; the message names each of them."""
 
@@ -91,6 +97,12 @@ class StoreUnavailable(PmanError):
     """No Swift is configured, or it cannot be reached, refuses pman or fails."""
 
     status = 503
+
+
+class ObjectNotFound(PmanError):
+    """Swift answered 404: the object or its container does not exist."""
+
+    status = 404
 
 
 class StoreError(PmanError):

@@ -30,6 +30,7 @@ from pman.errors import (
     JobExists,
     JobNotFound,
     PmanError,
+    WatchExpired,
 )
 from pman.metrics import Metrics
 from pman.settings import Settings
@@ -39,12 +40,6 @@ log = logging.getLogger(__name__)
 
 # (connect, read) seconds: well inside the 100 s clients wait for an answer.
 TIMEOUT = (5, 30)
-
-
-class WatchExpired(PmanError):
-    """The watch's resourceVersion is too old (410 Gone): list again."""
-
-    status = 503
 
 
 class Kube:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pman.archive import ArchiveError, OutFile, UnsafeEntry, safe_name, tar_stream, zip_stream
 from pman.errors import PmanError, StoreError
-from pman.store import Location, Store, SwiftSession
+from pman.swift import Location, Store, SwiftSession
 
 log = logging.getLogger(__name__)
 

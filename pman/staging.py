@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from pman.archive import CHUNK, Entry, UnsafeEntry
 from pman.errors import PayloadTooLarge
-from pman.store import Location, Store
+from pman.swift import Location, Store
 
 MAX_OBJECT_NAME = 1024  # Swift's default max_object_name_length, in bytes
 UPLOAD_THREADS = 8

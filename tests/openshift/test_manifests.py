@@ -14,7 +14,8 @@ import pytest
 from flask import Flask
 from kubernetes.utils.quantity import parse_quantity
 
-from pman.app import PUBLIC_ENDPOINTS, api
+from pman.api.common import PUBLIC_ENDPOINTS
+from pman.app import BLUEPRINTS
 from pman.jobspec import CREDENTIALS_FILE, build_job
 from pman.models import parse_job_request
 from pman.settings import Settings, parse_size
@@ -91,9 +92,10 @@ def test_validation_catches_mistakes(kind, path, value):
 
 
 def served_routes() -> dict[str, str]:
-    """Path -> endpoint of every route pman's blueprint serves (no cluster needed)."""
+    """Path -> endpoint of every route pman serves (no cluster needed)."""
     app = Flask("routes")
-    app.register_blueprint(api)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
     return {rule.rule: rule.endpoint for rule in app.url_map.iter_rules()}
 
 
@@ -227,7 +229,7 @@ def test_pman_reads_the_swift_secret_the_jobs_mount_read_only(variant):
 
 @pytest.mark.parametrize("variant", ["defaults", "all-set"])
 def test_pmans_tmp_volume_holds_the_largest_upload_twice(variant):
-    # A zip upload is kept whole on /tmp beside the files it unpacks to (pman/data.py).
+    # A zip upload is kept whole on /tmp beside the files it unpacks to (pman/api/data.py).
     objects, values = process("pman.yaml", variant), given(variant)
     container = pman_container(objects)
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tmp"]

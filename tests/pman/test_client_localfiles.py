@@ -11,8 +11,8 @@ import tarfile
 
 import pytest
 
-from pman.localfiles import (
-    LocalFilesError,
+from pman.client.errors import LocalFilesError
+from pman.client.localfiles import (
     archive_type,
     check_against_manifest,
     directory_files,

@@ -14,7 +14,7 @@ import requests
 
 import swiftcreds
 from pman.errors import StoreUnavailable
-from pman.store import Store
+from pman.swift import Store
 from tests.pman.test_data_support import Containers, data_pman, publish
 from tests.trees import write_tree
 
@@ -123,7 +123,7 @@ def test_a_changed_file_that_cannot_be_used_keeps_the_last_good_credentials(
     store = Store(swiftcreds.load_file(volume.path), source=volume.path, recheck=0)
     assert read_output_file(store, published) == b"rotated\n"
 
-    caplog.set_level(logging.INFO, logger="pman.store")
+    caplog.set_level(logging.INFO, logger="pman.swift")
     secret = "s3cret-in-a-broken-file"
     volume.write(f"[AUTHORIZATION\npassword = {secret}\n")
     assert read_output_file(store, published) == b"rotated\n"
@@ -149,7 +149,7 @@ def test_a_changed_file_is_used_by_the_next_session_and_said_once(
     with pytest.raises(StoreUnavailable, match="refused"):
         read_output_file(store, published)
 
-    caplog.set_level(logging.INFO, logger="pman.store")
+    caplog.set_level(logging.INFO, logger="pman.swift")
     volume.write(good)
     assert read_output_file(store, published) == b"rotated\n"
     assert read_output_file(store, published) == b"rotated\n"

@@ -30,7 +30,7 @@ from schemathesis import GenerationMode
 from urllib3 import encode_multipart_formdata
 
 import swiftcreds
-from pman.openapi import openapi_document, with_data_routes
+from pman.api.openapi import openapi_document
 from tests.fixtures.cluster import unique_name
 from tests.fixtures.swift import delete_container
 from tests.pman.cluster_helpers import running_pman
@@ -119,7 +119,7 @@ def served_schema(fuzzed_pman):
 
 def document() -> dict:
     """The document a pman with Swift credentials serves."""
-    return with_data_routes(openapi_document())
+    return openapi_document()
 
 
 def cases() -> list:

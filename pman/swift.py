@@ -4,10 +4,10 @@
 :class:`CredentialsFile`) and hands out :class:`SwiftSession` objects, one keep-alive
 connection each (a session belongs to one thread). python-swiftclient,
 keystoneauth1 and requests errors never leave this module: callers see
-:class:`~pman.errors.StoreUnavailable` (Swift or its auth service cannot be reached, refuses
-pman's credentials or fails), :class:`~pman.errors.StoreError` (an answer pman did not
-expect), :class:`~pman.errors.PayloadTooLarge` or :class:`ObjectNotFound`, with the original
-exception as ``__cause__``.
+:class:`~pman.errors.StoreUnavailable` (Swift or its auth service cannot be reached,
+refuses pman's credentials or fails), :class:`~pman.errors.StoreError` (an answer pman did
+not expect), :class:`~pman.errors.PayloadTooLarge` or :class:`~pman.errors.ObjectNotFound`,
+with the original exception as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from swiftclient import client as swiftclient
 from swiftclient.exceptions import ClientException
 
 import swiftcreds
-from pman.errors import PayloadTooLarge, PmanError, StoreError, StoreUnavailable
+from pman.errors import ObjectNotFound, PayloadTooLarge, PmanError, StoreError, StoreUnavailable
 from swiftcreds import Credentials, swiftclient_options
 
 log = logging.getLogger(__name__)
@@ -62,12 +62,6 @@ class Location:
 
     def __str__(self) -> str:
         return f"{self.container}/{self.prefix}" if self.prefix else self.container
-
-
-class ObjectNotFound(PmanError):
-    """Swift answered 404: the object or its container does not exist."""
-
-    status = 404
 
 
 class CredentialsFile:

@@ -37,6 +37,7 @@ def openapi_document() -> dict[str, Any]:
     models = [(m, "validation") for m in (JobRequest,)]
     models += [(m, "serialization") for m in (JobObject, ServerInfo, JobList, ErrorBody)]
     _, definitions = models_json_schema(models, ref_template=REF)
+    definitions["$defs"]["UploadResult"] = UploadResult.model_json_schema(ref_template=REF)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -44,7 +45,7 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "Runs container jobs on Kubernetes with data in OpenStack Swift.",
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **_data_paths()},
         "components": {
             "schemas": definitions["$defs"],
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -135,19 +136,6 @@ DATA_ERRORS = {
     "503": "No Swift is configured, or Swift or Kubernetes is unreachable or failing.",
 }
 BINARY = {"schema": {"type": "string", "format": "binary"}}
-
-
-def with_data_routes(document: dict[str, Any]) -> dict[str, Any]:
-    """``document`` with the data routes (input upload, output download) added."""
-    schema = UploadResult.model_json_schema(ref_template=REF)
-    return {
-        **document,
-        "paths": {**document["paths"], **_data_paths()},
-        "components": {
-            **document["components"],
-            "schemas": {**document["components"]["schemas"], "UploadResult": schema},
-        },
-    }
 
 
 def _data_paths() -> dict[str, Any]:

@@ -19,17 +19,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pman.archive import CHUNK, ArchiveError, OutFile, UnsafeEntry, safe_name, tar_entries
+from pman.client.errors import LocalFilesError
 
 MANIFEST = ".publisher-manifest.json"
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 OTHER_COMPRESSION = (b"BZh", b"\xfd7zXZ\x00")
-
-
-class LocalFilesError(Exception):
-    """A local file or directory cannot be used as asked; the message names it."""
-
-    exit_code = 5
 
 
 @dataclass

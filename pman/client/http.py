@@ -15,40 +15,14 @@ from urllib.parse import quote, urljoin, urlparse
 
 import requests
 
+from pman.client.errors import BadUrl, ClientError, Refused, Unavailable
+
 DEFAULT_URL = "http://127.0.0.1:5010/api/v1/"
 # (connect, read) seconds. Transfers wait longer: pman answers an upload only once every
 # file is in Swift.
 TIMEOUT = (10.0, 30.0)
 TRANSFER_TIMEOUT = (10.0, 600.0)
 STREAM_CHUNK = 1 << 20
-
-
-class ClientError(Exception):
-    """A failure of the client; ``exit_code`` is what the command exits with."""
-
-    exit_code = 4
-
-
-class Refused(ClientError):
-    """pman refused the request (4xx): bad fields, no such job, token missing..."""
-
-    exit_code = 3
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class BadUrl(ClientError):
-    """The pman URL given is not an http(s) URL."""
-
-    exit_code = 2
-
-
-class Unavailable(ClientError):
-    """pman could not be reached, timed out, or failed (5xx)."""
-
-    exit_code = 4
 
 
 class PmanClient:

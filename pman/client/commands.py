@@ -1,10 +1,10 @@
 """What the ``pman`` client commands do: submit, status, logs, delete, push and pull,
-against a pman server over HTTP (their options are in :mod:`pman.client_cli`).
+against a pman server over HTTP (their options are in :mod:`pman.client.parser`).
 
 Each takes ``--url`` (else ``PMAN_URL``, else ``http://127.0.0.1:5010/api/v1/``) and
 ``--token`` (else ``PMAN_API_TOKEN``), prints readable text, or pman's JSON with
 ``--json``, and reports a failure as one line on stderr, returning the exit code its
-error carries (the table is in :data:`pman.client_cli.EXIT_CODES`).
+error carries (the table is in :data:`pman.client.parser.EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pman.archive import tar_stream
-from pman.client import DEFAULT_URL, ClientError, PmanClient, Unavailable
-from pman.localfiles import (
+from pman.client.errors import ClientError, LocalFilesError, Unavailable, UsageError
+from pman.client.http import DEFAULT_URL, PmanClient
+from pman.client.localfiles import (
     MANIFEST,
-    LocalFilesError,
     archive_type,
     check_against_manifest,
     directory_files,
@@ -38,12 +38,6 @@ PULL_FORMATS = ("tar", "tgz", "zip")
 WAIT_TOLERANCE = 5
 
 Run = Callable[[argparse.Namespace, PmanClient], int]
-
-
-class UsageError(Exception):
-    """Arguments that cannot make a request."""
-
-    exit_code = 2
 
 
 def as_command(run: Run) -> Callable[[argparse.Namespace], int]:

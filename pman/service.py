@@ -40,7 +40,7 @@ Obj = dict[str, Any]
 STORAGE_TYPE = "swift"
 
 
-class Jobs:
+class JobService:
     """Jobs in one namespace, as the REST API sees them."""
 
     def __init__(

@@ -1,6 +1,6 @@
 """The ``pman`` client commands' arguments: submit, status, logs, delete, push and pull.
 
-What each command does is in :mod:`pman.client_commands`; this module only declares the
+What each command does is in :mod:`pman.client.commands`; this module only declares the
 options, with the exit codes in every command's help.
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pman.client import DEFAULT_URL
-from pman.client_commands import (
+from pman.client.commands import (
     PULL_FORMATS,
     as_command,
     run_delete,
@@ -20,7 +19,8 @@ from pman.client_commands import (
     run_status,
     run_submit,
 )
-from pman.localfiles import MANIFEST
+from pman.client.http import DEFAULT_URL
+from pman.client.localfiles import MANIFEST
 
 EXIT_CODES = """\
 exit codes:

@@ -19,9 +19,10 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.wsgi import get_input_stream
 
+from pman.api.common import pman
 from pman.archive import (
     CHUNK,
     ArchiveError,
@@ -36,24 +37,22 @@ from pman.errors import (
     BadRequest,
     DataNotFound,
     JobNotFound,
+    ObjectNotFound,
     OutputNotReady,
     PayloadTooLarge,
     PmanError,
     StoreUnavailable,
     UnsupportedMediaType,
 )
-from pman.jobs import Jobs
 from pman.jobspec import INPUT_ANNOTATION, OUTPUT_ANNOTATION
 from pman.models import is_jid
-from pman.openapi import with_data_routes
 from pman.outputs import MANIFEST, MAX_MANIFEST_BYTES, output_chunks, published_files
-from pman.settings import Settings
 from pman.staging import LimitedBody, stage, upload
 from pman.status import job_state
-from pman.store import Location, ObjectNotFound, Store
+from pman.swift import Location, Store
 
 log = logging.getLogger(__name__)
-data_api = Blueprint("pman_data", __name__)
+blueprint = Blueprint("data", __name__)
 
 TAR_TYPES = {
     "application/x-tar",
@@ -81,69 +80,48 @@ NO_SWIFT = (
 Obj = dict[str, Any]
 
 
-class DataService:
-    """What the data routes need: settings, the jobs (for their locations) and Swift."""
+def _store() -> Store:
+    store = pman().store
+    if store is None:
+        raise StoreUnavailable(NO_SWIFT)
+    return store
 
-    def __init__(self, settings: Settings, jobs: Jobs, store: Store | None) -> None:
-        self.settings = settings
-        self.jobs = jobs
-        self._store = store
 
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            raise StoreUnavailable(NO_SWIFT)
-        return self._store
+def _find_job(jid: str) -> Obj | None:
+    """The job's Job object, or None when pman has no job ``jid``."""
+    try:
+        return pman().jobs.job(jid)
+    except JobNotFound:
+        return None
 
-    def find_job(self, jid: str) -> Obj | None:
-        """The job's Job object, or None when pman has no job ``jid``."""
-        try:
-            return self.jobs.job(jid)
-        except JobNotFound:
-            return None
 
-    def not_published(self, jid: str, job: Obj | None, location: Location) -> PmanError:
-        """Why there is no output to download, as the error to answer with."""
-        if job is None:
-            return DataNotFound(f"no job {jid!r}, and no published output in {location}")
-        state = job_state(job, self.jobs.pods(jid))
-        if state.finished:
-            return OutputNotReady(
-                f"job {jid!r} has no published output in {location}: it {state.status} "
-                f"({state.message})"
-            )
+def _not_published(jid: str, job: Obj | None, location: Location) -> PmanError:
+    """Why there is no output to download, as the error to answer with."""
+    if job is None:
+        return DataNotFound(f"no job {jid!r}, and no published output in {location}")
+    state = job_state(job, pman().jobs.pods(jid))
+    if state.finished:
         return OutputNotReady(
-            f"the output of job {jid!r} is not published yet: it is {state.status} "
-            f"({state.phase}); try again once it has finished"
+            f"job {jid!r} has no published output in {location}: it {state.status} "
+            f"({state.message})"
         )
-
-
-def register_data_routes(app: Flask) -> None:
-    """Add the data routes to the app ``create_app`` built, and to its OpenAPI document."""
-    pman = app.extensions["pman"]
-    credentials = pman.settings.swift_credentials
-    store = Store(credentials, source=pman.settings.swift_credentials_file) if credentials else None
-    app.extensions["pman.data"] = DataService(pman.settings, pman.jobs, store)
-    pman.openapi = with_data_routes(pman.openapi)
-    app.register_blueprint(data_api)
-
-
-def _service() -> DataService:
-    return current_app.extensions["pman.data"]
+    return OutputNotReady(
+        f"the output of job {jid!r} is not published yet: it is {state.status} "
+        f"({state.phase}); try again once it has finished"
+    )
 
 
 # -- upload ----------------------------------------------------------------------------------
-@data_api.post("/api/v1/_data/<jid>/input/")
+@blueprint.post("/api/v1/_data/<jid>/input/")
 def upload_input(jid: str) -> Any:
-    service = _service()
     if not is_jid(jid):
         raise BadRequest(f"{jid!r} is not a job id: jids are DNS-1123 labels")
     kind = _upload_kind(request.mimetype)
-    store = service.store
-    job = service.find_job(jid)
+    store = _store()
+    job = _find_job(jid)
     recorded = _annotations(job).get(INPUT_ANNOTATION) if job else None
     location = Location.parse(recorded or f"key-{jid}/incoming")
-    limit = service.settings.max_data_bytes
+    limit = pman().settings.max_data_bytes
     body = LimitedBody(_input_stream(limit), limit)
     with tempfile.TemporaryFile(prefix="pman-upload-") as spool:
         try:
@@ -197,14 +175,13 @@ def _zip_file_entries(body: LimitedBody) -> Iterator[Entry]:
 
 
 # -- download --------------------------------------------------------------------------------
-@data_api.get("/api/v1/_data/<jid>/output/")
+@blueprint.get("/api/v1/_data/<jid>/output/")
 def download_output(jid: str) -> Any:
-    service = _service()
     if not is_jid(jid):
         raise JobNotFound(f"no job {jid!r}")
     mimetype, extension = _output_format()
-    store = service.store
-    job = service.find_job(jid)
+    store = _store()
+    job = _find_job(jid)
     recorded = _annotations(job).get(OUTPUT_ANNOTATION) if job else None
     location = Location.parse(recorded or f"key-{jid}/outgoing")
     with store.session() as swift:
@@ -213,7 +190,7 @@ def download_output(jid: str) -> Any:
                 location.container, location.object_name(MANIFEST), limit=MAX_MANIFEST_BYTES
             )
         except ObjectNotFound:
-            raise service.not_published(jid, job, location) from None
+            raise _not_published(jid, job, location) from None
     files = published_files(manifest, location)
     chunks = output_chunks(store, location, files, manifest, extension=extension, jid=jid)
     disposition = f'attachment; filename="{jid}-output.{extension}"'

@@ -19,80 +19,34 @@ import kubernetes
 
 from localcluster.cluster import LocalCluster
 from localcluster.swift import SwiftAIO
-
-TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+from pman import jobspec
+from pman.pod import OUTGOING, PROCESSOR, PUBLISH
 
 
 def job(name: str, container: str, seconds: float, secret: str) -> dict[str, Any]:
-    share = {"name": "share", "mountPath": "/share"}
+    """A Job whose processor writes 100 kB and sleeps, beside pman's publish container."""
     script = (
-        "mkdir -p /share/outgoing && head -c 100000 /dev/urandom > /share/outgoing/out.bin"
+        f"mkdir -p {OUTGOING} && head -c 100000 /dev/urandom > {OUTGOING}/out.bin"
         f" && sleep {seconds}"
     )
-    publish = {
-        "name": "publish",
-        "image": "fnndsc/publisher",
-        "command": [
-            "publisher",
-            "publish",
-            "--wait-container",
-            "processor",
-            "--json",
-            "--credentials",
-            "/etc/swift/swift-credentials.cfg",
-            "/share/outgoing",
-            f"swift://{container}/out",
-        ],
-        "env": [
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {
-                "name": "POD_NAMESPACE",
-                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-            },
-        ],
-        "volumeMounts": [
-            share,
-            {"name": "swift-credentials", "mountPath": "/etc/swift", "readOnly": True},
-            {"name": "kube-api-access", "mountPath": TOKEN_DIR, "readOnly": True},
-        ],
+    processor = {
+        "name": PROCESSOR,
+        "image": "busybox",
+        "command": ["sh", "-c", script],
+        "volumeMounts": [jobspec.share_mount()],
     }
-    token = {
-        "projected": {
-            "sources": [
-                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
-                {
-                    "configMap": {
-                        "name": "kube-root-ca.crt",
-                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                    }
-                },
-                {
-                    "downwardAPI": {
-                        "items": [
-                            {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}
-                        ]
-                    }
-                },
-            ]
-        }
-    }
+    publish = jobspec.publish_container(
+        "fnndsc/publisher", f"swift://{container}/out", options=["--json"]
+    )
     spec = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "serviceAccountName": "pman-publisher",
-        "containers": [
-            {
-                "name": "processor",
-                "image": "busybox",
-                "command": ["sh", "-c", script],
-                "volumeMounts": [share],
-            },
-            publish,
-        ],
+        "containers": [processor, publish],
         "volumes": [
-            {"name": "share", "emptyDir": {}},
-            {"name": "swift-credentials", "secret": {"secretName": secret}},
-            {"name": "kube-api-access", **token},
+            jobspec.share_volume(),
+            jobspec.credentials_volume(secret),
+            jobspec.token_volume(),
         ],
     }
     return {
@@ -153,11 +107,11 @@ class LatencyBench:
         container = f"bench-pub-{uuid.uuid4().hex[:8]}"
         self.batch.create_namespaced_job("default", job(name, container, seconds, secret))
         pod = self._wait_done(name, timeout=seconds + 60)
-        log = self.core.read_namespaced_pod_log(pod, "default", container="publish")
+        log = self.core.read_namespaced_pod_log(pod, "default", container=PUBLISH)
         summary = json.loads(log.strip().splitlines()[-1])
         if summary.get("status") != "ok":
             raise RuntimeError(f"publish failed: {log[-2000:]}")
-        finished = self.cluster.container_finished_at("default", pod, "processor")
+        finished = self.cluster.container_finished_at("default", pod, PROCESSOR)
         self.batch.delete_namespaced_job(name, "default", propagation_policy="Background")
         return {
             "latency_ms": round((summary["first_upload_request_at"] - finished) * 1000, 1),

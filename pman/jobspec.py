@@ -10,10 +10,22 @@ the Swift credentials; only publish gets a (short-lived) Kubernetes token.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pman.models import JobRequest
+from pman.pod import (
+    CREDENTIALS_VOLUME,
+    INCOMING,
+    OUTGOING,
+    PROCESSOR,
+    PUBLISH,
+    SHARE,
+    SHARE_VOLUME,
+    SHM_VOLUME,
+    STAGE_IN,
+    TOKEN_VOLUME,
+)
 from pman.settings import ContainerUser, Settings
 
 Manifest = dict[str, Any]
@@ -27,7 +39,6 @@ INPUT_ANNOTATION = "pman.chrisproject.org/input-dir"
 OUTPUT_ANNOTATION = "pman.chrisproject.org/output-dir"
 SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
-SHARE = "/share"
 # Paths inside the job's containers, not temporary files of pman's own.
 SHM_DIR = "/dev/shm"  # noqa: S108
 HOME_WORKAROUND = "/tmp"  # noqa: S108
@@ -122,10 +133,17 @@ def pod_spec(request: JobRequest, settings: Settings, *, uid: Uid, gid: Uid) -> 
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": pod_security_context(uid=uid, gid=gid),
-        "initContainers": [stage_in_container(request, settings)],
+        "initContainers": [
+            stage_in_container(
+                settings.publisher_image,
+                f"swift://{request.input_dir}",
+                # An fs plugin's input may legitimately be empty.
+                allow_empty=request.type == "fs",
+            )
+        ],
         "containers": [
             processor_container(request, settings),
-            publish_container(request, settings),
+            publish_container(settings.publisher_image, f"swift://{request.output_dir}"),
         ],
         "volumes": volumes(settings),
     }
@@ -152,43 +170,43 @@ def container_security_context() -> Manifest:
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-def stage_in_container(request: JobRequest, settings: Settings) -> Manifest:
-    """``publisher download`` of the input prefix into ``/share/incoming``.
+def stage_in_container(image: str, source: str, *, allow_empty: bool = False) -> Manifest:
+    """``publisher download`` of ``source`` (``swift://container/prefix``) into
+    ``/share/incoming``.
 
     It also creates ``/share/outgoing``, writable by any UID: processors expect their
     output directory to exist, and nothing else in the pod creates it.
     """
     command = ["publisher", "download", "--credentials", CREDENTIALS_FILE]
-    command += ["--make-dir", f"{SHARE}/outgoing"]
-    if request.type == "fs":
-        # An fs plugin's input may legitimately be empty.
+    command += ["--make-dir", OUTGOING]
+    if allow_empty:
         command.append("--allow-empty")
-    command += [f"swift://{request.input_dir}", f"{SHARE}/incoming"]
+    command += [source, INCOMING]
     return {
-        "name": "stage-in",
-        "image": settings.publisher_image,
+        "name": STAGE_IN,
+        "image": image,
         "command": command,
         "resources": SIDECAR_RESOURCES,
         "securityContext": container_security_context(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [_share_mount(), _credentials_mount()],
+        "volumeMounts": [share_mount(), credentials_mount()],
     }
 
 
 def processor_container(request: JobRequest, settings: Settings) -> Manifest:
     """The request's image and command, its resources and environment."""
     container: Manifest = {
-        "name": "processor",
+        "name": PROCESSOR,
         "image": request.image,
         "command": request.command,
         "env": processor_env(request, settings),
         "securityContext": container_security_context(),
-        "volumeMounts": [_share_mount()],
+        "volumeMounts": [share_mount()],
     }
     if not settings.ignore_limits:
         container["resources"] = {"limits": processor_limits(request)}
     if settings.shm_size_mib:
-        container["volumeMounts"].append({"name": "dshm", "mountPath": SHM_DIR})
+        container["volumeMounts"].append({"name": SHM_VOLUME, "mountPath": SHM_DIR})
     return container
 
 
@@ -208,20 +226,22 @@ def processor_limits(request: JobRequest) -> dict[str, str]:
     return limits
 
 
-def publish_container(request: JobRequest, settings: Settings) -> Manifest:
-    """``publisher publish``: waits for the processor, then uploads ``/share/outgoing``."""
+def publish_container(image: str, destination: str, *, options: Sequence[str] = ()) -> Manifest:
+    """``publisher publish``: waits for the processor, then uploads ``/share/outgoing`` to
+    ``destination`` (``swift://container/prefix``); ``options`` go before the paths."""
     return {
-        "name": "publish",
-        "image": settings.publisher_image,
+        "name": PUBLISH,
+        "image": image,
         "command": [
             "publisher",
             "publish",
             "--wait-container",
-            "processor",
+            PROCESSOR,
             "--credentials",
             CREDENTIALS_FILE,
-            f"{SHARE}/outgoing",
-            f"swift://{request.output_dir}",
+            *options,
+            OUTGOING,
+            destination,
         ],
         "env": [
             _field_env("POD_NAME", "metadata.name"),
@@ -230,11 +250,7 @@ def publish_container(request: JobRequest, settings: Settings) -> Manifest:
         "resources": SIDECAR_RESOURCES,
         "securityContext": container_security_context(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [
-            _share_mount(),
-            _credentials_mount(),
-            {"name": "kube-api-access", "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True},
-        ],
+        "volumeMounts": [share_mount(), credentials_mount(), token_mount()],
     }
 
 
@@ -242,29 +258,46 @@ def _field_env(name: str, path: str) -> Manifest:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def _share_mount() -> Manifest:
-    return {"name": "share", "mountPath": SHARE}
+def share_mount() -> Manifest:
+    return {"name": SHARE_VOLUME, "mountPath": SHARE}
 
 
-def _credentials_mount() -> Manifest:
-    return {"name": "swift-credentials", "mountPath": CREDENTIALS_DIR, "readOnly": True}
+def credentials_mount() -> Manifest:
+    return {"name": CREDENTIALS_VOLUME, "mountPath": CREDENTIALS_DIR, "readOnly": True}
+
+
+def token_mount() -> Manifest:
+    return {"name": TOKEN_VOLUME, "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True}
 
 
 def volumes(settings: Settings) -> list[Manifest]:
     """The shared emptyDir, the Swift Secret, the publisher's token, and /dev/shm."""
-    result = [
-        {"name": "share", "emptyDir": {}},
-        {"name": "swift-credentials", "secret": {"secretName": settings.swift_secret_name}},
-        {"name": "kube-api-access", "projected": {"sources": _token_sources()}},
-    ]
+    result = [share_volume(), credentials_volume(settings.swift_secret_name), token_volume()]
     if settings.shm_size_mib:
         result.append(
             {
-                "name": "dshm",
+                "name": SHM_VOLUME,
                 "emptyDir": {"medium": "Memory", "sizeLimit": f"{settings.shm_size_mib}Mi"},
             }
         )
     return result
+
+
+def share_volume() -> Manifest:
+    """The pod's ``/share``: an emptyDir, gone with the pod."""
+    return {"name": SHARE_VOLUME, "emptyDir": {}}
+
+
+def credentials_volume(secret_name: str) -> Manifest:
+    """The Secret holding ``swift-credentials.cfg``."""
+    return {"name": CREDENTIALS_VOLUME, "secret": {"secretName": secret_name}}
+
+
+def token_volume() -> Manifest:
+    """What the publish container reads as its in-cluster configuration: a short-lived
+    service account token, the cluster's CA and the namespace (as the kubelet's own
+    ``kube-api-access`` volume holds them)."""
+    return {"name": TOKEN_VOLUME, "projected": {"sources": _token_sources()}}
 
 
 def _token_sources() -> list[Manifest]:

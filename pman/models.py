@@ -23,9 +23,7 @@ from pydantic import (
 )
 
 from pman.errors import BadRequest
-
-INPUT_DIR = "/share/incoming"
-OUTPUT_DIR = "/share/outgoing"
+from pman.pod import INCOMING, OUTGOING
 
 JID_PATTERN = r"^/?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # A jid in a URL path: as submitted, without the leading "/" (what is_jid accepts).
@@ -232,8 +230,8 @@ class JobRequest(BaseModel):
         """The processor's full command line (CONTRACT.md, "Command the processor runs")."""
         command = [*self.entrypoint, *localize(self.args, set(self.args_path_flags))]
         if self.type == "ds":
-            command.append(INPUT_DIR)
-        command.append(OUTPUT_DIR)
+            command.append(INCOMING)
+        command.append(OUTGOING)
         return command
 
 
@@ -247,7 +245,7 @@ def localize(args: list[str], path_flags: set[str]) -> list[str]:
             continue
         result.append(arg)
         if arg in path_flags:
-            result.append(INPUT_DIR)
+            result.append(INCOMING)
             skip = True
     return result
 

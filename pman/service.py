@@ -25,6 +25,7 @@ from pman.jobspec import (
 from pman.kube import Kube
 from pman.metrics import Metrics
 from pman.models import JobRequest
+from pman.pod import PROCESSOR
 from pman.settings import Settings
 from pman.status import (
     JobState,
@@ -162,7 +163,7 @@ class JobService:
             return kept
         finished = processor_finished(pod)
         text = self.kube.read_log(
-            pod["metadata"]["name"], "processor", tail=self.settings.job_logs_tail
+            pod["metadata"]["name"], PROCESSOR, tail=self.settings.job_logs_tail
         )
         if text is None:
             return logs_placeholder(state)
@@ -190,7 +191,7 @@ def job_object(job: Obj, state: JobState, *, logs: str) -> Obj:
 def _processor(job: Obj) -> Obj:
     containers = job.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
     for container in containers:
-        if container.get("name") == "processor":
+        if container.get("name") == PROCESSOR:
             return container
     return containers[0] if containers else {}
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pman.pod import PROCESSOR, PUBLISH, STAGE_IN
+
 Obj = dict[str, Any]
 
 NOT_STARTED = "notstarted"
@@ -126,7 +128,7 @@ def pod_state(pod: Obj) -> JobState:
         return JobState(FAILED, "done", message, reason, iso(_finished_at(pod)))
     if phase == "Succeeded":
         return JobState(SUCCEEDED, "done", "finished", timestamp=iso(_finished_at(pod)))
-    stage_in = container_status(pod, "stage-in", init=True)
+    stage_in = container_status(pod, STAGE_IN, init=True)
     if stage_in is None or "terminated" not in stage_in.get("state", {}):
         return _staging_state(pod, stage_in)
     if _exit_code(stage_in):
@@ -139,7 +141,7 @@ def _staging_state(pod: Obj, stage_in: Obj | None) -> JobState:
     state = (stage_in or {}).get("state", {})
     if "running" in state:
         return JobState(STARTED, "staging-in", "staging in the input data from Swift")
-    if waiting := _waiting(state, "the publisher image", _image(pod, "stage-in", init=True)):
+    if waiting := _waiting(state, "the publisher image", _image(pod, STAGE_IN, init=True)):
         return JobState(NOT_STARTED, "pending", *waiting)
     unscheduled = _pod_condition(pod, "PodScheduled")
     if unscheduled and unscheduled.get("status") == "False":
@@ -150,16 +152,16 @@ def _staging_state(pod: Obj, stage_in: Obj | None) -> JobState:
 
 
 def _processing_state(pod: Obj) -> JobState:
-    processor = container_status(pod, "processor") or {}
+    processor = container_status(pod, PROCESSOR) or {}
     state = processor.get("state", {})
-    if waiting := _waiting(state, "the processor image", _image(pod, "processor")):
+    if waiting := _waiting(state, "the processor image", _image(pod, PROCESSOR)):
         return JobState(STARTED, "running", *waiting)
     if "terminated" not in state:
         message = "running" if "running" in state else "starting the processor"
         return JobState(STARTED, "running", message)
-    publish = (container_status(pod, "publish") or {}).get("state", {})
+    publish = (container_status(pod, PUBLISH) or {}).get("state", {})
     outcome = _processor_outcome(state["terminated"], pod)
-    if waiting := _waiting(publish, "the publisher image", _image(pod, "publish")):
+    if waiting := _waiting(publish, "the publisher image", _image(pod, PUBLISH)):
         return JobState(STARTED, "publishing", f"{outcome}; {waiting[0]}", waiting[1])
     if "terminated" in publish:
         # Both containers ended but the pod phase lags: report what they say.
@@ -195,15 +197,15 @@ def _processor_outcome(terminated: Obj, pod: Obj) -> str:
 
 def pod_failure(pod: Obj) -> tuple[str, str]:
     """``(reason, message)`` naming the part of the pod that failed, or ``("", "")``."""
-    stage_in = container_status(pod, "stage-in", init=True) or {}
+    stage_in = container_status(pod, STAGE_IN, init=True) or {}
     if code := _exit_code(stage_in):
         reason = "InputMissing" if code in INPUT_MISSING_CODES else "StageInFailed"
         return reason, "staging in the input from Swift failed" + _exit_detail(code, stage_in)
-    processor = (container_status(pod, "processor") or {}).get("state", {}).get("terminated")
+    processor = (container_status(pod, PROCESSOR) or {}).get("state", {}).get("terminated")
     if processor and (processor.get("reason") == "OOMKilled" or processor.get("exitCode")):
         reason = "OOMKilled" if processor.get("reason") == "OOMKilled" else "ProcessorFailed"
         return reason, _processor_outcome(processor, pod)
-    publish = container_status(pod, "publish") or {}
+    publish = container_status(pod, PUBLISH) or {}
     if code := _exit_code(publish):
         return "PublishFailed", "publishing the output to Swift failed" + _exit_detail(
             code, publish
@@ -239,7 +241,7 @@ def _exit_detail(code: int, status: Obj) -> str:
 
 def _limit_text(pod: Obj) -> str:
     for container in _get(pod, "spec", "containers") or []:
-        if container.get("name") == "processor":
+        if container.get("name") == PROCESSOR:
             memory = _get(container, "resources", "limits", "memory")
             if memory:
                 return f"; its limit is {memory}"
@@ -250,7 +252,7 @@ def processor_started(pod: Obj | None) -> bool:
     """Whether the processor container has run, so that it has logs."""
     if pod is None:
         return False
-    state = (container_status(pod, "processor") or {}).get("state", {})
+    state = (container_status(pod, PROCESSOR) or {}).get("state", {})
     return "running" in state or "terminated" in state
 
 
@@ -258,7 +260,7 @@ def processor_finished(pod: Obj | None) -> bool:
     """Whether the processor's logs can no longer change."""
     if pod is None:
         return False
-    return "terminated" in (container_status(pod, "processor") or {}).get("state", {})
+    return "terminated" in (container_status(pod, PROCESSOR) or {}).get("state", {})
 
 
 def logs_placeholder(state: JobState) -> str:

@@ -31,6 +31,7 @@ from swiftclient.exceptions import ClientException
 import swiftcreds
 from pman.errors import ObjectNotFound, PayloadTooLarge, PmanError, StoreError, StoreUnavailable
 from swiftcreds import Credentials, swiftclient_options
+from swiftcreds.reasons import short_reason
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ def translate(what: str, error: Exception, credentials: Credentials) -> PmanErro
         ConnectionError,
     )
     if isinstance(error, network):
-        return StoreUnavailable(f"{what}: cannot reach Swift ({_short(error)})")
+        return StoreUnavailable(f"{what}: cannot reach Swift ({short_reason(error)})")
     return None
 
 
@@ -263,12 +264,3 @@ def _http_error(what: str, error: ClientException, credentials: Credentials) -> 
     if status >= 500:
         return StoreUnavailable(f"{what}: Swift is failing ({reason})")
     return StoreError(f"{what}: Swift answered {reason}")
-
-
-def _short(error: BaseException) -> str:
-    # Connection errors nest several reprs; the innermost reason is the useful part.
-    text = str(error)
-    for marker in ("Connection refused", "Name or service not known", "timed out", "reset"):
-        if marker in text:
-            return marker
-    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -27,7 +27,8 @@ from publisher.credentials import resolve
 from publisher.errors import Interrupted, PublisherError, UsageError
 from publisher.progress import Progress, Reporter
 from publisher.swift import RetryPolicy, SwiftStore
-from publisher.upload import SEGMENT_THREADS, THREADS, UploadOptions
+from publisher.transfer import SEGMENT_THREADS, THREADS
+from publisher.upload import UploadOptions
 
 log = logging.getLogger("publisher")
 

@@ -33,7 +33,7 @@ from publisher.localfs import PartialFile, Root, UnsafePath
 from publisher.manifest import MANIFEST_NAME
 from publisher.progress import Progress
 from publisher.swift import ObjectInfo, Segment, SwiftStore
-from publisher.upload import SEGMENT_THREADS, THREADS, _wait_all, object_prefix, worker_pool
+from publisher.transfer import SEGMENT_THREADS, THREADS, object_prefix, wait_all, worker_pool
 
 log = logging.getLogger("publisher")
 
@@ -244,7 +244,7 @@ class _Downloader:
             futures = [pool.submit(_drain, queue, lock) for _ in range(workers)]
             futures.extend(pool.submit(task) for task in whole)
             try:
-                _wait_all(futures)
+                wait_all(futures)
             except BaseException as exc:
                 # Running tasks stop at their next chunk; then no partial file is left.
                 # Interrupted, the process does not wait long for a task stuck in a request.

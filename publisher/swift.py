@@ -45,6 +45,7 @@ from publisher.errors import (
     StoreUnreachable,
     TransferFailed,
 )
+from swiftcreds.reasons import short_reason
 
 log = logging.getLogger(__name__)
 
@@ -522,7 +523,7 @@ def _translate(what: str, exc: Exception) -> tuple[bool, PublisherError] | None:
     if isinstance(exc, ks_exceptions.EndpointNotFound):
         return False, CredentialsError(f"{what}: the Keystone catalog has no object-store endpoint")
     if isinstance(exc, ks_exceptions.ConnectionError | requests.ConnectionError | ConnectionError):
-        return True, StoreUnreachable(f"{what}: cannot connect ({_short(exc)})")
+        return True, StoreUnreachable(f"{what}: cannot connect ({short_reason(exc)})")
     if isinstance(exc, requests.Timeout | TimeoutError | ks_exceptions.RetriableConnectionFailure):
         return True, StoreUnreachable(f"{what}: timed out")
     if isinstance(exc, ks_exceptions.HttpError):
@@ -535,7 +536,7 @@ def _translate(what: str, exc: Exception) -> tuple[bool, PublisherError] | None:
         ks_exceptions.ClientException,
     )
     if isinstance(exc, network):
-        return True, StoreUnreachable(f"{what}: {_short(exc)}")
+        return True, StoreUnreachable(f"{what}: {short_reason(exc)}")
     return None
 
 
@@ -561,16 +562,7 @@ def _describe(exc: BaseException) -> str:
         return "connection closed by the server"
     if isinstance(exc, http.client.IncompleteRead):
         return "connection closed before the whole body arrived"
-    return _short(exc)
-
-
-def _short(exc: BaseException) -> str:
-    # Connection errors nest several reprs; the innermost reason is the useful part.
-    text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out", "reset"):
-        if marker in text:
-            return marker
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    return short_reason(exc)
 
 
 def _object_info(entry: dict) -> ObjectInfo:

@@ -16,17 +16,18 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, InvalidStateError, ThreadPoolExecutor, wait
-from contextlib import contextmanager, suppress
+from concurrent.futures import Future, InvalidStateError
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from publisher.errors import Interrupted, UsageError
+from publisher.errors import UsageError
 from publisher.localfs import FileSlice, LocalFile, Root, Skipped, UnsafePath, scan_tree
 from publisher.manifest import MANIFEST_NAME, build_manifest, encode, manifest_object_name
 from publisher.progress import Progress
 from publisher.swift import ObjectInfo, SwiftStore
+from publisher.transfer import SEGMENT_THREADS, THREADS, object_prefix, wait_all, worker_pool
 
 log = logging.getLogger("publisher")
 
@@ -36,11 +37,6 @@ IN_MEMORY_LIMIT = 1 * MIB
 HASH_CHUNK = 256 << 10
 """Bytes hashed at a time, read into a buffer each thread reuses (sized for the CPU cache)."""
 MAX_OBJECT_NAME = 1024
-THREADS = 32
-"""Requests in flight (upload and download): small objects are latency-bound on the
-server, so many help."""
-SEGMENT_THREADS = 4
-"""Large-object segments in flight at once: more only makes the object server's disk seek."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +69,6 @@ class UploadResult:
             "seconds": self.manifest["timings"]["seconds"],
             "skipped_paths": [{"path": s.path, "reason": s.reason} for s in self.skipped],
         }
-
-
-def object_prefix(prefix: str) -> str:
-    """The prefix objects are named under: '' or 'a/b/' (with the slash)."""
-    prefix = prefix.strip("/")
-    return f"{prefix}/" if prefix else ""
 
 
 def upload_tree(
@@ -228,7 +218,7 @@ class _Uploader:
             futures = [pool.submit(self._segment_worker, queue, hashes) for _ in range(workers)]
             futures.extend(pool.submit(self._small, f, info, results) for f, info in small)
             try:
-                _wait_all(futures)
+                wait_all(futures)
             finally:
                 hashes.close()
         hasher.join()
@@ -425,33 +415,3 @@ class _LargeFile:
                 "uploaded": not done,
             }
         self.up.progress.add(files=1)
-
-
-@contextmanager
-def worker_pool(threads: int, name: str) -> Iterator[ThreadPoolExecutor]:
-    """A thread pool that is waited for, except when the process is interrupted.
-
-    On SIGTERM or SIGINT the queued tasks are dropped and the running ones are not waited
-    for: a request may hang for its whole timeout, and the process is about to exit.
-    """
-    pool = ThreadPoolExecutor(threads, thread_name_prefix=name)
-    try:
-        yield pool
-    except Interrupted:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
-def _wait_all(futures: list[Future]) -> None:
-    """Wait for every task; on the first failure cancel the rest and raise it."""
-    done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-    for future in done:
-        error = future.exception()
-        if error is not None:
-            for other in pending:
-                other.cancel()
-            raise error

@@ -1,4 +1,5 @@
-"""Swift credentials shared by pman and the publisher: one parser, no policy.
+"""Swift credentials shared by pman and the publisher: one parser, no policy (and, in
+:mod:`swiftcreds.reasons`, how both word a failed connection).
 
 ``swift-credentials.cfg`` files and the ST_* / OS_* environment variables become a
 :class:`Credentials`; :func:`keystone_plugin` and :func:`swiftclient_options` turn one into

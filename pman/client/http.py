@@ -16,6 +16,7 @@ from urllib.parse import quote, urljoin, urlparse
 import requests
 
 from pman.client.errors import BadUrl, ClientError, Refused, Unavailable
+from swiftcreds.reasons import short_reason
 
 DEFAULT_URL = "http://127.0.0.1:5010/api/v1/"
 # (connect, read) seconds. Transfers wait longer: pman answers an upload only once every
@@ -93,7 +94,7 @@ class PmanClient:
         except requests.Timeout:
             raise Unavailable(f"pman at {self.url} did not answer in time") from None
         except requests.RequestException as error:
-            raise Unavailable(f"cannot reach pman at {self.url}: {_reason(error)}") from None
+            raise Unavailable(f"cannot reach pman at {self.url}: {short_reason(error)}") from None
         if response.status_code >= 400:
             raise _error(response)
         return response
@@ -123,7 +124,7 @@ class _ResponseReader:
         try:
             return next(self._chunks, b"")
         except requests.RequestException as error:
-            raise Unavailable(f"the download was cut short: {_reason(error)}") from None
+            raise Unavailable(f"the download was cut short: {short_reason(error)}") from None
 
 
 def api_url(url: str) -> str:
@@ -156,11 +157,3 @@ def _message(response: requests.Response) -> str:
     if isinstance(message, dict):
         return "; ".join(f"{field}: {text}" for field, text in message.items())
     return str(message)
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error)
-    for marker in ("Connection refused", "Name or service not known", "timed out", "reset"):
-        if marker in text:
-            return marker
-    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.pipeline import pman_process, upload_sample
-from tests.fixtures.cluster import KubeCluster
-from tests.fixtures.swift import delete_container
-from tests.pman.cluster_helpers import swift_secret
-from tests.pman_api import PmanClient, delete_jobs
+from tests.support.cluster import KubeCluster
+from tests.support.pipeline import pman_process, upload_sample
+from tests.support.pman_cluster import swift_secret
+from tests.support.rest import PmanClient, delete_jobs
+from tests.support.swift import delete_container
 
 
 @pytest.fixture(scope="session")

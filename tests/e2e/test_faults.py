@@ -3,12 +3,11 @@ restarting mid-job while a second pman process serves the same cluster."""
 
 from __future__ import annotations
 
-import time
 from contextlib import ExitStack
 
 import pytest
 
-from tests.e2e.pipeline import (
+from tests.support.pipeline import (
     MANIFEST,
     container_log,
     job_body,
@@ -17,7 +16,8 @@ from tests.e2e.pipeline import (
     pman_process,
     python_entrypoint,
 )
-from tests.pman_api import PmanClient, delete_jobs, job_pods
+from tests.support.rest import PmanClient, delete_jobs, job_pods
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fault
 
@@ -41,13 +41,17 @@ def is_waiting(job: dict) -> bool:
 
 def wait_for_log(cluster, pod: str, container: str, *texts: str, timeout: float = 60) -> str:
     """The container's log once it holds one of `texts`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def logged() -> str | None:
         log = container_log(cluster, pod, container)
-        if any(text in log for text in texts):
-            return log
-        time.sleep(0.1)
-    raise AssertionError(f"{container} never logged any of {texts!r}; its log: {log!r}")
+        return log if any(text in log for text in texts) else None
+
+    try:
+        return eventually(logged, timeout=timeout, what=f"{container} logging any of {texts!r}")
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}; its log: {container_log(cluster, pod, container)!r}"
+        ) from None
 
 
 def test_swift_stopping_during_the_publish_is_retried_and_the_job_succeeds(
@@ -105,7 +109,9 @@ def test_two_pmans_answer_the_same_and_a_restart_mid_job_loses_nothing(
             assert one.delete(jid).status_code == 204
         finally:
             delete_jobs(local_cluster, [jid])
-        deadline = time.monotonic() + 10
-        while two.get(jid).status_code == 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert two.get(jid).status_code == 404
+        eventually(
+            lambda: two.get(jid).status_code == 404,
+            timeout=10,
+            interval=0.05,
+            what="the other pman seeing the delete",
+        )

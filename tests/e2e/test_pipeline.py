@@ -8,12 +8,12 @@ own poller started right after its POST, so that every status it passed through 
 from __future__ import annotations
 
 import json
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.pipeline import (
+from tests.support.names import unique_name
+from tests.support.pipeline import (
     MANIFEST,
     ORDER,
     WORDCOUNT,
@@ -27,9 +27,9 @@ from tests.e2e.pipeline import (
     upload_sample,
     wordcount_locally,
 )
-from tests.fixtures.cluster import unique_name
-from tests.fixtures.swift import delete_container
-from tests.pman_api import PmanClient, job_pods
+from tests.support.rest import PmanClient, job_pods
+from tests.support.swift import delete_container
+from tests.support.waiting import eventually
 
 EXIT_3 = (
     "import sys; open(sys.argv[-1] + '/partial.txt', 'w').write('half done\\n'); "
@@ -223,13 +223,13 @@ def test_delete_while_running_stops_the_processes_and_frees_the_jid(
     response = pman.delete(jid)
     assert (response.status_code, response.content) == (204, b"")
     assert pman.get(jid).status_code == 404
-    deadline = time.monotonic() + 30
-    while any(alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(alive(pid) for pid in pids.values())
-    while job_pods(local_cluster, jid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert job_pods(local_cluster, jid) == []
+    eventually(
+        lambda: not any(alive(pid) for pid in pids.values()),
+        timeout=30,
+        interval=0.05,
+        what="every container process ended",
+    )
+    eventually(lambda: job_pods(local_cluster, jid) == [], timeout=30, what="the pods gone")
 
     again = pman.post(body)
     assert again.status_code == 201, again.text

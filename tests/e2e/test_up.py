@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +17,8 @@ import requests
 from swiftclient.client import Connection
 
 from localcluster.up import read_env_file
-from tests.e2e.pipeline import MANIFEST, SAMPLE_INPUT
+from tests.support.pipeline import MANIFEST, SAMPLE_INPUT
+from tests.support.waiting import eventually
 
 LOCALCLUSTER = [sys.executable, "-m", "localcluster"]
 
@@ -34,12 +34,13 @@ def start_up(directory: Path, output: Path) -> subprocess.Popen:
 def wait_for_env_file(
     process: subprocess.Popen, path: Path, output: Path, *, timeout: float = 60
 ) -> dict:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
+
+    def written() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"up exited with {process.returncode}: {output.read_text()}")
-        assert time.monotonic() < deadline, "no env file"
-        time.sleep(0.05)
+        return path.exists()
+
+    eventually(written, timeout=timeout, interval=0.05, what="the env file")
     return read_env_file(path)
 
 

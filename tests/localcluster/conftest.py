@@ -9,8 +9,8 @@ import kubernetes
 import pytest
 
 from localcluster.cluster import LocalCluster
-from tests.fixtures.cluster import KubeCluster
 from tests.localcluster.helpers import delete_job
+from tests.support.cluster import KubeCluster
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from localcluster.example import INIT_TEXT, build_job
-from tests.fixtures.cluster import unique_name
 from tests.localcluster.helpers import condition_types, is_finished, wait_for_job, wait_for_pod
+from tests.support.names import unique_name
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed")
 

@@ -11,8 +11,8 @@ import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from tests.fixtures.cluster import unique_name
 from tests.localcluster.helpers import container, job_manifest, status_body
+from tests.support.names import unique_name
 
 
 def _suspended(name: str, **labels: str) -> dict:

@@ -16,8 +16,8 @@ import kubernetes
 import pytest
 
 from localcluster.example import ExampleRun
-from tests.fixtures.cluster import unique_name
 from tests.localcluster.helpers import container, is_running, job_manifest, wait_for_pod
+from tests.support.names import unique_name
 
 pytestmark = pytest.mark.fault  # these start clusters of their own
 

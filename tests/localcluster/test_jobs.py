@@ -9,7 +9,6 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.fixtures.cluster import unique_name
 from tests.localcluster.helpers import (
     condition_types,
     container,
@@ -21,6 +20,7 @@ from tests.localcluster.helpers import (
     wait_until_gone,
     wait_until_job_gone,
 )
+from tests.support.names import unique_name
 
 
 def _pods(core, namespace, job_name):

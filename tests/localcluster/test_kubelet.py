@@ -14,7 +14,6 @@ from kubernetes.client.exceptions import ApiException
 import localcluster
 from localcluster.cluster import LocalCluster
 from localcluster.runtime import image_paths
-from tests.fixtures.cluster import unique_name
 from tests.localcluster.helpers import (
     PYTHON_IMAGE,
     container,
@@ -25,6 +24,7 @@ from tests.localcluster.helpers import (
     status_body,
     wait_for_pod,
 )
+from tests.support.names import unique_name
 
 
 def _run(jobs, core, namespace, manifest, *, timeout=60):

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from publisher.credentials import load_file
-from tests.openshift.conftest import OPENSHIFT
+from tests.support.openshift.templates import OPENSHIFT
 
 EXAMPLE = (OPENSHIFT / "swift-credentials.cfg.example").read_text()
 FIELD = re.compile(r"^(#?)(\w+) = (.*)$", re.MULTILINE)

@@ -8,17 +8,17 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
 import uuid
 
 import pytest
 import requests
 
-from tests.fixtures.swift import delete_container
-from tests.openshift.conftest import pman_container
-from tests.openshift.deployed import DeployedPman, deploy
-from tests.openshift.rbac import calls_by, granted
-from tests.pman.conftest import pfcon_request
+from tests.support.bodies import pfcon_request
+from tests.support.openshift.deployed import DeployedPman, deploy
+from tests.support.openshift.rbac import calls_by, granted
+from tests.support.openshift.templates import pman_container
+from tests.support.swift import delete_container
+from tests.support.waiting import eventually
 
 FINAL = {"finishedSuccessfully", "finishedWithError"}
 # A processor that reads its input and writes an output file (pfcon's "fs" plugins get the
@@ -96,15 +96,17 @@ def submit(pman: DeployedPman, body: dict) -> dict:
 
 def wait_final(pman: DeployedPman, jid: str, *, timeout: float = 90) -> dict:
     """Poll the job as pfcon does until its status is final."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def final() -> dict | None:
         response = requests.get(f"{pman.url}/api/v1/{jid}/", headers=pman.headers(), timeout=30)
         assert response.status_code == 200, response.text
         job = response.json()
-        if job["status"] in FINAL:
-            return job
-        assert time.monotonic() < deadline, f"job still {job['status']}: {job}\n{pman.logs()}"
-        time.sleep(0.2)
+        return job if job["status"] in FINAL else None
+
+    try:
+        return eventually(final, timeout=timeout, interval=0.2, what=f"job {jid} finished")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{pman.logs()}") from None
 
 
 def delete(pman: DeployedPman, jid: str) -> int:
@@ -126,11 +128,13 @@ def run_job(pman: DeployedPman, body: dict, *, while_running=None) -> dict:
 
 def wait_for_call(audit_log, namespace: str, account: str, call: tuple, *, timeout=60) -> None:
     """Until the audit log shows the service account ``account`` making ``call``."""
-    deadline = time.monotonic() + timeout
     user = f"system:serviceaccount:{namespace}:{account}"
-    while call not in calls_by(audit_log, namespace).get(user, set()):
-        assert time.monotonic() < deadline, f"no {call} in the audit log"
-        time.sleep(0.05)
+    eventually(
+        lambda: call in calls_by(audit_log, namespace).get(user, set()),
+        timeout=timeout,
+        interval=0.05,
+        what=f"{call} in the audit log",
+    )
 
 
 def test_a_job_runs_to_success_and_publishes_its_output(pman, swift_job):

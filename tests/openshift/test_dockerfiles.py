@@ -8,8 +8,8 @@ import tomllib
 import dockerfile
 import pytest
 
-from tests.openshift import dockerfiles
-from tests.openshift.conftest import REPO_ROOT
+from tests.support.openshift import dockerfiles
+from tests.support.openshift.templates import REPO_ROOT
 
 IMAGES = ["Dockerfile", "Dockerfile.publisher"]
 

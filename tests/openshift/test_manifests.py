@@ -20,8 +20,10 @@ from pman.jobspec import CREDENTIALS_FILE, build_job
 from pman.models import parse_job_request
 from pman.settings import Settings, parse_size
 from swiftcreds import load_file
-from tests.openshift import template
-from tests.openshift.conftest import (
+from tests.support.bodies import pfcon_request
+from tests.support.openshift import template
+from tests.support.openshift.route import validate_route
+from tests.support.openshift.templates import (
     ALL_SET,
     OPENSHIFT,
     REQUIRED,
@@ -33,8 +35,6 @@ from tests.openshift.conftest import (
     pman_settings,
     process,
 )
-from tests.openshift.route import validate_route
-from tests.pman.conftest import pfcon_request
 
 KUBERNETES = "1.30"
 # Kinds kubernetes-validate has no schema for; each is checked some other way.

@@ -10,9 +10,9 @@ import pytest
 from pman.jobspec import build_job, pick_user
 from pman.models import parse_job_request
 from pman.settings import Settings
-from tests.openshift.conftest import find, pman_settings, process
-from tests.openshift.restricted import violations
-from tests.pman.conftest import pfcon_request
+from tests.support.bodies import pfcon_request
+from tests.support.openshift.restricted import violations
+from tests.support.openshift.templates import find, pman_settings, process
 
 
 def deployment_pod(variant: str = "defaults") -> dict:

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from tests.openshift import template
-from tests.openshift.conftest import ALL_SET, REQUIRED, TEMPLATES, find, load, process
+from tests.support.openshift import template
+from tests.support.openshift.templates import ALL_SET, REQUIRED, TEMPLATES, find, load, process
 
 
 def small(objects, parameters, **extra):

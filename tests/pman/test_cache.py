@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -12,7 +11,8 @@ import pytest
 from pman.cache import StatusCache
 from pman.kube import Kube
 from pman.settings import Settings
-from tests.pman.fake_api import fake_api
+from tests.support.fake_api import fake_api
+from tests.support.waiting import eventually
 
 EMPTY_LIST = b'{"kind":"List","metadata":{"resourceVersion":"7"},"items":[]}'
 
@@ -46,19 +46,13 @@ def test_an_unreadable_watch_event_leaves_the_cache_unsynced_and_retrying(garble
     cache.start()
     try:
         assert cache.wait_synced(10)
-        deadline = time.monotonic() + 10
-        watches = 0
         # Each round lists (synced) and then fails on the watch (unsynced again): a copy that
         # stopped following must never be taken as current, and the informer keeps retrying.
-        while time.monotonic() < deadline and watches < 4:
-            watches = _count(kube, "watch jobs")
-            time.sleep(0.05)
-        assert watches >= 4
+        eventually(
+            lambda: _count(kube, "watch jobs") >= 4, timeout=10, interval=0.05, what="4 watches"
+        )
         assert _count(kube, "list jobs") >= 2
-        deadline = time.monotonic() + 10
-        while cache.synced and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not cache.synced
+        eventually(lambda: not cache.synced, timeout=10, interval=0.01, what="the cache unsynced")
         assert cache.lookup("any-job") is None
     finally:
         cache.stop()

@@ -16,7 +16,7 @@ import requests
 
 from pman.cli import build_parser, is_loopback, main, warn_if_exposed
 from pman.settings import Settings
-from tests.pman.server import unreachable_kubeconfig
+from tests.support.pman_server import unreachable_kubeconfig
 
 
 def test_serve_defaults_to_loopback_port_5010():

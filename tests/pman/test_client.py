@@ -16,10 +16,8 @@ from pathlib import Path
 import pytest
 
 from pman.cli import main
-from tests.fixtures.cluster import unique_name
-from tests.pman.cluster_helpers import COPY_INPUT, read_job, swift_secret
-from tests.pman.conftest import pfcon_request
-from tests.pman.test_data_support import (
+from tests.support.bodies import pfcon_request
+from tests.support.data import (
     SAMPLE,
     Containers,
     container_exists,
@@ -28,7 +26,9 @@ from tests.pman.test_data_support import (
     tar_bytes,
     zip_bytes,
 )
-from tests.trees import read_tree, write_tree
+from tests.support.names import unique_name
+from tests.support.pman_cluster import COPY_INPUT, read_job, swift_secret
+from tests.support.trees import read_tree, write_tree
 
 MANIFEST = ".publisher-manifest.json"
 TOKEN = "cli-t0ken"

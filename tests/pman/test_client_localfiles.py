@@ -18,8 +18,8 @@ from pman.client.localfiles import (
     directory_files,
     unpack_tar,
 )
-from tests.pman.test_data_support import SAMPLE, tar_bytes, zip_bytes
-from tests.trees import read_tree, write_tree
+from tests.support.data import SAMPLE, tar_bytes, zip_bytes
+from tests.support.trees import read_tree, write_tree
 
 
 def test_unpack_writes_every_file(tmp_path):

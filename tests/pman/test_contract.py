@@ -19,19 +19,20 @@ from kubernetes.utils import parse_quantity
 
 from pman.jobspec import JID_LABEL
 from pman.settings import Settings
-from tests.fixtures.cluster import unique_name
-from tests.fixtures.swift import delete_container
-from tests.pman.cluster_helpers import (
+from tests.support.bodies import pfcon_request
+from tests.support.fake_api import fake_api
+from tests.support.names import unique_name
+from tests.support.pman_cluster import (
     COPY_INPUT,
     kubeconfig_with_token,
     read_job,
     running_pman,
     swift_secret,
 )
-from tests.pman.conftest import pfcon_request
-from tests.pman.fake_api import fake_api
-from tests.pman.server import pman_server
-from tests.pman_api import FINISHED, job_pods
+from tests.support.pman_server import pman_server
+from tests.support.rest import FINISHED, job_pods
+from tests.support.swift import delete_container
+from tests.support.waiting import eventually
 
 FAIL = "import sys; print('about to fail', file=sys.stderr); sys.exit(3)"
 HOG = "import time; data = b'x' * (512 << 20); time.sleep(30)"
@@ -187,10 +188,7 @@ def test_delete_answers_204_then_the_job_is_gone_and_its_jid_free(pman, bucket):
     assert (response.status_code, response.content) == (204, b"")
     assert pman.get(jid).status_code == 404
     assert pman.delete(jid).status_code == 404
-    deadline = time.monotonic() + 30
-    while job_pods(pman.cluster, jid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert job_pods(pman.cluster, jid) == []
+    eventually(lambda: job_pods(pman.cluster, jid) == [], timeout=30, what="the pods gone")
     if pman.cluster.local:
         assert not any(pod.startswith(jid) for _, pod, _ in pman.cluster.local.container_pids())
     assert python_job(pman, bucket, SLEEP, jid=jid)["status"] == "notstarted"
@@ -298,10 +296,11 @@ def test_a_failed_job_whose_pods_are_gone_asks_for_them_once(pman, bucket):
         for pod in job_pods(pman.cluster, jid):
             core.delete_namespaced_pod(pod.metadata.name, pman.cluster.namespace)
     cache = pman.app.extensions["pman"].jobs.cache
-    deadline = time.monotonic() + 30
-    while (cache.lookup(jid) or (None, [None]))[1]:
-        assert time.monotonic() < deadline, "the pods' deletion never reached pman"
-        time.sleep(0.1)
+    eventually(
+        lambda: not (cache.lookup(jid) or (None, [None]))[1],
+        timeout=30,
+        what="the pods' deletion reaching pman",
+    )
     before = pman.kube_requests()
     for _ in range(5):
         assert pman.get(jid).json()["status"] == "finishedWithError"
@@ -389,10 +388,11 @@ def test_a_job_stopped_by_its_deadline_still_publishes_what_it_wrote(
         jid = python_job(short, bucket, PARTIAL)["jid"]
         short.wait(jid, lambda j: "written" in j["logs"])
         pod = job_pods(kube_cluster, jid)[0].metadata.name
-        deadline = time.monotonic() + 30
-        while _publisher_requests(kube_cluster, pod) == 0:  # it is watching once it listed
-            assert time.monotonic() < deadline, "the publish container never asked the API"
-            time.sleep(0.1)
+        eventually(  # it is watching once it listed
+            lambda: _publisher_requests(kube_cluster, pod) > 0,
+            timeout=30,
+            what="the publish container asking the API",
+        )
         with kube_cluster.api_client() as api:
             kubernetes.client.BatchV1Api(api).patch_namespaced_job(
                 jid, kube_cluster.namespace, {"spec": {"activeDeadlineSeconds": 1}}
@@ -580,10 +580,12 @@ def test_another_replica_sees_a_submission_and_a_deletion_at_once(
         jid = python_job(pman, bucket, SLEEP)["jid"]
         assert other.get(jid).status_code == 200
         assert pman.delete(jid).status_code == 204
-        deadline = time.monotonic() + 5
-        while other.get(jid).status_code == 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert other.get(jid).status_code == 404
+        eventually(
+            lambda: other.get(jid).status_code == 404,
+            timeout=5,
+            interval=0.05,
+            what="the other pman seeing the delete",
+        )
 
 
 def test_a_finished_job_status_get_costs_no_kubernetes_request(pman, jobs):

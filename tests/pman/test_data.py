@@ -14,8 +14,7 @@ import pytest
 import requests
 
 import swiftcreds
-from tests.fixtures.cluster import unique_name
-from tests.pman.test_data_support import (
+from tests.support.data import (
     LIMIT,
     SAMPLE,
     Containers,
@@ -27,7 +26,8 @@ from tests.pman.test_data_support import (
     tar_bytes,
     zip_bytes,
 )
-from tests.trees import read_tree, write_tree
+from tests.support.names import unique_name
+from tests.support.trees import read_tree, write_tree
 
 TAR = "application/x-tar"
 

@@ -22,7 +22,7 @@ from pman.archive import (
     zip_entries,
     zip_stream,
 )
-from tests.pman.test_data_support import tar_bytes
+from tests.support.data import tar_bytes
 
 MIB = 1 << 20
 

@@ -11,9 +11,9 @@ from swiftclient import client as swiftclient
 from swiftclient.exceptions import ClientException
 
 import swiftcreds
-from tests.fixtures.cluster import unique_name
-from tests.pman.test_data_support import SAMPLE, data_pman, publish, stage_in, tar_bytes
-from tests.trees import read_tree, write_tree
+from tests.support.data import SAMPLE, data_pman, publish, stage_in, tar_bytes
+from tests.support.names import unique_name
+from tests.support.trees import read_tree, write_tree
 
 
 def remove(credentials: swiftcreds.Credentials, container: str) -> None:

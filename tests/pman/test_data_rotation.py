@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,9 @@ import requests
 import swiftcreds
 from pman.errors import StoreUnavailable
 from pman.swift import Store
-from tests.pman.test_data_support import Containers, data_pman, publish
-from tests.trees import write_tree
+from tests.support.data import Containers, data_pman, publish
+from tests.support.trees import write_tree
+from tests.support.waiting import eventually
 
 NAME = "swift-credentials.cfg"
 WRONG_KEY = "n0t-the-key"
@@ -107,11 +107,12 @@ def test_a_rotated_secret_reaches_the_data_routes_without_a_restart(
         assert WRONG_KEY not in refused.text
 
         volume.write(good)
-        deadline = time.monotonic() + 20
-        response = requests.get(url, timeout=30)
-        while response.status_code == 503 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            response = requests.get(url, timeout=30)
+        response = eventually(
+            lambda: (answer := requests.get(url, timeout=30)).status_code != 503 and answer,
+            timeout=20,
+            interval=0.2,
+            what="the new credentials in use",
+        )
         assert response.status_code == 200, response.text
         assert b"rotated\n" in response.content
 

@@ -10,9 +10,8 @@ import pytest
 import requests
 
 from pman.settings import Settings
-from tests.pman.conftest import pfcon_request
-from tests.pman.server import pman_server, unreachable_kubeconfig
-from tests.pman.test_models import BAD_FIELDS
+from tests.support.bodies import BAD_FIELDS, pfcon_request
+from tests.support.pman_server import pman_server, unreachable_kubeconfig
 
 TOKEN = "t0ken-with-enough-entropy"
 

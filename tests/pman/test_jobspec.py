@@ -9,7 +9,7 @@ from kubernetes.client import ApiClient, V1Job
 from pman.jobspec import build_job, pick_user
 from pman.models import parse_job_request
 from pman.settings import ContainerUser, Settings
-from tests.pman.conftest import pfcon_request
+from tests.support.bodies import pfcon_request
 
 SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 SIDECAR_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}}

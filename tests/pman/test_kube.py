@@ -7,7 +7,7 @@ import pytest
 from pman.errors import BadRequest, ClusterUnavailable
 from pman.kube import Kube
 from pman.settings import Settings
-from tests.pman.server import unreachable_kubeconfig
+from tests.support.pman_server import unreachable_kubeconfig
 
 
 @pytest.fixture

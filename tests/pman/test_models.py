@@ -6,7 +6,7 @@ import pytest
 
 from pman.errors import BadRequest
 from pman.models import JobRequest, localize, parse_job_request
-from tests.pman.conftest import pfcon_request
+from tests.support.bodies import BAD_FIELDS, pfcon_request
 
 
 def test_pfcon_request_is_accepted_as_sent():
@@ -79,68 +79,6 @@ def test_pfcon_command():
 def test_localize_skips_only_the_value_after_a_flag():
     assert localize(["--p", "--p", "x"], {"--p"}) == ["--p", "/share/incoming", "x"]
     assert localize([], {"--p"}) == []
-
-
-BAD_FIELDS = [
-    ("jid", None, "is required"),
-    ("jid", 42, "must be a string"),
-    ("jid", "", "must not be empty"),
-    ("jid", "Chris", "DNS-1123"),
-    ("jid", "chris_42", "DNS-1123"),
-    ("jid", "a/b", "DNS-1123"),
-    ("jid", "a?b", "DNS-1123"),
-    ("jid", "a b", "DNS-1123"),
-    ("jid", "a%20", "DNS-1123"),
-    ("jid", "-a", "DNS-1123"),
-    ("jid", "a" * 64, "at most 63"),
-    ("args", None, "is required"),
-    ("args", "--dir", "must be an array"),
-    ("args", ["--a", 1], "item 1: must be a string"),
-    ("args_path_flags", [None], "item 0: must be a string"),
-    ("auid", None, "is required"),
-    ("auid", ["cube"], "must be a string"),
-    ("auid", "x" * 300, "at most 256"),
-    ("number_of_workers", None, "is required"),
-    ("number_of_workers", 0, "from 1 to 999"),
-    ("number_of_workers", "-1", "whole number"),
-    ("cpu_limit", 1.5, "whole number"),
-    ("cpu_limit", "1.5", "whole number"),
-    ("cpu_limit", "abc", "whole number"),
-    ("cpu_limit", -1000, "from 1 to"),
-    ("cpu_limit", True, "not a boolean"),
-    ("cpu_limit", None, "is required"),
-    ("memory_limit", [200], "whole number"),
-    ("memory_limit", "", "whole number"),
-    ("memory_limit", 10**12, "from 1 to"),
-    ("gpu_limit", -1, "from 0 to"),
-    ("gpu_limit", None, "is required"),
-    ("image", None, "is required"),
-    ("image", "", "image reference"),
-    ("image", "a b", "image reference"),
-    ("image", 7, "must be a string"),
-    ("entrypoint", None, "is required"),
-    ("entrypoint", [], "must not be empty"),
-    ("entrypoint", "python3", "must be an array"),
-    ("entrypoint", ["python3", {}], "item 1: must be a string"),
-    ("entrypoint", ["py\x00thon"], "NUL"),
-    ("type", None, "is required"),
-    ("type", "DS", "one of 'ds', 'fs', 'ts'"),
-    ("type", "xs", "one of"),
-    ("env", ["NOEQUALS"], "item 0: 'NOEQUALS' is not KEY=VALUE"),
-    ("env", ["=value"], "not a valid environment variable name"),
-    ("env", ["1A=b"], "not a valid environment variable name"),
-    ("env", "A=b", "must be an array"),
-    ("env", [3], "item 0: must be a string"),
-    ("input_dir", "key/../etc", "'..'"),
-    ("input_dir", "key/./x", "'.'"),
-    ("input_dir", "//etc/passwd", "not absolute"),
-    ("input_dir", "/", "not empty"),
-    ("input_dir", "", "not empty"),
-    ("input_dir", "key//x", "empty path segments"),
-    ("input_dir", 5, "must be a string"),
-    ("output_dir", "..", "'..'"),
-    ("output_dir", "x" * 1025, "at most 1024"),
-]
 
 
 @pytest.mark.parametrize(("field", "value", "words"), BAD_FIELDS)

@@ -21,7 +21,7 @@ from pman.settings import Settings
 from pman.status import INPUT_MISSING_CODES, PUBLISHER_EXIT_CODES
 from publisher import errors as publisher_errors
 from publisher.cli import build_parser
-from tests.pman.conftest import pfcon_request
+from tests.support.bodies import pfcon_request
 
 
 def run_publisher(argv: list[str], env: dict[str, str]) -> int:

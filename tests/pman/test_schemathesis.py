@@ -31,11 +31,11 @@ from urllib3 import encode_multipart_formdata
 
 import swiftcreds
 from pman.api.openapi import openapi_document
-from tests.fixtures.cluster import unique_name
-from tests.fixtures.swift import delete_container
-from tests.pman.cluster_helpers import running_pman
-from tests.pman.test_data_support import publish
-from tests.trees import write_tree
+from tests.support.data import publish
+from tests.support.names import unique_name
+from tests.support.pman_cluster import running_pman
+from tests.support.swift import delete_container
+from tests.support.trees import write_tree
 
 RUN_LABEL = "pman-test-run"
 EXAMPLES = 25

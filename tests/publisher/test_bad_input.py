@@ -11,9 +11,8 @@ import pytest
 
 from localcluster.swift import free_port
 from publisher.credentials import DEFAULT_PATH
-from tests.trees import write_tree
-
-from .conftest import run_publisher
+from tests.support.publisher import run_publisher
+from tests.support.trees import write_tree
 
 
 def raw_put(swift_server, path: str, body: bytes) -> None:

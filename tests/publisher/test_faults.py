@@ -10,9 +10,7 @@ import time
 import pytest
 
 from publisher.manifest import MANIFEST_NAME
-from tests.trees import write_tree
-
-from .conftest import (
+from tests.support.publisher import (
     FILES,
     PUBLISHER,
     clean_env,
@@ -22,6 +20,8 @@ from .conftest import (
     wait_for_objects,
     wait_until_catching,
 )
+from tests.support.trees import write_tree
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fault
 
@@ -134,11 +134,12 @@ def start_download(container, dest, env):
 
 def wait_for_files(dest, count, process) -> None:
     """Wait until the download is under way (at least `count` files in place)."""
-    deadline = time.monotonic() + 60
-    while not dest.is_dir() or sum(1 for _ in dest.iterdir()) < count:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "download did not start"
-        time.sleep(0.02)
+    eventually(
+        lambda: dest.is_dir() and sum(1 for _ in dest.iterdir()) >= count,
+        interval=0.02,
+        what="the download under way",
+        alive=process,
+    )
 
 
 def same_tree(dest, src) -> bool:
@@ -212,6 +213,7 @@ def rate_limited_swift(tmp_path_factory):
         yield server
 
 
+@pytest.mark.integration  # its own Swift, with rate limits
 def test_a_rate_limited_upload_is_retried_and_completes(tmp_path, rate_limited_swift):
     # Swift limits only containers that hold objects (as its cached info says, for 1 s).
     rate_limited_swift.connection().put_container("limited")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.trees import read_tree, write_tree
-
-from .conftest import run_publisher
+from tests.support.publisher import run_publisher
+from tests.support.trees import read_tree, write_tree
 
 
 def round_trip(tmp_path, creds, container: str) -> None:

@@ -18,28 +18,29 @@ import pytest
 from publisher.errors import GraceExpired, Interrupted
 from publisher.manifest import MANIFEST_NAME
 from publisher.publish import GracefulStop
-
-from .conftest import (
+from tests.support.names import unique_name
+from tests.support.podspec import job_pod_manifest
+from tests.support.publisher import (
     FILES,
     object_names,
     start_publish,
     wait_for_objects,
     wait_until_preparing,
 )
-from .podspec import job_pod_manifest, unique_name
+from tests.support.waiting import eventually
 
 
 def wait_for_log(core, namespace: str, job: str, line: str, container: str = "processor"):
     """Once the Job's container has printed `line`."""
-    deadline = time.monotonic() + 30
-    while True:
+
+    def printed() -> bool:
         pod = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items[0]
         with contextlib.suppress(kubernetes.client.exceptions.ApiException):  # not started
             log = core.read_namespaced_pod_log(pod.metadata.name, namespace, container=container)
-            if line in log.splitlines():
-                return
-        assert time.monotonic() < deadline, f"{container} of {job} never printed {line!r}"
-        time.sleep(0.1)
+            return line in log.splitlines()
+        return False
+
+    eventually(printed, timeout=30, what=f"{container} of {job} printing {line!r}")
 
 
 def end_by_deadline(batch, core, namespace: str, job: str, *, level: str) -> None:

@@ -12,9 +12,10 @@ from kubernetes.client.exceptions import ApiException
 
 from publisher.kube import PodWatcher
 from publisher.manifest import MANIFEST_NAME
-
-from .conftest import start_publish, wait_until_preparing
-from .podspec import job_pod_manifest, unique_name
+from tests.support.names import unique_name
+from tests.support.podspec import job_pod_manifest
+from tests.support.publisher import start_publish, wait_until_preparing
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -24,16 +25,14 @@ def run_job(jobs, core, kube_cluster):
     def run(manifest: dict, *, timeout: float = 90) -> tuple:
         ns = kube_cluster.namespace
         jobs(manifest)
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def finished_pod():
             pods = core.list_namespaced_pod(
                 ns, label_selector=f"job-name={manifest['metadata']['name']}"
             ).items
-            if pods and pods[0].status.phase in ("Succeeded", "Failed"):
-                break
-            assert time.monotonic() < deadline, "job did not finish"
-            time.sleep(0.2)
-        pod = pods[0]
+            return pods[0] if pods and pods[0].status.phase in ("Succeeded", "Failed") else None
+
+        pod = eventually(finished_pod, timeout=timeout, interval=0.2, what="the job finished")
         logs = {}
         for name in ("stage-in", "processor", "publish"):
             try:

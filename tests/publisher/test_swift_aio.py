@@ -10,6 +10,9 @@ import pytest
 from swiftclient.client import Connection
 from swiftclient.exceptions import ClientException
 
+# Every test here runs a real Swift, some of them their own.
+pytestmark = pytest.mark.integration
+
 
 def test_swift_server_stores_and_lists_objects(swift_server, swift_container):
     connection = swift_server.connection()

@@ -10,9 +10,8 @@ import re
 import pytest
 
 from publisher.manifest import MANIFEST_NAME
-from tests.trees import read_tree, write_tree
-
-from .conftest import run_publisher
+from tests.support.publisher import run_publisher
+from tests.support.trees import read_tree, write_tree
 
 MIB = 1 << 20
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,9 +29,11 @@ import kubernetes
 import requests
 from kubernetes.client.exceptions import ApiException
 
-from tests.fixtures.cluster import KubeCluster, unique_name
-from tests.openshift import template
-from tests.openshift.conftest import OPENSHIFT, find, pman_env
+from tests.support.cluster import KubeCluster
+from tests.support.names import unique_name
+from tests.support.openshift import template
+from tests.support.openshift.templates import OPENSHIFT, find, pman_env
+from tests.support.waiting import eventually
 
 Obj = dict[str, Any]
 # Kinds the local cluster serves, created from the processed template.
@@ -161,25 +162,29 @@ def _pman_job(objects: list[Obj], port: int) -> Obj:
 
 
 def _pod_of(core: kubernetes.client.CoreV1Api, namespace: str, job: str, *, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def pod() -> str | None:
         pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
-        if pods:
-            return pods[0].metadata.name
-        assert time.monotonic() < deadline, f"no pod for {job}"
-        time.sleep(0.1)
+        return pods[0].metadata.name if pods else None
+
+    return eventually(pod, timeout=timeout, what=f"a pod for {job}")
 
 
 def _wait_ready(deployed: DeployedPman, *, timeout: float) -> None:
     """Ask the readiness probe's route until it answers 200, as the kubelet would."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def ready() -> bool:
         try:
             if requests.get(f"{deployed.url}/readyz", timeout=2).status_code == 200:
-                return
+                return True
         except (requests.ConnectionError, requests.Timeout):
             pass
         pod = deployed.core.read_namespaced_pod(deployed.pod, deployed.namespace)
-        if pod.status.phase in ("Succeeded", "Failed") or time.monotonic() > deadline:
-            raise AssertionError(f"pman did not become ready: {pod.status}\n{deployed.logs()}")
-        time.sleep(0.2)
+        if pod.status.phase in ("Succeeded", "Failed"):
+            raise AssertionError(f"pman ended: {pod.status}\n{deployed.logs()}")
+        return False
+
+    try:
+        eventually(ready, timeout=timeout, interval=0.2, what="pman ready")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{deployed.logs()}") from None

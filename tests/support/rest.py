@@ -14,7 +14,7 @@ from typing import Any
 import kubernetes
 import requests
 
-from tests.fixtures.cluster import KubeCluster
+from tests.support.cluster import KubeCluster
 
 FINISHED = ("finishedSuccessfully", "finishedWithError")
 

@@ -18,9 +18,9 @@ from swiftclient.exceptions import ClientException
 
 import swiftcreds
 from localcluster.swift import SwiftAIO
-from tests.fixtures.cluster import unique_name
-from tests.fixtures.swift import delete_container
-from tests.pman.cluster_helpers import Pman, running_pman
+from tests.support.names import unique_name
+from tests.support.pman_cluster import Pman, running_pman
+from tests.support.swift import delete_container
 
 # Sizes chosen to cross the 1 MiB chunks pman reads and writes, and tar's 512-byte blocks.
 SAMPLE: dict[str, bytes] = {

@@ -14,10 +14,11 @@ import yaml
 from flask import Flask
 
 from pman.settings import Settings
-from tests.fixtures.cluster import KubeCluster, unique_name
-from tests.pman.conftest import pfcon_request
-from tests.pman.server import pman_server
-from tests.pman_api import PmanClient, delete_jobs
+from tests.support.bodies import pfcon_request
+from tests.support.cluster import KubeCluster
+from tests.support.names import unique_name
+from tests.support.pman_server import pman_server
+from tests.support.rest import PmanClient, delete_jobs
 
 # A processor that needs no image: the venv's python3 is first on the pods' PATH.
 COPY_INPUT = (

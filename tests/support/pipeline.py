@@ -19,8 +19,9 @@ from typing import Any
 import kubernetes
 
 from localcluster.up import EXAMPLES, PmanProcess
-from tests.fixtures.cluster import KubeCluster, unique_name
-from tests.pman_api import Job
+from tests.support.cluster import KubeCluster
+from tests.support.names import unique_name
+from tests.support.rest import Job
 
 ORDER = {"notstarted": 0, "started": 1, "finishedSuccessfully": 2, "finishedWithError": 2}
 WORDCOUNT = EXAMPLES / "wordcount" / "wordcount.py"

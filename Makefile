@@ -4,7 +4,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test serve lint format bench clean venv venv-local
+.PHONY: demo test unit serve lint format bench clean venv venv-local
 
 # Everything, test tools included.
 venv:
@@ -26,6 +26,10 @@ test: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# The unit tier alone (no Swift, no cluster): seconds.
+unit: venv
+	$(BIN)/python -m pytest -m unit
 
 lint: venv
 	$(BIN)/ruff check .

@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from localcluster import mounts
+from localcluster.node import mounts
 
 log = logging.getLogger("localcluster")
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localcluster import mounts
-from localcluster.events import EventRecorder
-from localcluster.lifecycle import Lifecycle
-from localcluster.memory import MemoryLimiter
-from localcluster.podworker import PodWorker
-from localcluster.runtime import Janitor
-from localcluster.store import DELETED, Change, Store
-from localcluster.volumes import write_file
+from localcluster.apiserver.events import EventRecorder
+from localcluster.apiserver.lifecycle import Lifecycle
+from localcluster.apiserver.registry import DELETED, Change, Store
+from localcluster.node import mounts
+from localcluster.node.memory import MemoryLimiter
+from localcluster.node.podworker import PodWorker
+from localcluster.node.runtime import Janitor
+from localcluster.node.volumes import write_file
 
 log = logging.getLogger("localcluster.kubelet")
 

@@ -23,14 +23,14 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localcluster import mounts
-from localcluster.events import NODE_NAME
-from localcluster.memory import Limited
-from localcluster.meta import parse_quantity
-from localcluster.node import unschedulable_reason
-from localcluster.podspec import GRACE_SECONDS
-from localcluster.podstatus import DEADLINE_MESSAGE, ContainerRun, PodRun, pod_status
-from localcluster.runtime import (
+from localcluster.apiserver.events import NODE_NAME
+from localcluster.apiserver.meta import parse_quantity
+from localcluster.apiserver.podspec import GRACE_SECONDS
+from localcluster.apiserver.registry import NotFound
+from localcluster.node import mounts
+from localcluster.node.memory import Limited
+from localcluster.node.podstatus import DEADLINE_MESSAGE, ContainerRun, PodRun, pod_status
+from localcluster.node.runtime import (
     ConfigError,
     LaunchSpec,
     Process,
@@ -41,11 +41,11 @@ from localcluster.runtime import (
     home_of,
     image_paths,
 )
-from localcluster.store import NotFound
-from localcluster.volumes import VolumeBuilder, VolumeNotReady, token_paths
+from localcluster.node.scheduling import unschedulable_reason
+from localcluster.node.volumes import VolumeBuilder, VolumeNotReady, token_paths
 
 if TYPE_CHECKING:
-    from localcluster.kubelet import Kubelet
+    from localcluster.node.kubelet import Kubelet
 
 log = logging.getLogger("localcluster.kubelet")
 

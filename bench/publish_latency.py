@@ -17,8 +17,8 @@ from typing import Any
 
 import kubernetes
 
+from devstack.swiftaio import SwiftAIO
 from localcluster.cluster import LocalCluster
-from localcluster.swift import SwiftAIO
 
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 

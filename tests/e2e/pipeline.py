@@ -18,7 +18,7 @@ from typing import Any
 
 import kubernetes
 
-from localcluster.up import EXAMPLES, PmanProcess
+from devstack.up import EXAMPLES, PmanProcess
 from tests.fixtures.cluster import KubeCluster, unique_name
 from tests.pman_api import Job
 

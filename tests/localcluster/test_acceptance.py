@@ -12,7 +12,7 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from localcluster.example import INIT_TEXT, build_job
+from devstack.examplejob import INIT_TEXT, build_job
 from tests.fixtures.cluster import unique_name
 from tests.localcluster.helpers import condition_types, is_finished, wait_for_job, wait_for_pod
 

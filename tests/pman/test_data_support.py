@@ -17,7 +17,7 @@ from typing import Any
 from swiftclient.exceptions import ClientException
 
 import swiftcreds
-from localcluster.swift import SwiftAIO
+from devstack.swiftaio import SwiftAIO
 from tests.fixtures.cluster import unique_name
 from tests.fixtures.swift import delete_container
 from tests.pman.cluster_helpers import Pman, running_pman

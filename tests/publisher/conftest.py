@@ -15,7 +15,7 @@ import kubernetes
 import pytest
 from swiftclient.exceptions import ClientException
 
-from localcluster.swift import SwiftAIO
+from devstack.swiftaio import SwiftAIO
 from tests.trees import write_tree
 
 from .podspec import unique_name

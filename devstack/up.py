@@ -30,8 +30,7 @@ from types import TracebackType
 
 import kubernetes
 
-from localcluster.cluster import LocalCluster
-from localcluster.swift import (
+from devstack.swiftaio import (
     SwiftAIO,
     SwiftStartError,
     die_with_parent,
@@ -39,6 +38,7 @@ from localcluster.swift import (
     terminate,
     wait_for_http,
 )
+from localcluster.cluster import LocalCluster
 
 log = logging.getLogger("localcluster.up")
 

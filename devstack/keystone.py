@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localcluster.swift import HOST, SwiftAIO, SwiftStartError, _Process, free_port, wait_for_http
+from devstack.swiftaio import HOST, SwiftAIO, SwiftStartError, _Process, free_port, wait_for_http
 
 REQUIREMENTS = ("keystone==30.0.0", "keystonemiddleware", "swift")
 ADMIN_PASSWORD = "admin-secret"

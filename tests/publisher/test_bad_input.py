@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from devstack.swiftaio import free_port
+from devstack.processes import free_port
 from publisher.credentials import DEFAULT_PATH
 from tests.trees import write_tree
 

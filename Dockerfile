@@ -18,6 +18,7 @@ COPY pyproject.toml setup.py README.rst ./
 COPY pman ./pman
 COPY publisher ./publisher
 COPY localcluster ./localcluster
+COPY devstack ./devstack
 COPY swiftcreds ./swiftcreds
 RUN pip install ".[server]" \
     && rm -rf /opt/pman/build \

@@ -16,7 +16,7 @@ venv-local:
 
 # One job through Swift, the local cluster and pman, shown step by step; stops everything.
 demo: venv-local
-	@$(BIN)/python -m localcluster.demo
+	@$(BIN)/python -m devstack.demo
 
 # The same stack left running (Ctrl-C stops it); prints the commands to try.
 serve: venv-local

@@ -20,7 +20,7 @@ from pathlib import Path
 from bench import datasets, floor, publish_latency, rss, throughput
 from bench.datasets import MIB
 from bench.tools import Tools
-from localcluster.swift import SwiftAIO
+from devstack.swiftaio import SwiftAIO
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
 

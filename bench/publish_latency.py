@@ -17,8 +17,8 @@ from typing import Any
 
 import kubernetes
 
+from devstack.swiftaio import SwiftAIO
 from localcluster.cluster import LocalCluster
-from localcluster.swift import SwiftAIO
 from pman import jobspec
 from pman.pod import OUTGOING, PROCESSOR, PUBLISH
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcluster.swift import SwiftAIO
+from devstack.swiftaio import SwiftAIO
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent

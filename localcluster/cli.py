@@ -1,5 +1,9 @@
 """The ``localcluster`` command: ``serve``, ``example``, ``swift`` (a Swift all-in-one), and
-``up``/``down`` (Swift, the local cluster and pman together)."""
+``up``/``down`` (Swift, the local cluster and pman together).
+
+``serve`` is the local cluster's own; the others belong to the development stack (the
+``devstack`` package), which the command loads only when one of them is run.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from types import ModuleType
 
-from localcluster import mounts
+from localcluster.node import mounts
 
 log = logging.getLogger("localcluster")
 
@@ -87,26 +92,42 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _swift(argv: Sequence[str]) -> int:
+# The development stack's commands. Their modules are imported only when one of them runs:
+# the local cluster does not depend on the development stack, and `serve` loads none of it.
+DEVSTACK_MODULES = {
+    "swift": "devstack.swiftaio",
+    "up": "devstack.up",
+    "down": "devstack.up",
+    "example": "devstack.examplejob",
+}
+
+
+def _devstack(command: str) -> ModuleType | None:
+    """The development stack's module behind ``command``, or None (said) when not installed."""
+    name = DEVSTACK_MODULES[command]
     try:
-        module = importlib.import_module("localcluster.swift")
+        return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name != "localcluster.swift":
+        if exc.name not in (name, name.partition(".")[0]):
             raise
         print(
-            "localcluster: the swift command is not available in this installation "
-            "(module localcluster.swift is missing)",
+            f"localcluster: the {command} command is not available in this installation "
+            f"(module {name} is missing)",
             file=sys.stderr,
         )
-        return 2
-    return module.main(list(argv))
+        return None
+
+
+def _swift(argv: Sequence[str]) -> int:
+    module = _devstack("swift")
+    return 2 if module is None else module.main(list(argv))
 
 
 def _up_or_down(command: str, argv: Sequence[str]) -> int:
-    # Imported only when used: it pulls in the Swift and cluster modules.
-    from localcluster import up
-
-    return up.up(argv) if command == "up" else up.down(argv)
+    module = _devstack(command)
+    if module is None:
+        return 2
+    return module.up(argv) if command == "up" else module.down(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,6 +147,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("localcluster.http").setLevel(logging.WARNING)
     if args.command == "serve":
         return _serve(args)
-    from localcluster.example import run_example
-
-    return run_example()
+    module = _devstack("example")
+    return 2 if module is None else module.run_example()

@@ -24,21 +24,21 @@ from typing import Any
 
 import yaml
 
-from localcluster import mounts
-from localcluster.api import Api
-from localcluster.audit import AuditLog
-from localcluster.auth import ADMIN_USER, Authenticator
-from localcluster.events import EventRecorder
-from localcluster.gc import GarbageCollector
-from localcluster.jobs import JobController
-from localcluster.kubelet import Kubelet, KubeletConfig
-from localcluster.lifecycle import Lifecycle
-from localcluster.logs import PodLogs
-from localcluster.memory import MemoryLimiter
-from localcluster.runtime import Janitor
-from localcluster.server import ApiServer
-from localcluster.store import Store
-from localcluster.tls import TlsFiles, make_tls_files
+from localcluster.apiserver.api import Api
+from localcluster.apiserver.audit import AuditLog
+from localcluster.apiserver.auth import ADMIN_USER, Authenticator
+from localcluster.apiserver.events import EventRecorder
+from localcluster.apiserver.lifecycle import Lifecycle
+from localcluster.apiserver.registry import Store
+from localcluster.apiserver.server import ApiServer
+from localcluster.apiserver.tls import TlsFiles, make_tls_files
+from localcluster.controllers.gc import GarbageCollector
+from localcluster.controllers.jobcontroller import JobController
+from localcluster.node import mounts
+from localcluster.node.kubelet import Kubelet, KubeletConfig
+from localcluster.node.logs import PodLogs
+from localcluster.node.memory import MemoryLimiter
+from localcluster.node.runtime import Janitor
 
 log = logging.getLogger("localcluster")
 

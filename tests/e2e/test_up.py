@@ -16,7 +16,7 @@ import pytest
 import requests
 from swiftclient.client import Connection
 
-from localcluster.up import read_env_file
+from devstack.up import read_env_file
 from tests.support.pipeline import MANIFEST, SAMPLE_INPUT
 from tests.support.waiting import eventually
 
@@ -129,7 +129,7 @@ def test_up_wires_swift_the_cluster_and_pman_and_down_stops_them(up_stack, tmp_p
 
 
 def test_the_demo_runs_a_job_end_to_end_and_says_so(tmp_path):
-    done = run(sys.executable, "-m", "localcluster.demo", cwd=tmp_path)
+    done = run(sys.executable, "-m", "devstack.demo", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "FAIL" not in done.stdout
     for text in (
@@ -149,7 +149,7 @@ def test_the_demo_runs_a_job_end_to_end_and_says_so(tmp_path):
 def test_the_demo_exits_non_zero_when_a_part_fails(tmp_path):
     # pman refuses to start with an invalid setting, so the stack never comes up.
     env = {**os.environ, "JOB_LOGS_TAIL": "many"}
-    done = run(sys.executable, "-m", "localcluster.demo", env=env, cwd=tmp_path)
+    done = run(sys.executable, "-m", "devstack.demo", env=env, cwd=tmp_path)
     assert done.returncode == 1
     assert "the demo failed: pman:" in done.stderr
     assert "the demo FAILED" in done.stdout

@@ -9,7 +9,7 @@ import kubernetes
 import pytest
 
 from localcluster.cluster import LocalCluster
-from tests.localcluster.helpers import delete_job
+from tests.support.kube import delete_job
 from tests.support.cluster import KubeCluster
 
 

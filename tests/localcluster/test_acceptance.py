@@ -12,8 +12,8 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from localcluster.example import INIT_TEXT, build_job
-from tests.localcluster.helpers import condition_types, is_finished, wait_for_job, wait_for_pod
+from devstack.examplejob import INIT_TEXT, build_job
+from tests.support.kube import condition_types, is_finished, wait_for_job, wait_for_pod
 from tests.support.names import unique_name
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed")

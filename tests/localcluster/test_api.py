@@ -11,7 +11,7 @@ import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from tests.localcluster.helpers import container, job_manifest, status_body
+from tests.support.kube import container, job_manifest, status_body
 from tests.support.names import unique_name
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from localcluster.example import ExampleRun
-from tests.localcluster.helpers import container, is_running, job_manifest, wait_for_pod
+from devstack.examplejob import ExampleRun
+from tests.support.kube import container, is_running, job_manifest, wait_for_pod
 from tests.support.names import unique_name
 
-pytestmark = pytest.mark.fault  # these start clusters of their own
+# These start clusters of their own.
+pytestmark = [pytest.mark.fault, pytest.mark.integration]
 
 
 class Serve:
@@ -173,7 +174,7 @@ def test_bad_port_is_refused(tmp_path):
 
 def test_swift_without_its_module_says_so():
     program = (
-        "import sys; sys.modules['localcluster.swift'] = None\n"
+        "import sys; sys.modules['devstack.swiftaio'] = None\n"
         "from localcluster.cli import main\n"
         "sys.exit(main(['swift', '--help']))\n"
     )
@@ -181,7 +182,7 @@ def test_swift_without_its_module_says_so():
         [sys.executable, "-c", program], capture_output=True, text=True, check=False
     )
     assert result.returncode == 2
-    assert "localcluster.swift is missing" in result.stderr
+    assert "devstack.swiftaio is missing" in result.stderr
 
 
 def test_example_runs_and_says_what_it_is():

@@ -9,7 +9,7 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.localcluster.helpers import (
+from tests.support.kube import (
     condition_types,
     container,
     is_running,

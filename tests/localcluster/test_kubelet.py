@@ -13,8 +13,8 @@ from kubernetes.client.exceptions import ApiException
 
 import localcluster
 from localcluster.cluster import LocalCluster
-from localcluster.runtime import image_paths
-from tests.localcluster.helpers import (
+from localcluster.node.runtime import image_paths
+from tests.support.kube import (
     PYTHON_IMAGE,
     container,
     is_finished,
@@ -189,7 +189,7 @@ def test_a_volume_over_the_projects_directory_keeps_the_image_visible(jobs, core
         pytest.skip("the project is at the top of the file system")
     marker = unique_name("written")
     script = (
-        'python -c "import localcluster.runtime, sys; print(sys.prefix)" && '
+        'python -c "import localcluster.node.runtime, sys; print(sys.prefix)" && '
         f"echo x > {parent}/{marker} && ls -A {parent}"
     )
     main = container("main", script, volumeMounts=[{"name": "v", "mountPath": str(parent)}])

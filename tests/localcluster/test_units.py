@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from localcluster.logs import read_log
-from localcluster.meta import parse_quantity
-from localcluster.mounts import PathRewriter
-from localcluster.patch import PatchError, json_patch, merge_patch
-from localcluster.podstatus import ContainerRun, PodRun, pod_status
-from localcluster.selectors import parse_field_selector, parse_label_selector
-from localcluster.store import Store, TooOld
+from localcluster.apiserver.meta import parse_quantity
+from localcluster.apiserver.patch import PatchError, json_patch, merge_patch
+from localcluster.apiserver.registry import Store, TooOld
+from localcluster.apiserver.selectors import parse_field_selector, parse_label_selector
+from localcluster.node.logs import read_log
+from localcluster.node.mounts import PathRewriter
+from localcluster.node.podstatus import ContainerRun, PodRun, pod_status
 
 
 @pytest.mark.parametrize(

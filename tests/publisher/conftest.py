@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes
 import pytest
 
-from localcluster.swift import SwiftAIO
+from devstack.swiftaio import SwiftAIO
 from tests.support.names import unique_name
 from tests.support.publisher import FILES, processor_ended
 from tests.support.trees import write_tree

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from localcluster.swift import free_port
+from devstack.processes import free_port
 from publisher.credentials import DEFAULT_PATH
 from tests.support.publisher import run_publisher
 from tests.support.trees import write_tree

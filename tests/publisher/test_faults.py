@@ -202,7 +202,7 @@ def rate_limited_swift(tmp_path_factory):
     """A Swift whose proxy lets 5 object writes per second and container through, with no
     burst allowance, each waiting at most half a second for its turn: beyond that, "498
     Rate Limited"."""
-    from localcluster.swift import SwiftAIO
+    from devstack.swiftaio import SwiftAIO
 
     limits = {
         "container_ratelimit_0": "5",

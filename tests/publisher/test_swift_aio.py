@@ -85,7 +85,7 @@ def _still_running(processes: dict[int, bytes]) -> list[bytes]:
 
 # The documented console script, and the module it runs.
 CONSOLE_SCRIPT = [str(Path(sys.executable).with_name("localcluster")), "swift"]
-MODULE = [sys.executable, "-m", "localcluster.swift"]
+MODULE = [sys.executable, "-m", "devstack.swiftaio"]
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_localcluster_swift_command_serves_until_signalled(tmp_path, command, si
 
 
 def test_swift_with_worker_processes_serves_and_stops_them_all(tmp_path):
-    from localcluster.swift import SwiftAIO
+    from devstack.swiftaio import SwiftAIO
 
     directory = tmp_path / "aio-workers"
     with SwiftAIO(directory, workers=2) as swift:

@@ -17,7 +17,7 @@ from typing import Any
 from swiftclient.exceptions import ClientException
 
 import swiftcreds
-from localcluster.swift import SwiftAIO
+from devstack.swiftaio import SwiftAIO
 from tests.support.names import unique_name
 from tests.support.pman_cluster import Pman, running_pman
 from tests.support.swift import delete_container

@@ -18,7 +18,7 @@ from typing import Any
 
 import kubernetes
 
-from localcluster.up import EXAMPLES, PmanProcess
+from devstack.up import EXAMPLES, PmanProcess
 from tests.support.cluster import KubeCluster
 from tests.support.names import unique_name
 from tests.support.rest import Job

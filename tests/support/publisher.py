@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from swiftclient.exceptions import ClientException
 
-from localcluster.swift import SwiftAIO
+from devstack.swiftaio import SwiftAIO
 from pman.pod import PROCESSOR
 from tests.support.waiting import eventually
 

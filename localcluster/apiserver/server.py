@@ -15,7 +15,7 @@ import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from localcluster.api import Api, Response
+from localcluster.apiserver.api import Api, Response
 
 log = logging.getLogger("localcluster.http")
 

@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from localcluster import errors
-from localcluster.errors import Cause
+from localcluster.apiserver import errors
+from localcluster.apiserver.errors import Cause
 
 Obj = dict[str, Any]
 

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from localcluster import errors, resources
-from localcluster.meta import name_suffix, new_uid, timestamp
-from localcluster.podspec import GRACE_SECONDS
-from localcluster.resources import ResourceType
-from localcluster.store import AlreadyExists, Entry, NotFound, Store
+from localcluster.apiserver import errors, resources
+from localcluster.apiserver.meta import name_suffix, new_uid, timestamp
+from localcluster.apiserver.podspec import GRACE_SECONDS
+from localcluster.apiserver.registry import AlreadyExists, Entry, NotFound, Store
+from localcluster.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
 

@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from localcluster import errors
-from localcluster.checks import (
+from localcluster.apiserver import errors
+from localcluster.apiserver.checks import (
     DNS_SUBDOMAIN,
     Checker,
     check_dns_label,
@@ -22,7 +22,7 @@ from localcluster.checks import (
     check_labels,
     check_metadata,
 )
-from localcluster.podspec import check_pod_spec, default_pod_spec
+from localcluster.apiserver.podspec import check_pod_spec, default_pod_spec
 
 Obj = dict[str, Any]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from localcluster import resources
-from localcluster.resources import ResourceType
+from localcluster.apiserver import resources
+from localcluster.apiserver.resources import ResourceType
 
 _METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 

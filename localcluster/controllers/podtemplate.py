@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from localcluster.meta import name_suffix, parse_quantity
+from localcluster.apiserver.meta import name_suffix, parse_quantity
 
 Obj = dict[str, Any]
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"

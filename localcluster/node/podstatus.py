@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from localcluster.meta import timestamp
+from localcluster.apiserver.meta import timestamp
 
 Obj = dict[str, Any]
 HOST_IP = "127.0.0.1"

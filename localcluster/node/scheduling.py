@@ -5,8 +5,8 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from localcluster.events import NODE_NAME
-from localcluster.meta import parse_quantity
+from localcluster.apiserver.events import NODE_NAME
+from localcluster.apiserver.meta import parse_quantity
 
 Obj = dict[str, Any]
 STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")

@@ -25,10 +25,10 @@ from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
-from localcluster.meta import parse_quantity
-from localcluster.mounts import WRAPPER
-from localcluster.store import Store
-from localcluster.volumes import downward_value
+from localcluster.apiserver.meta import parse_quantity
+from localcluster.apiserver.registry import Store
+from localcluster.node.mounts import WRAPPER
+from localcluster.node.volumes import downward_value
 
 Obj = dict[str, Any]
 JANITOR = Path(__file__).with_name("_janitor.py")
@@ -167,10 +167,10 @@ class LaunchSpec:
 
 def image_paths() -> list[str]:
     """The host paths every container runs from, as a real one runs from its image: this
-    interpreter's prefixes and the directory this package (and, in an editable install,
-    the project's other packages) is loaded from. A volume mounted over one of their
-    parents (an emptyDir at /tmp while they are under /tmp) must not hide them."""
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).parent.parent)}
+    interpreter's prefixes and the directory the ``localcluster`` package (and, in an
+    editable install, the project's other packages) is loaded from. A volume mounted over
+    one of their parents (an emptyDir at /tmp while they are under /tmp) must not hide them."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).parents[2])}
     found = sorted(os.path.realpath(p) for p in paths)
     return [p for p in found if not any(p.startswith(q.rstrip("/") + "/") for q in found)]
 

@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from localcluster import errors, resources
-from localcluster.controller import Controller
-from localcluster.events import EventRecorder
-from localcluster.lifecycle import Lifecycle
-from localcluster.meta import parse_timestamp, timestamp
-from localcluster.podtemplate import pod_from_template
-from localcluster.store import DELETED, Change, Store
+from localcluster.apiserver import errors, resources
+from localcluster.apiserver.events import EventRecorder
+from localcluster.apiserver.lifecycle import Lifecycle
+from localcluster.apiserver.meta import parse_timestamp, timestamp
+from localcluster.apiserver.registry import DELETED, Change, Store
+from localcluster.controllers.controller import Controller
+from localcluster.controllers.podtemplate import pod_from_template
 
 log = logging.getLogger("localcluster.jobs")
 

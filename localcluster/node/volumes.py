@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from localcluster.store import Store
+from localcluster.apiserver.registry import Store
 
 Obj = dict[str, Any]
 TokenMaker = Callable[[int], str]  # expirationSeconds -> token

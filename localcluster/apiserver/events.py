@@ -6,9 +6,9 @@ import logging
 import secrets
 from typing import Any
 
-from localcluster import errors, resources
-from localcluster.lifecycle import Lifecycle
-from localcluster.meta import timestamp
+from localcluster.apiserver import errors, resources
+from localcluster.apiserver.lifecycle import Lifecycle
+from localcluster.apiserver.meta import timestamp
 
 log = logging.getLogger("localcluster.events")
 

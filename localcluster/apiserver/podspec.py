@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from localcluster.checks import (
+from localcluster.apiserver.checks import (
     Checker,
     check_dns_label,
     check_dns_subdomain,
     quote,
     type_error,
 )
-from localcluster.meta import parse_quantity
+from localcluster.apiserver.meta import parse_quantity
 
 Obj = dict[str, Any]
 

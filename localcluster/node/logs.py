@@ -12,10 +12,10 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
-from localcluster import errors
-from localcluster.api import Response
-from localcluster.kubelet import Kubelet
-from localcluster.store import Store
+from localcluster.apiserver import errors
+from localcluster.apiserver.api import Response
+from localcluster.apiserver.registry import Store
+from localcluster.node.kubelet import Kubelet
 
 Obj = dict[str, Any]
 TEXT = "text/plain"

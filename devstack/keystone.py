@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localcluster.swift import HOST, SwiftAIO, SwiftStartError, _Process, free_port, wait_for_http
+from devstack.processes import HOST, ServerProcess, free_port, wait_for_http
+from devstack.swiftaio import SwiftAIO, SwiftStartError
 
 REQUIREMENTS = ("keystone==30.0.0", "keystonemiddleware", "swift")
 ADMIN_PASSWORD = "admin-secret"
@@ -85,7 +86,7 @@ class KeystoneSwift:
     project_id: str = ""
     proxy_url: str = ""
     port: int = 0
-    _process: _Process | None = None
+    _process: ServerProcess | None = None
 
     @property
     def auth_url(self) -> str:
@@ -185,12 +186,17 @@ class KeystoneSwift:
             what="keystone-manage bootstrap",
         )
         argv = [python, "-c", SERVE, str(conf), HOST, str(self.port)]
-        self._process = _Process("keystone", argv, self.directory / "keystone.log")
+        self._process = ServerProcess("keystone", argv, self.directory / "keystone.log")
         self._process.start()
 
     def _wait_keystone(self, *, timeout: float) -> None:
         assert self._process is not None
-        wait_for_http(f"http://{HOST}:{self.port}/v3", timeout=timeout, process=self._process.popen)
+        wait_for_http(
+            f"http://{HOST}:{self.port}/v3",
+            timeout=timeout,
+            process=self._process.popen,
+            error=SwiftStartError,
+        )
 
     def _write_conf(self) -> Path:
         conf = self.directory / "keystone.conf"

@@ -1,4 +1,4 @@
-"""Manifests and waits shared by the local cluster's tests (official client, real HTTP)."""
+"""Kubernetes objects for tests: manifests, and waits that watch (official client, real HTTP)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The kubelet: runs each pod's containers as local processes and reports their status.
 
-It starts a ``PodWorker`` (see ``podworker``) for every new pod, tells workers when their
-pod is being deleted, answers questions about running containers (for logs and tests),
-and rewrites projected service account tokens before they expire.
+It starts a ``PodWorker`` (see ``podworker``) for every new pod, handing it a
+``WorkerContext`` with the parts of the node it uses, tells workers when their pod is being
+deleted, answers questions about running containers (for logs and tests), and rewrites
+projected service account tokens before they expire.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localcluster import mounts
-from localcluster.events import EventRecorder
-from localcluster.lifecycle import Lifecycle
-from localcluster.memory import MemoryLimiter
-from localcluster.podworker import PodWorker
-from localcluster.runtime import Janitor
-from localcluster.store import DELETED, Change, Store
-from localcluster.volumes import write_file
+from localcluster.apiserver.events import EventRecorder
+from localcluster.apiserver.lifecycle import Lifecycle
+from localcluster.apiserver.registry import DELETED, Change, Store
+from localcluster.node.memory import MemoryLimiter
+from localcluster.node.podworker import PodWorker, WorkerContext
+from localcluster.node.runtime import Janitor
+from localcluster.node.volumes import write_file
 
 log = logging.getLogger("localcluster.kubelet")
 
@@ -54,15 +54,20 @@ class Kubelet:
         token_for: Callable[[Obj, int], str],
         janitor: Janitor,
     ) -> None:
-        self.store = store
-        self.lifecycle = lifecycle
-        self.events = events
-        self.memory = memory
         self.config = config
         self.token_for = token_for
-        self.janitor = janitor
-        self.mount_mode = config.mount_mode
-        self.mount_description = mounts.DESCRIPTIONS[config.mount_mode]
+        self._context = WorkerContext(
+            store=store,
+            lifecycle=lifecycle,
+            events=events,
+            memory=memory,
+            janitor=janitor,
+            token_for=token_for,
+            pods_dir=config.state_dir / "pods",
+            mount_mode=config.mount_mode,
+            service=config.service,
+            forget=self.forget,
+        )
         self._workers: dict[str, PodWorker] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -103,7 +108,7 @@ class Kubelet:
                 phase = pod.get("status", {}).get("phase")
                 if phase in ("Succeeded", "Failed") or pod["metadata"].get("deletionTimestamp"):
                     return
-                worker = PodWorker(self, pod)
+                worker = PodWorker(self._context, pod)
                 self._workers[uid] = worker
                 worker.thread.start()
                 return

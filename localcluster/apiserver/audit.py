@@ -13,8 +13,8 @@ import threading
 import uuid
 from typing import IO, Any
 
-from localcluster.auth import Identity
-from localcluster.meta import micro_timestamp
+from localcluster.apiserver.auth import Identity
+from localcluster.apiserver.meta import micro_timestamp
 
 
 class AuditLog:

@@ -30,19 +30,12 @@ from types import TracebackType
 
 import kubernetes
 
+from devstack.processes import HOST, die_with_parent, free_port, terminate, wait_for_http
+from devstack.swiftaio import SwiftAIO, SwiftStartError
 from localcluster.cluster import LocalCluster
-from localcluster.swift import (
-    SwiftAIO,
-    SwiftStartError,
-    die_with_parent,
-    free_port,
-    terminate,
-    wait_for_http,
-)
 
 log = logging.getLogger("localcluster.up")
 
-HOST = "127.0.0.1"
 DEFAULT_DIR = ".state"
 PMAN_PORT = 5010
 NAMESPACE = "default"

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from localcluster import checks, errors, validation
-from localcluster.routing import RequestInfo
+from localcluster.apiserver import checks, errors, validation
+from localcluster.apiserver.routing import RequestInfo
 
 Obj = dict[str, Any]
 SERVER_METADATA = (

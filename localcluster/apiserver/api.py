@@ -17,16 +17,30 @@ from typing import Any, Protocol
 
 import yaml
 
-from localcluster import errors, resources
-from localcluster.audit import AuditLog
-from localcluster.auth import ANONYMOUS, Authenticator
-from localcluster.lifecycle import Lifecycle
-from localcluster.patch import JSON_PATCH, MERGE_TYPES, PatchError, json_patch, merge_patch
-from localcluster.resources import ResourceType
-from localcluster.routing import RequestInfo, parse
-from localcluster.selectors import parse_field_selector, parse_label_selector
-from localcluster.store import Conflict, Entry, NotFound, Store, TooOld, Watcher, encode
-from localcluster.strategies import STRATEGIES, delete_options, merge_update
+from localcluster.apiserver import errors, resources
+from localcluster.apiserver.audit import AuditLog
+from localcluster.apiserver.auth import ANONYMOUS, Authenticator
+from localcluster.apiserver.lifecycle import Lifecycle
+from localcluster.apiserver.patch import (
+    JSON_PATCH,
+    MERGE_TYPES,
+    PatchError,
+    json_patch,
+    merge_patch,
+)
+from localcluster.apiserver.registry import (
+    Conflict,
+    Entry,
+    NotFound,
+    Store,
+    TooOld,
+    Watcher,
+    encode,
+)
+from localcluster.apiserver.resources import ResourceType
+from localcluster.apiserver.routing import RequestInfo, parse
+from localcluster.apiserver.selectors import parse_field_selector, parse_label_selector
+from localcluster.apiserver.strategies import STRATEGIES, delete_options, merge_update
 
 log = logging.getLogger("localcluster.api")
 

@@ -10,7 +10,6 @@ same storage. `main(argv)` is the `localcluster swift --dir DIR` command.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import getpass
 import json
 import os
@@ -20,13 +19,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from devstack.processes import HOST, ServerProcess, free_port, wait_for_http
+
 ACCOUNT = "test"
 USER = "tester"
 KEY = "testing"
@@ -42,54 +40,6 @@ PIPELINE = (
 
 class SwiftStartError(RuntimeError):
     """A Swift server, or something it needs, did not come up."""
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def die_with_parent() -> None:
-    """For ``preexec_fn``: the child gets SIGTERM when its parent dies."""
-    # The servers call setsid(), so without this a killed parent leaves them running.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def wait_for_http(
-    url: str,
-    *,
-    timeout: float,
-    process: subprocess.Popen | None = None,
-    error: type[Exception] = SwiftStartError,
-) -> None:
-    """Wait until `url` answers 200; `error` if the process ends or time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        if process is not None and process.poll() is not None:
-            raise error(f"{url}: the process exited with code {process.returncode}")
-        if time.monotonic() > deadline:
-            raise error(f"{url} did not answer within {timeout:.0f} s")
-        time.sleep(0.05)
-
-
-def terminate(popen: subprocess.Popen, *, timeout: float) -> None:
-    """SIGTERM, then SIGKILL if it has not ended within `timeout` seconds."""
-    popen.terminate()
-    try:
-        popen.wait(timeout)
-    except subprocess.TimeoutExpired:
-        popen.kill()
-        popen.wait()
 
 
 def find_memcached() -> str:
@@ -114,38 +64,6 @@ def find_memcached() -> str:
 
 
 @dataclass
-class _Process:
-    name: str
-    argv: list[str]
-    log: Path
-    popen: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.popen = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
-
-    def stop(self, *, timeout: float = 5.0) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        self.resume()
-        terminate(self.popen, timeout=timeout)
-
-    def pause(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGCONT)
-
-
-@dataclass
 class SwiftAIO:
     """One Swift all-in-one whose files all live under `directory`.
 
@@ -167,7 +85,7 @@ class SwiftAIO:
     workers: int = 0
     ratelimit: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
-    _processes: dict[str, _Process] = field(default_factory=dict)
+    _processes: dict[str, ServerProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory).resolve()
@@ -304,7 +222,7 @@ class SwiftAIO:
         conf = self._proxy_conf(port, "authtoken keystoneauth", auth)
         path = self._etc / "keystone-proxy-server.conf"
         path.write_text(conf)
-        process = _Process(
+        process = ServerProcess(
             "keystone-proxy",
             [python, "-m", "swift.proxy.server", str(path), "-v"],
             self._logs / "keystone-proxy.log",
@@ -345,15 +263,15 @@ class SwiftAIO:
         path.write_text(self._proxy_conf(self.ports["proxy"], "tempauth", tempauth))
         self._processes["proxy"] = self._swift_process("proxy", "swift.proxy.server", path)
 
-    def _memcached_process(self) -> _Process:
+    def _memcached_process(self) -> ServerProcess:
         argv = [find_memcached(), "-l", HOST, "-p", str(self.ports["memcached"]), "-U", "0"]
         if os.geteuid() == 0:
             argv += ["-u", "root"]
-        return _Process("memcached", argv, self._logs / "memcached.log")
+        return ServerProcess("memcached", argv, self._logs / "memcached.log")
 
-    def _swift_process(self, name: str, module: str, conf: Path) -> _Process:
+    def _swift_process(self, name: str, module: str, conf: Path) -> ServerProcess:
         argv = [self.python, "-m", module, str(conf), "-v"]
-        return _Process(name, argv, self._logs / f"{name}.log")
+        return ServerProcess(name, argv, self._logs / f"{name}.log")
 
     def _build_rings(self) -> None:
         # Built in a child interpreter: importing swift pulls in eventlet, which the caller
@@ -448,7 +366,7 @@ class SwiftAIO:
         process = self._processes[name]
         url = f"http://{HOST}:{self.ports[name]}/healthcheck"
         try:
-            wait_for_http(url, timeout=timeout, process=process.popen)
+            wait_for_http(url, timeout=timeout, process=process.popen, error=SwiftStartError)
         except SwiftStartError as exc:
             raise SwiftStartError(f"{name} server: {exc} (log: {process.log})") from exc
 

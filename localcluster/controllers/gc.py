@@ -15,11 +15,11 @@ import threading
 import time
 from typing import Any
 
-from localcluster import errors, resources
-from localcluster.controller import Controller
-from localcluster.lifecycle import FOREGROUND, ORPHAN, Lifecycle
-from localcluster.meta import parse_timestamp
-from localcluster.store import DELETED, Change, NotFound, Store
+from localcluster.apiserver import errors, resources
+from localcluster.apiserver.lifecycle import FOREGROUND, ORPHAN, Lifecycle
+from localcluster.apiserver.meta import parse_timestamp
+from localcluster.apiserver.registry import DELETED, Change, NotFound, Store
+from localcluster.controllers.controller import Controller
 
 log = logging.getLogger("localcluster.gc")
 

@@ -1,12 +1,12 @@
 """``make demo``: one pman job through the whole pipeline on this machine, shown step by step.
 
-It starts Swift, the local cluster (TLS) and pman (``localcluster.up.Stack``) in a
+It starts Swift, the local cluster (TLS) and pman (``devstack.up.Stack``) in a
 temporary directory, uploads the sample input (``examples/wordcount/input``) to Swift,
 submits a job through pman's REST API whose processor is the sample program
 ``examples/wordcount/wordcount.py``, follows its status as a client does, then shows the
 final status, the processor's log and the published outputs with their manifest, deletes
 the job and stops everything. It exits 0 only if every check at the end holds.
-Run it with ``python -m localcluster.demo``.
+Run it with ``python -m devstack.demo``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from localcluster.up import EXAMPLES, Stack, StackError
+from devstack.up import EXAMPLES, Stack, StackError
 
 JID = "wordcount-demo"
 CONTAINER = f"key-{JID}"

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from localcluster import errors
+from localcluster.apiserver import errors
 
 ADMIN_USER = "admin"
 AUDIENCE = "https://kubernetes.default.svc.cluster.local"

@@ -20,18 +20,22 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from localcluster import mounts
-from localcluster.events import NODE_NAME
-from localcluster.memory import Limited
-from localcluster.meta import parse_quantity
-from localcluster.node import unschedulable_reason
-from localcluster.podspec import GRACE_SECONDS
-from localcluster.podstatus import DEADLINE_MESSAGE, ContainerRun, PodRun, pod_status
-from localcluster.runtime import (
+from localcluster.apiserver.events import NODE_NAME, EventRecorder
+from localcluster.apiserver.lifecycle import Lifecycle
+from localcluster.apiserver.meta import parse_quantity
+from localcluster.apiserver.podspec import GRACE_SECONDS
+from localcluster.apiserver.registry import NotFound, Store
+from localcluster.node import mounts
+from localcluster.node.memory import Limited, MemoryLimiter
+from localcluster.node.podstatus import DEADLINE_MESSAGE, ContainerRun, PodRun, pod_status
+from localcluster.node.runtime import (
     ConfigError,
+    Janitor,
     LaunchSpec,
     Process,
     StartFailed,
@@ -41,11 +45,8 @@ from localcluster.runtime import (
     home_of,
     image_paths,
 )
-from localcluster.store import NotFound
-from localcluster.volumes import VolumeBuilder, VolumeNotReady, token_paths
-
-if TYPE_CHECKING:
-    from localcluster.kubelet import Kubelet
+from localcluster.node.scheduling import unschedulable_reason
+from localcluster.node.volumes import VolumeBuilder, VolumeNotReady, token_paths
 
 log = logging.getLogger("localcluster.kubelet")
 
@@ -53,17 +54,31 @@ Obj = dict[str, Any]
 IMAGE_PATHS = image_paths()
 
 
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a pod worker uses of the node it runs on; the kubelet makes one for all."""
+
+    store: Store
+    lifecycle: Lifecycle
+    events: EventRecorder
+    memory: MemoryLimiter
+    janitor: Janitor
+    token_for: Callable[[Obj, int], str]  # a service account token for (pod, seconds)
+    pods_dir: Path  # each pod's volumes and logs go in a directory of its own under it
+    mount_mode: str
+    service: tuple[str, int] | None  # where containers reach the API (TLS only)
+    forget: Callable[[PodWorker], None]  # called once the worker has let its pod go
+
+
 class PodWorker:
     """Runs one pod from admission to removal."""
 
-    def __init__(self, kubelet: Kubelet, pod: Obj) -> None:
-        self.kubelet = kubelet
+    def __init__(self, context: WorkerContext, pod: Obj) -> None:
+        self.context = context
         meta = pod["metadata"]
         self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
         self.spec = pod["spec"]
-        self.directory = (
-            kubelet.config.state_dir / "pods" / f"{self.namespace}_{self.name}_{self.uid}"
-        )
+        self.directory = context.pods_dir / f"{self.namespace}_{self.name}_{self.uid}"
         self.run = PodRun()
         self.containers = [
             ContainerRun(c["name"], c.get("image", ""), init=True)
@@ -85,7 +100,7 @@ class PodWorker:
     # -- status
 
     def pod(self) -> Obj | None:
-        entry = self.kubelet.store.get("pods", self.namespace, self.name)
+        entry = self.context.store.get("pods", self.namespace, self.name)
         if entry is None or entry.obj["metadata"]["uid"] != self.uid:
             return None
         return entry.obj
@@ -104,7 +119,7 @@ class PodWorker:
                 return obj
 
             with contextlib.suppress(NotFound):
-                self.kubelet.store.update("pods", self.namespace, self.name, put)
+                self.context.store.update("pods", self.namespace, self.name, put)
 
     def event(
         self, reason: str, message: str, *, warning: bool = False, container: str = ""
@@ -112,7 +127,7 @@ class PodWorker:
         pod = self.pod()
         if pod is not None:
             path = f"spec.containers{{{container}}}" if container else ""
-            self.kubelet.events.record(pod, reason, message, warning=warning, field_path=path)
+            self.context.events.record(pod, reason, message, warning=warning, field_path=path)
 
     # -- the pod's life
 
@@ -148,12 +163,12 @@ class PodWorker:
             return obj
 
         try:
-            self.kubelet.store.update("pods", self.namespace, self.name, bind)
+            self.context.store.update("pods", self.namespace, self.name, bind)
         except NotFound:
             return False
         self.run.start_time = time.time()
         self.publish()
-        self.kubelet.events.record(
+        self.context.events.record(
             pod,
             "Scheduled",
             f"Successfully assigned {self.namespace}/{self.name} to {NODE_NAME}",
@@ -170,7 +185,7 @@ class PodWorker:
             if pod is None:
                 return False
             builder = VolumeBuilder(
-                self.kubelet.store, pod, self.directory / "volumes", token=self._token
+                self.context.store, pod, self.directory / "volumes", token=self._token
             )
             try:
                 self.volumes = builder.build()
@@ -186,7 +201,7 @@ class PodWorker:
         self.publish()
         self.event(
             "VolumesMounted",
-            f"Volumes reach the containers through {self.kubelet.mount_description}",
+            f"Volumes reach the containers through {mounts.DESCRIPTIONS[self.context.mount_mode]}",
         )
         return True
 
@@ -224,7 +239,7 @@ class PodWorker:
         return self.stopping.is_set() or self.run.deadline_exceeded
 
     def _token(self, expiration: int) -> str:
-        return self.kubelet.token_for(self.pod() or {"metadata": {}, "spec": self.spec}, expiration)
+        return self.context.token_for(self.pod() or {"metadata": {}, "spec": self.spec}, expiration)
 
     def _run_containers(self) -> None:
         specs = {
@@ -287,7 +302,7 @@ class PodWorker:
         limit = (container.get("resources") or {}).get("limits", {}).get("memory")
         limited = None
         if limit is not None:
-            limited = self.kubelet.memory.prepare(
+            limited = self.context.memory.prepare(
                 f"{self.uid}-{run.name}", int(parse_quantity(limit))
             )
             spec.cgroup = str(limited.procs) if limited.procs else None
@@ -314,16 +329,16 @@ class PodWorker:
             except StartFailed as exc:
                 self._ended(run, 128, "StartError", str(exc))
                 if limited is not None:
-                    self.kubelet.memory.finished(limited)
+                    self.context.memory.finished(limited)
                 self.event("Failed", f"Error: {exc}", warning=True, container=run.name)
                 return None
             self.processes[run.name] = process
-            self.kubelet.janitor.watch(process)
+            self.context.janitor.watch(process)
             run.started_at = time.time()
             run.container_id = f"localcluster://{uuid.uuid4().hex}"
             run.waiting_reason = run.waiting_message = ""
         if limited is not None:
-            self.kubelet.memory.started(limited, process.pid)
+            self.context.memory.started(limited, process.pid)
         self.publish()
         self.event("Started", f"Started container {run.name}", container=run.name)
         log.info(
@@ -343,7 +358,7 @@ class PodWorker:
     ) -> None:
         """Report the container's end at once (publish latency depends on it), then clean up."""
         finished = time.time()
-        oom = limited is not None and self.kubelet.memory.oom_killed(limited)
+        oom = limited is not None and self.context.memory.oom_killed(limited)
         failed = oom or code != 0
         message = self._log_tail(run.name) if fallback and failed else ""
         with self.lock:
@@ -362,10 +377,10 @@ class PodWorker:
             run.exit_code,
         )
         process.kill_group()  # like a runtime, end what the container left behind
-        self.kubelet.janitor.forget(process)
+        self.context.janitor.forget(process)
         if limited is not None:
-            self.kubelet.memory.kill_all(limited)
-            self.kubelet.memory.finished(limited)
+            self.context.memory.kill_all(limited)
+            self.context.memory.finished(limited)
         if oom:
             message = f"Container {run.name} was killed: memory limit {limit} reached"
             self.event("OOMKilled", message, warning=True, container=run.name)
@@ -404,15 +419,15 @@ class PodWorker:
         env = container_env(
             pod,
             container,
-            base_env(pod, home=home, service=self.kubelet.config.service),
-            self.kubelet.store,
+            base_env(pod, home=home, service=self.context.service),
+            self.context.store,
         )
         argv = [
             expand(a, env)
             for a in [*(container.get("command") or []), *(container.get("args") or [])]
         ]
         cwd = container.get("workingDir") or "/"
-        mode = self.kubelet.mount_mode
+        mode = self.context.mount_mode
         volume_mounts = self._mounts(container)
         if mode == mounts.REWRITE:
             rewrite = mounts.PathRewriter({m["target"]: m["source"] for m in volume_mounts})
@@ -498,9 +513,9 @@ class PodWorker:
         self.run.deleted = True
         if not self.removed:
             self.publish()
-            self.kubelet.lifecycle.pod_terminated(self.namespace, self.name, self.uid)
+            self.context.lifecycle.pod_terminated(self.namespace, self.name, self.uid)
         shutil.rmtree(self.directory, ignore_errors=True)
-        self.kubelet.forget(self)
+        self.context.forget(self)
 
     def token_files(self) -> list[tuple[Path, int]]:
         pod = self.pod()

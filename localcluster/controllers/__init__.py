@@ -1,0 +1,2 @@
+"""The local cluster's controllers: the Job controller and the garbage collector, on a
+shared work-queue loop."""

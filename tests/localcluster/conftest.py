@@ -9,8 +9,8 @@ import kubernetes
 import pytest
 
 from localcluster.cluster import LocalCluster
-from tests.support.kube import delete_job
 from tests.support.cluster import KubeCluster
+from tests.support.kube import delete_job
 
 
 @pytest.fixture(scope="session")

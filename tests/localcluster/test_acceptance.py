@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from devstack.examplejob import INIT_TEXT, build_job
 from tests.support.kube import condition_types, is_finished, wait_for_job, wait_for_pod
 from tests.support.names import unique_name
+from tests.support.waiting import eventually
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed")
 
@@ -235,9 +236,7 @@ def test_a_lagging_watch_gets_the_held_events_late_and_in_order(core, namespace,
             # Reads are current; the watch stopped at the held object, so it saw only what
             # came before it, as does a watch resumed meanwhile from the same version.
             assert core.read_namespaced_config_map(held, namespace).data == {"v": "2"}
-            deadline = time.monotonic() + 10
-            while not events and time.monotonic() < deadline:
-                time.sleep(0.05)
+            eventually(lambda: events, timeout=10, interval=0.05, what="the first event")
             time.sleep(0.5)  # time enough for an event that should not come
             assert events == [("ADDED", before, None)]
             assert seen_from_since() == [before]

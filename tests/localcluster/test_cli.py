@@ -18,6 +18,7 @@ import pytest
 from devstack.examplejob import ExampleRun
 from tests.support.kube import container, is_running, job_manifest, wait_for_pod
 from tests.support.names import unique_name
+from tests.support.waiting import eventually
 
 # These start clusters of their own.
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
@@ -89,12 +90,12 @@ def _processes_with(marker: str) -> list[int]:
 
 
 def _gone(marker: str, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _processes_with(marker):
-            return True
-        time.sleep(0.05)
-    return False
+    try:
+        return eventually(
+            lambda: not _processes_with(marker), timeout=timeout, interval=0.05, what="gone"
+        )
+    except AssertionError:
+        return False
 
 
 def _start_sleeper(kubeconfig: Path, marker: str) -> None:

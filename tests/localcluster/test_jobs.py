@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import kubernetes
 import pytest
@@ -21,6 +20,7 @@ from tests.support.kube import (
     wait_until_job_gone,
 )
 from tests.support.names import unique_name
+from tests.support.waiting import eventually
 
 
 def _pods(core, namespace, job_name):
@@ -257,13 +257,11 @@ def test_pods_created_while_their_job_is_being_deleted_go_too(batch, core, names
         name, [container("main", "true")], pod_spec=nowhere, parallelism=400, completions=400
     )
     batch.create_namespaced_job(namespace, manifest)
-    deadline = time.monotonic() + 30
-    while not _pods(core, namespace, name):
-        assert time.monotonic() < deadline, "no pod was created"
-        time.sleep(0.02)
+    eventually(lambda: _pods(core, namespace, name), timeout=30, interval=0.02, what="a pod")
     batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
     wait_until_job_gone(batch, namespace, name)
-    deadline = time.monotonic() + 60
-    while left := _pods(core, namespace, name):
-        assert time.monotonic() < deadline, f"{len(left)} pods outlived their job"
-        time.sleep(0.2)
+    eventually(
+        lambda: not _pods(core, namespace, name),
+        interval=0.2,
+        what="every pod collected with its job",
+    )

@@ -208,7 +208,7 @@ def upstream_submit(api: kubernetes.client.ApiClient, count: int, clients: int) 
     run = uuid.uuid4().hex[:6]
 
     def submit(jid: str) -> None:
-        manifest = build_job(parse_job_request(job_request(jid)), settings)
+        manifest = build_job(parse_job_request(job_request(jid)), settings, run="bench")
         batch.create_namespaced_job("default", kubernetes.client.V1Job.model_validate(manifest))
 
     return _timed("POST, upstream-style", [f"up-{run}-{i}" for i in range(count)], submit, clients)

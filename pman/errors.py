@@ -47,6 +47,10 @@ class JobExists(PmanError):
     status = 409
 
 
+class RunEnding(JobExists):
+    """The jid's earlier run was deleted but its pods are still ending."""
+
+
 class UnsupportedMediaType(PmanError):
     """The request body is not declared as JSON."""
 

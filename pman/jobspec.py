@@ -10,6 +10,7 @@ the Swift credentials; only publish gets a (short-lived) Kubernetes token.
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,9 @@ Manifest = dict[str, Any]
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "pman"
 JID_LABEL = "pman.chrisproject.org/jid"
+# Which submission of a jid a Job and its pods belong to: a jid may be submitted again after
+# its DELETE, while the earlier run's pods are still ending.
+RUN_LABEL = "pman.chrisproject.org/run"
 AUID_LABEL = "pman.chrisproject.org/auid"
 AUID_ANNOTATION = "pman.chrisproject.org/auid"
 INPUT_ANNOTATION = "pman.chrisproject.org/input-dir"
@@ -59,6 +63,16 @@ def jid_selector(jid: str) -> str:
     return f"{JID_LABEL}={jid}"
 
 
+def new_run() -> str:
+    """A run id: what tells one submission of a jid from the next (labels, the manifest)."""
+    return secrets.token_hex(6)
+
+
+def run_of(obj: Manifest) -> str | None:
+    """The run a Job or pod belongs to; None for one created without a run id."""
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(RUN_LABEL)
+
+
 def pick_user(
     user: ContainerUser | None, *, choose: Callable[[int, int], int] = random.randint
 ) -> tuple[Uid, Uid]:
@@ -73,10 +87,10 @@ def _pick(value: int | tuple[int, int] | None, choose: Callable[[int, int], int]
 
 
 def build_job(
-    request: JobRequest, settings: Settings, *, uid: Uid = None, gid: Uid = None
+    request: JobRequest, settings: Settings, *, run: str, uid: Uid = None, gid: Uid = None
 ) -> Manifest:
-    """The batch/v1 Job that runs ``request``."""
-    metadata = {"labels": labels(request, settings), "annotations": annotations(request)}
+    """The batch/v1 Job that runs ``request`` as run ``run`` (see :func:`new_run`)."""
+    metadata = {"labels": labels(request, settings, run), "annotations": annotations(request)}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -90,15 +104,20 @@ def build_job(
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
             "template": {
                 "metadata": metadata,
-                "spec": pod_spec(request, settings, uid=uid, gid=gid),
+                "spec": pod_spec(request, settings, run=run, uid=uid, gid=gid),
             },
         },
     }
 
 
-def labels(request: JobRequest, settings: Settings) -> dict[str, str]:
+def labels(request: JobRequest, settings: Settings, run: str) -> dict[str, str]:
     """Operator labels first, so they can never hide pman's own."""
-    result = {**settings.job_labels, MANAGED_BY_LABEL: MANAGED_BY, JID_LABEL: request.jid}
+    result = {
+        **settings.job_labels,
+        MANAGED_BY_LABEL: MANAGED_BY,
+        JID_LABEL: request.jid,
+        RUN_LABEL: run,
+    }
     if _is_label_value(request.auid):
         result[AUID_LABEL] = request.auid
     return result
@@ -123,7 +142,7 @@ def annotations(request: JobRequest) -> dict[str, str]:
     }
 
 
-def pod_spec(request: JobRequest, settings: Settings, *, uid: Uid, gid: Uid) -> Manifest:
+def pod_spec(request: JobRequest, settings: Settings, *, run: str, uid: Uid, gid: Uid) -> Manifest:
     """The pod: stage-in, then the processor beside the publish sidecar."""
     spec: Manifest = {
         "restartPolicy": "Never",
@@ -143,7 +162,11 @@ def pod_spec(request: JobRequest, settings: Settings, *, uid: Uid, gid: Uid) -> 
         ],
         "containers": [
             processor_container(request, settings),
-            publish_container(settings.publisher_image, f"swift://{request.output_dir}"),
+            publish_container(
+                settings.publisher_image,
+                f"swift://{request.output_dir}",
+                options=["--run-id", run],
+            ),
         ],
         "volumes": volumes(settings),
     }

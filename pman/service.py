@@ -12,7 +12,7 @@ from collections import OrderedDict
 from typing import Any
 
 from pman.cache import StatusCache
-from pman.errors import JobNotFound, PmanError
+from pman.errors import Forbidden, JobExists, JobNotFound, PmanError, RunEnding
 from pman.jobspec import (
     JID_LABEL,
     MANAGED_BY,
@@ -20,7 +20,9 @@ from pman.jobspec import (
     SELECTOR,
     build_job,
     jid_selector,
+    new_run,
     pick_user,
+    run_of,
 )
 from pman.kube import Kube
 from pman.metrics import Metrics
@@ -68,9 +70,16 @@ class JobService:
         }
 
     def submit(self, request: JobRequest) -> Obj:
-        """Create the job's Kubernetes Job; its object with empty logs."""
+        """Create the job's Kubernetes Job; its object with empty logs.
+
+        A jid may be submitted again after its DELETE, but not while pods of the earlier
+        run are still ending (they get their grace period, and may still publish): two runs
+        must never write into the same output at once.
+        """
+        self._refuse_while_ending(request.jid)
         uid, gid = pick_user(self.settings.container_user)
-        created = self.kube.create_job(build_job(request, self.settings, uid=uid, gid=gid))
+        job = build_job(request, self.settings, run=new_run(), uid=uid, gid=gid)
+        created = self.kube.create_job(job)
         self.metrics.jobs_submitted.inc()
         return job_object(created, job_state(created, []), logs="")
 
@@ -82,9 +91,11 @@ class JobService:
 
     def list(self) -> list[Obj]:
         """Every job pman manages in its namespace, without logs."""
-        pairs = self.cache.everything() if self.cache else None
-        if pairs is None:
+        cached = self.cache.everything() if self.cache else None
+        if cached is None:
             pairs = self._observe_all()
+        else:
+            pairs = [(job, pods_of_run(job, pods)) for job, pods in cached]
         objects = [job_object(job, job_state(job, pods), logs="") for job, pods in pairs]
         return sorted(objects, key=lambda obj: obj["jid"])
 
@@ -97,6 +108,23 @@ class JobService:
         if self.cache:
             self.cache.forget(jid)
 
+    def _refuse_while_ending(self, jid: str) -> None:
+        try:
+            pods, _ = self.kube.list_pods(jid_selector(jid))
+        except Forbidden:
+            return  # the create is refused too, and its answer names what the client asked
+        if not pods:
+            return
+        try:
+            self._read_job(jid)
+        except JobNotFound:
+            seconds = self.settings.job_grace_seconds
+            raise RunEnding(
+                f"job {jid!r} was deleted and {len(pods)} of its pods are still ending "
+                f"(they get up to {seconds} s): submit it again once they are gone"
+            ) from None
+        raise JobExists(f"a job {jid!r} already exists")
+
     def ready(self) -> None:
         """Raise unless Kubernetes answers (or the watches are in step with it)."""
         if not (self.cache and self.cache.synced):
@@ -108,9 +136,15 @@ class JobService:
         return hit[0] if hit is not None else self._read_job(jid)
 
     def pods(self, jid: str) -> list[Obj]:
-        """The pods of job ``jid`` (none for an unknown jid)."""
+        """The pods of job ``jid``'s current run (none for an unknown jid)."""
         hit = self._cached(jid)
-        return hit[1] if hit is not None else self.kube.list_pods(jid_selector(jid))[0]
+        if hit is not None:
+            return hit[1]
+        pods = self.kube.list_pods(jid_selector(jid))[0]
+        try:
+            return pods_of_run(self.job(jid), pods)
+        except JobNotFound:
+            return []
 
     def _observe(self, jid: str) -> tuple[Obj, list[Obj]]:
         hit = self._cached(jid)
@@ -119,7 +153,7 @@ class JobService:
             return (job, self._pods_of_ended(jid, job, pods)) if pods_behind(job, pods) else hit
         job = self._read_job(jid)
         pods, _ = self.kube.list_pods(jid_selector(jid))
-        return job, pods
+        return job, pods_of_run(job, pods)
 
     def _pods_of_ended(self, jid: str, job: Obj, cached: list[Obj]) -> list[Obj]:
         """The pods of a Job whose end the cache shows before its pods show how (the Jobs'
@@ -131,7 +165,7 @@ class JobService:
         if self._asked.get(version) is not None:
             return cached
         try:
-            pods, _ = self.kube.list_pods(jid_selector(jid))
+            pods = pods_of_run(job, self.kube.list_pods(jid_selector(jid))[0])
         except PmanError:
             return cached
         if pods_behind(job, pods):
@@ -139,7 +173,8 @@ class JobService:
         return pods
 
     def _cached(self, jid: str) -> tuple[Obj, list[Obj]] | None:
-        return self.cache.lookup(jid) if self.cache else None
+        hit = self.cache.lookup(jid) if self.cache else None
+        return None if hit is None else (hit[0], pods_of_run(*hit))
 
     def _read_job(self, jid: str) -> Obj:
         job = self.kube.read_job(jid)
@@ -153,7 +188,7 @@ class JobService:
         by_jid: dict[str, list[Obj]] = {}
         for pod in pods:
             by_jid.setdefault(_labels(pod).get(JID_LABEL, ""), []).append(pod)
-        return [(job, by_jid.get(job["metadata"]["name"], [])) for job in jobs]
+        return [(job, pods_of_run(job, by_jid.get(job["metadata"]["name"], []))) for job in jobs]
 
     def _read_logs(self, state: JobState, pod: Obj | None) -> str:
         if pod is None or not processor_started(pod):
@@ -194,6 +229,13 @@ def _processor(job: Obj) -> Obj:
         if container.get("name") == PROCESSOR:
             return container
     return containers[0] if containers else {}
+
+
+def pods_of_run(job: Obj, pods: list[Obj]) -> list[Obj]:
+    """The pods of the Job's own run: not those of an earlier run of the same jid that are
+    still ending (nor, for a Job made without a run id, any other)."""
+    run = run_of(job)
+    return [pod for pod in pods if run_of(pod) == run]
 
 
 def _labels(obj: Obj) -> dict[str, str]:

@@ -32,6 +32,7 @@ from publisher.upload import UploadOptions
 
 log = logging.getLogger("publisher")
 
+_RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -70,6 +71,14 @@ def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
     return int(text)
+
+
+def run_id(text: str) -> str:
+    if not _RUN_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected 1 to 64 letters, digits, '.', '_' or '-'"
+        )
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,12 +143,23 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("source", type=parse_location, metavar="swift://CONTAINER/PREFIX")
     down.add_argument("dest", type=Path, metavar="DEST")
 
-    up = commands.add_parser("upload", parents=[common], help="upload a directory")
+    run = argparse.ArgumentParser(add_help=False)
+    run.add_argument(
+        "--run-id",
+        type=run_id,
+        metavar="ID",
+        help="the run this output belongs to, recorded in the manifest (pman gives each "
+        "submission of a job one)",
+    )
+
+    up = commands.add_parser("upload", parents=[common, run], help="upload a directory")
     up.add_argument("src", type=Path, metavar="SRC")
     up.add_argument("dest", type=parse_location, metavar="swift://CONTAINER/PREFIX")
 
     pub = commands.add_parser(
-        "publish", parents=[common], help="wait for a container of this pod to end, then upload"
+        "publish",
+        parents=[common, run],
+        help="wait for a container of this pod to end, then upload",
     )
     pub.add_argument("--wait-container", required=True, metavar="NAME")
     pub.add_argument("--publish-on", choices=("always", "success"), default="always")
@@ -243,6 +263,7 @@ def _upload(args: argparse.Namespace, store: SwiftStore, options: UploadOptions)
             args.dest.prefix,
             options=options,
             progress=progress,
+            run=args.run_id,
         )
     log.info("uploaded %s to %s: %s", args.src, args.dest, progress.line())
     return result.summary() | {"retries": store.retries}
@@ -278,6 +299,7 @@ def _publish(
             options=options,
             progress=progress,
             stop=stop,
+            run=args.run_id,
         )
     if result.upload is not None:
         log.info("published %s to %s: %s", args.src, args.dest, progress.line())

@@ -65,7 +65,7 @@ def scan_tree(root: Path) -> tuple[list[LocalFile], list[Skipped]]:
                 elif kind == "file":
                     files.append(LocalFile(rel, entry.stat(follow_symlinks=False).st_size))
                 else:
-                    skipped.append(Skipped(_printable(rel), kind))
+                    skipped.append(Skipped(printable(rel), kind))
     files.sort(key=lambda f: f.path)
     skipped.sort(key=lambda s: s.path)
     return files, skipped
@@ -81,8 +81,10 @@ def _kind(entry: os.DirEntry) -> str:
     return "special file (device, socket or FIFO)"
 
 
-def _printable(path: str) -> str:
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+def printable(path: str) -> str:
+    """A path as text that can be shown and stored as JSON: bytes that are not UTF-8
+    (file names are bytes to the kernel) as ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class Root:

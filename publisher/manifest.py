@@ -36,11 +36,14 @@ def build_manifest(
     started: float,
     finished: float,
     processor: dict[str, Any] | None = None,
+    run: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest document (plain data; no credentials ever go in)."""
+    """The manifest document (plain data; no credentials ever go in). ``run`` names the
+    run that wrote it (pman gives each submission of a job one)."""
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "publisher_version": __version__,
+        "run": run,
         "container": container,
         "prefix": prefix,
         "complete": True,

@@ -173,8 +173,9 @@ def publish(
     options: UploadOptions,
     progress: Progress,
     stop: GracefulStop,
+    run: str | None = None,
 ) -> PublishResult:
-    """Wait for `wait_container` to end, then upload `src` and the manifest.
+    """Wait for `wait_container` to end, then upload `src` and the manifest (of `run`).
 
     SIGTERM is handled as `stop` (installed by the caller) says.
     """
@@ -204,6 +205,7 @@ def publish(
             processor=processor,
             existing=preparation.result(),
             missing_ok=True,
+            run=run,
         )
     finally:
         stop.cancel()

@@ -497,11 +497,26 @@ class SwiftStore:
             for o in self.list_objects(seg_container, seg_prefix)
         ]
 
-    def delete_object(self, container: str, name: str) -> None:
-        """Delete one object; one that is already gone is fine."""
+    def read_small(self, container: str, name: str, *, limit: int) -> bytes:
+        """A small object's whole body (a manifest); TransferFailed beyond ``limit`` bytes."""
+
+        def sink(headers: dict, chunks: Iterator[memoryview]) -> bytes:
+            body = bytearray()
+            for chunk in chunks:
+                body += chunk
+                if len(body) > limit:
+                    raise TransferFailed(f"{container}/{name} is larger than {limit} bytes")
+            return bytes(body)
+
+        return self.get_object(container, name, sink)
+
+    def delete_object(self, container: str, name: str, *, large: bool = False) -> None:
+        """Delete one object (a Static Large Object with its segments when ``large``); one
+        that is already gone is fine."""
+        query = "multipart-manifest=delete" if large else None
 
         def request(conn: _Connection, headers: dict[str, str]) -> None:
-            conn.finish(conn.request("DELETE", conn.path(container, name), headers))
+            conn.finish(conn.request("DELETE", conn.path(container, name, query), headers))
 
         with contextlib.suppress(_NotFound):
             self._call(f"deleting {container}/{name}", request)

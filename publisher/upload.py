@@ -22,8 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from publisher.errors import UsageError
-from publisher.localfs import FileSlice, LocalFile, Root, Skipped, UnsafePath, scan_tree
+from publisher.errors import PublisherError, UsageError
+from publisher.localfs import (
+    FileSlice,
+    LocalFile,
+    Root,
+    Skipped,
+    UnsafePath,
+    printable,
+    scan_tree,
+)
 from publisher.manifest import MANIFEST_NAME, build_manifest, encode, manifest_object_name
 from publisher.progress import Progress
 from publisher.swift import ObjectInfo, SwiftStore
@@ -37,6 +45,8 @@ IN_MEMORY_LIMIT = 1 * MIB
 HASH_CHUNK = 256 << 10
 """Bytes hashed at a time, read into a buffer each thread reuses (sized for the CPU cache)."""
 MAX_OBJECT_NAME = 1024
+MAX_MANIFEST = 64 << 20
+"""The largest earlier manifest read (some hundred bytes per file)."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +92,14 @@ def upload_tree(
     processor: dict[str, Any] | None = None,
     existing: dict[str, ObjectInfo] | None = None,
     missing_ok: bool = False,
+    run: str | None = None,
 ) -> UploadResult:
-    """Upload `src` to container/prefix and write the manifest last.
+    """Upload `src` to container/prefix and write the manifest last, naming `run`.
+
+    The output replaces the one an earlier manifest under the prefix describes: that
+    manifest goes first (no reader takes the prefix for complete meanwhile), and the files
+    it lists that this upload does not have are deleted before the new manifest is written.
+    Objects no manifest ever listed are left alone.
 
     With `missing_ok`, a missing `src` is published as an empty output (a processor that
     failed before writing anything still gets its manifest).
@@ -100,7 +116,9 @@ def upload_tree(
     if existing is None:
         existing = list_destination(store, container, prefix)
     manifest_name = manifest_object_name(prefix)
+    earlier: dict[str, bool] = {}
     if manifest_name in existing:
+        earlier = _earlier_output(store, container, manifest_name, object_prefix(prefix))
         store.delete_object(container, manifest_name)
     progress.total_files = len(files)
     progress.total_bytes = sum(f.size for f in files)
@@ -108,6 +126,10 @@ def upload_tree(
         uploader = _Uploader(store, root, container, object_prefix(prefix), options, progress)
         result.files = uploader.run(files, existing)
         result.skipped.extend(uploader.late_skips)
+    kept = {f["object"] for f in result.files}
+    for name, large in earlier.items():
+        if name not in kept:
+            store.delete_object(container, name, large=large)
     result.finished = time.time()
     result.manifest = build_manifest(
         container=container,
@@ -117,12 +139,31 @@ def upload_tree(
         started=result.started,
         finished=result.finished,
         processor=processor,
+        run=run,
     )
     body, md5 = encode(result.manifest)
     store.put_object(
         container, manifest_name, body, length=len(body), etag=md5, content_type="application/json"
     )
     return result
+
+
+def _earlier_output(
+    store: SwiftStore, container: str, manifest_name: str, name_prefix: str
+) -> dict[str, bool]:
+    """The objects an earlier manifest lists under the prefix (and whether each is a large
+    object); none when it cannot be read, which only leaves them in place."""
+    try:
+        document = json.loads(store.read_small(container, manifest_name, limit=MAX_MANIFEST))
+        earlier = {f["object"]: "large_object" in f for f in document["files"]}
+    except (PublisherError, ValueError, KeyError, TypeError) as exc:
+        log.warning("the earlier manifest %s/%s is unreadable (%s)", container, manifest_name, exc)
+        return {}
+    return {
+        name: large
+        for name, large in earlier.items()
+        if isinstance(name, str) and name.startswith(name_prefix) and name != manifest_name
+    }
 
 
 def list_destination(store: SwiftStore, container: str, prefix: str) -> dict[str, ObjectInfo]:
@@ -137,7 +178,7 @@ def _plan(src: Path, name_prefix: str) -> tuple[list[LocalFile], list[Skipped]]:
     for f in files:
         reason = _unusable_name(f.path, name_prefix)
         if reason:
-            skipped.append(Skipped(f.path.encode("utf-8", "surrogateescape").decode(), reason))
+            skipped.append(Skipped(printable(f.path), reason))
         else:
             kept.append(f)
     return kept, skipped

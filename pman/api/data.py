@@ -13,6 +13,7 @@ publisher's manifest lists them (:mod:`pman.outputs`).
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -44,7 +45,7 @@ from pman.errors import (
     StoreUnavailable,
     UnsupportedMediaType,
 )
-from pman.jobspec import INPUT_ANNOTATION, OUTPUT_ANNOTATION
+from pman.jobspec import INPUT_ANNOTATION, OUTPUT_ANNOTATION, run_of
 from pman.models import is_jid
 from pman.outputs import MANIFEST, MAX_MANIFEST_BYTES, output_chunks, published_files
 from pman.staging import LimitedBody, stage, upload
@@ -192,6 +193,9 @@ def download_output(jid: str) -> Any:
         except ObjectNotFound:
             raise _not_published(jid, job, location) from None
     files = published_files(manifest, location)
+    if job is not None and not _written_by(manifest, run_of(job)):
+        # An earlier run's output: this run has not published yet (or it failed to).
+        raise _not_published(jid, job, location)
     chunks = output_chunks(store, location, files, manifest, extension=extension, jid=jid)
     disposition = f'attachment; filename="{jid}-output.{extension}"'
     return Response(chunks, mimetype=mimetype, headers={"Content-Disposition": disposition})
@@ -206,6 +210,11 @@ def _output_format() -> tuple[str, str]:
     if chosen not in OUTPUT_FORMATS:
         raise BadRequest(f"format {chosen!r} is not one of tar, tgz, zip")
     return OUTPUT_FORMATS[chosen]
+
+
+def _written_by(manifest: bytes, run: str | None) -> bool:
+    """Whether the manifest is the one run ``run`` wrote (any, for a Job without a run id)."""
+    return run is None or json.loads(manifest).get("run") == run
 
 
 def _annotations(job: Obj | None) -> dict[str, str]:

@@ -24,7 +24,8 @@ ERRORS = {
     "403": "Kubernetes refused pman a permission; the message names it.",
     "404": "No such job.",
     "405": "Method not allowed on this path.",
-    "409": "A job with this jid already exists.",
+    "409": "A job with this jid already exists, or the pods of its deleted run are still "
+    "ending (submit it again once they are gone).",
     "413": "Request body too large.",
     "415": "The body is not declared as application/json.",
     "502": "Kubernetes gave an answer pman did not expect.",

@@ -290,7 +290,7 @@ def test_the_publisher_service_account_mounts_no_token_by_itself():
 
 def job_pod(variant: str = "defaults") -> dict:
     settings = pman_settings(process("pman.yaml", variant))
-    job = build_job(parse_job_request(pfcon_request()), settings)
+    job = build_job(parse_job_request(pfcon_request()), settings, run="run-1")
     return job["spec"]["template"]
 
 

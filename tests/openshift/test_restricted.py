@@ -22,7 +22,9 @@ def deployment_pod(variant: str = "defaults") -> dict:
 def job_pod(settings: Settings, **request) -> dict:
     """The pod spec of the Job pman submits for pfcon's request (as ``Jobs.submit`` does)."""
     uid, gid = pick_user(settings.container_user)
-    job = build_job(parse_job_request(pfcon_request(**request)), settings, uid=uid, gid=gid)
+    job = build_job(
+        parse_job_request(pfcon_request(**request)), settings, run="run-1", uid=uid, gid=gid
+    )
     return job["spec"]["template"]["spec"]
 
 

@@ -25,6 +25,7 @@ from tests.support.names import unique_name
 from tests.support.pman_cluster import (
     COPY_INPUT,
     kubeconfig_with_token,
+    publisher_requests,
     read_job,
     running_pman,
     swift_secret,
@@ -368,17 +369,6 @@ PARTIAL = (
 )
 
 
-def _publisher_requests(cluster, pod: str) -> int:
-    """API requests the job's publish container made about its pod (the audit log)."""
-    lines = cluster.audit_log.read_text().splitlines()
-    return sum(
-        1
-        for event in map(json.loads, lines)
-        if "pman-publisher" in event.get("user", {}).get("username", "")
-        and pod in event.get("requestURI", "")
-    )
-
-
 def test_a_job_stopped_by_its_deadline_still_publishes_what_it_wrote(
     kube_cluster, secret, bucket, swift_server
 ):
@@ -389,7 +379,7 @@ def test_a_job_stopped_by_its_deadline_still_publishes_what_it_wrote(
         short.wait(jid, lambda j: "written" in j["logs"])
         pod = job_pods(kube_cluster, jid)[0].metadata.name
         eventually(  # it is watching once it listed
-            lambda: _publisher_requests(kube_cluster, pod) > 0,
+            lambda: publisher_requests(kube_cluster, pod) > 0,
             timeout=30,
             what="the publish container asking the API",
         )

@@ -16,6 +16,7 @@ SIDECAR_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}}
 LABELS = {
     "app.kubernetes.io/managed-by": "pman",
     "pman.chrisproject.org/jid": "chris-jid-42",
+    "pman.chrisproject.org/run": "run-1",
     "pman.chrisproject.org/auid": "cube",
 }
 ANNOTATIONS = {
@@ -102,6 +103,8 @@ PFCON_JOB = {
                             "processor",
                             "--credentials",
                             "/etc/swift/swift-credentials.cfg",
+                            "--run-id",
+                            "run-1",
                             "/share/outgoing",
                             "swift://key-chris-jid-42/outgoing",
                         ],
@@ -161,7 +164,9 @@ PFCON_JOB = {
 
 
 def job(settings: Settings | None = None, **changes) -> dict:
-    return build_job(parse_job_request(pfcon_request(**changes)), settings or Settings())
+    return build_job(
+        parse_job_request(pfcon_request(**changes)), settings or Settings(), run="run-1"
+    )
 
 
 def pod(manifest: dict) -> dict:
@@ -235,7 +240,9 @@ def test_ignore_limits_drops_the_processor_resources():
 
 
 def test_container_user_sets_the_pod_ids():
-    manifest = build_job(parse_job_request(pfcon_request()), Settings(), uid=1001, gid=0)
+    manifest = build_job(
+        parse_job_request(pfcon_request()), Settings(), run="run-1", uid=1001, gid=0
+    )
     assert pod(manifest)["securityContext"] == {
         "runAsNonRoot": True,
         "seccompProfile": {"type": "RuntimeDefault"},
@@ -285,7 +292,7 @@ def test_only_stage_in_and_publish_see_credentials_and_only_publish_a_token():
 )
 def test_built_jobs_pass_strict_schema_validation_for_kubernetes_1_30(settings):
     manifest = build_job(
-        parse_job_request(pfcon_request(gpu_limit=1, type="ds")), settings, uid=1, gid=2
+        parse_job_request(pfcon_request(gpu_limit=1, type="ds")), settings, run="r", uid=1, gid=2
     )
     assert kubernetes_validate.validate(manifest, "1.30", strict=True) == "1.30"
 

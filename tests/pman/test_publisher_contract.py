@@ -31,7 +31,7 @@ def run_publisher(argv: list[str], env: dict[str, str]) -> int:
 
 
 def containers(**changes) -> dict[str, dict]:
-    manifest = build_job(parse_job_request(pfcon_request(**changes)), Settings())
+    manifest = build_job(parse_job_request(pfcon_request(**changes)), Settings(), run="run-1")
     spec = manifest["spec"]["template"]["spec"]
     return {c["name"]: c for c in spec["initContainers"] + spec["containers"]}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -229,3 +230,28 @@ def test_download_with_a_missing_segment_fails_naming_it(
     assert result.code == 7
     assert segments[1]["name"] in result.stderr
     assert not (dest / "big").exists()
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_reported_and_the_rest_published(
+    tmp_path, swift_env, swift_server, swift_container
+):
+    out = write_tree(tmp_path / "out", {"good.txt": b"kept\n", "sub/also.txt": b"kept too\n"})
+    (out / os.fsdecode(b"caf\xe9.txt")).write_bytes(b"latin-1 name\n")
+    (out / os.fsdecode(b"dir-\xff")).mkdir()
+    (out / os.fsdecode(b"dir-\xff") / "inner.txt").write_bytes(b"under a latin-1 directory\n")
+    run = run_publisher(
+        "upload", "--json", str(out), f"swift://{swift_container}/out", env=swift_env
+    )
+    assert run.code == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert {(s["path"], s["reason"]) for s in summary["skipped_paths"]} == {
+        ("caf\\xe9.txt", "file name is not valid UTF-8"),
+        ("dir-\\xff/inner.txt", "file name is not valid UTF-8"),
+    }
+    _, listing = swift_server.connection().get_container(swift_container, prefix="out/")
+    assert sorted(o["name"] for o in listing) == [
+        "out/.publisher-manifest.json",
+        "out/good.txt",
+        "out/sub/also.txt",
+    ]
+    assert "caf\\xe9.txt" in run.stderr  # the warning names it, escaped

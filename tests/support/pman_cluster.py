@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -99,3 +100,16 @@ def kubeconfig_with_token(cluster: KubeCluster, directory: Path, token: str) -> 
     path = directory / "other-token-kubeconfig"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def publisher_requests(cluster: KubeCluster, pod: str) -> int:
+    """API requests the job's publish container made about its pod (the local cluster's
+    audit log): once it has listed its pod, it is watching, and handles SIGTERM."""
+    assert cluster.audit_log is not None, "needs the local cluster's audit log"
+    lines = Path(cluster.audit_log).read_text().splitlines()
+    return sum(
+        1
+        for event in map(json.loads, lines)
+        if "pman-publisher" in event.get("user", {}).get("username", "")
+        and pod in event.get("requestURI", "")
+    )

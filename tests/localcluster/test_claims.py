@@ -8,9 +8,17 @@ import os
 from pathlib import Path
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from localcluster.node.volumes import SubPathError, claim_directory, subpath_source
-from tests.support.kube import container, is_finished, job_manifest, state_of, wait_for_pod
+from tests.support.kube import (
+    container,
+    is_finished,
+    job_manifest,
+    state_of,
+    status_body,
+    wait_for_pod,
+)
 from tests.support.names import unique_name
 
 NEEDS_MOUNTS = "readOnly needs mount namespaces; in rewrite mode it is not enforced"
@@ -228,3 +236,19 @@ def test_the_claims_live_under_the_state_directory(local, namespace):
         local.claim_directory(namespace, claim)
         == (Path(local.state_dir) / "volumes" / namespace / claim).resolve()
     )
+
+
+def test_a_claim_volume_needs_a_claim_name(batch, namespace, local):
+    main = container("main", "true", volumeMounts=[{"name": "data", "mountPath": "/data"}])
+    manifest = job_manifest(
+        unique_name("noclaim"),
+        [main],
+        volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": ""}}],
+    )
+    with pytest.raises(ApiException) as caught:
+        batch.create_namespaced_job(namespace, manifest)
+    assert caught.value.status == 422
+    causes = status_body(caught.value)["details"]["causes"]
+    assert {cause["field"] for cause in causes} == {
+        "spec.template.spec.volumes[0].persistentVolumeClaim.claimName"
+    }

@@ -20,7 +20,7 @@ demo: venv-local
 
 # The same stack left running (Ctrl-C stops it); prints the commands to try.
 serve: venv-local
-	@$(BIN)/localcluster up --dir .state
+	@$(BIN)/localcluster up --dir .state $(SERVE_OPTIONS)
 
 test: venv
 	$(BIN)/ruff check .

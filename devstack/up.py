@@ -9,6 +9,13 @@ shell loads with ``. <dir>/env``, so that ``pman``, ``publisher``, ``curl`` and
 ``kubectl`` need no wiring by hand. It serves until SIGINT or SIGTERM (``localcluster
 down`` sends the latter), then stops everything it started. ``Stack`` does the same from
 Python, for ``make demo`` and the tests.
+
+``--storage host`` or ``--storage kubernetes_pvc`` runs pman in that storage mode over a
+storeBase directory (``--storebase``, default ``<dir>/storebase``), as a pfcon-style client
+expects: jobs read ``<storeBase>/<input_dir>`` and write ``<storeBase>/<output_dir>``. With
+``kubernetes_pvc`` the claim (``storebase``) is that directory: the local cluster's claim
+directory is made a link to it. The env file then also names it, as ``STOREBASE_MOUNT``
+(pfcon's name for where it sees its storeBase).
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ PMAN_PORT = 5010
 NAMESPACE = "default"
 SECRET_NAME = "swift-credentials"
 SECRET_KEY = "swift-credentials.cfg"
+STORAGE_TYPES = ("swift", "host", "kubernetes_pvc")
+CLAIM = "storebase"
 # The service account pman's pods name (its default PUBLISHER_SERVICE_ACCOUNT).
 PUBLISHER_ACCOUNT = "pman-publisher"
 ENV_FILE = "env"
@@ -114,11 +123,17 @@ class Stack:
         pman_port: int | None = 0,
         namespace: str = NAMESPACE,
         secret_name: str = SECRET_NAME,
+        storage: str = "swift",
+        storebase: str | os.PathLike[str] | None = None,
     ) -> None:
         self.directory = Path(directory).resolve()
         self.pman_port = pman_port
         self.namespace = namespace
         self.secret_name = secret_name
+        if storage not in STORAGE_TYPES:
+            raise StackError(f"unknown storage {storage!r}: one of {', '.join(STORAGE_TYPES)}")
+        self.storage = storage
+        self.storebase = Path(storebase or self.directory / "storebase").resolve()
         self.swift: SwiftAIO | None = None
         self.cluster: LocalCluster | None = None
         self.pman: PmanProcess | None = None
@@ -137,6 +152,7 @@ class Stack:
             self._start_swift()
             self._start_cluster()
             self._store_credentials()
+            self._prepare_storebase()
             if self.pman_port is not None:
                 self.pman = PmanProcess(
                     {**os.environ, **self.pman_settings(), **self.environment()},
@@ -199,9 +215,28 @@ class Stack:
             except kubernetes.client.ApiException as exc:
                 raise StackError(f"storing the Swift credentials: {exc.reason}") from exc
 
+    def _prepare_storebase(self) -> None:
+        """The storeBase directory, and in the claim mode the claim standing for it."""
+        if self.storage == "swift":
+            return
+        assert self.cluster is not None
+        self.storebase.mkdir(parents=True, exist_ok=True)
+        if self.storage == "kubernetes_pvc":
+            # A claim of the local cluster is a directory of its state, or where a link
+            # there points (localcluster/README.md).
+            claim = self.cluster.state_dir / "volumes" / self.namespace / CLAIM
+            claim.parent.mkdir(parents=True, exist_ok=True)
+            claim.symlink_to(self.storebase)
+            assert self.cluster.claim_directory(self.namespace, CLAIM) == self.storebase
+
     def pman_settings(self) -> dict[str, str]:
         """What pman is told about this stack (its settings, see README.rst)."""
-        return {"JOB_NAMESPACE": self.namespace, "SWIFT_SECRET_NAME": self.secret_name}
+        settings = {"JOB_NAMESPACE": self.namespace, "SWIFT_SECRET_NAME": self.secret_name}
+        if self.storage == "host":
+            settings.update(STORAGE_TYPE="host", STOREBASE=str(self.storebase))
+        elif self.storage == "kubernetes_pvc":
+            settings.update(STORAGE_TYPE="kubernetes_pvc", VOLUME_NAME=CLAIM)
+        return settings
 
     def environment(self) -> dict[str, str]:
         """The variables of the env file."""
@@ -213,6 +248,8 @@ class Stack:
             "SWIFT_CREDENTIALS_FILE": str(self.credentials_file),
             **self.pman_settings(),
         }
+        if self.storage != "swift":
+            env["STOREBASE_MOUNT"] = str(self.storebase)
         if self.pman is not None:
             # The API's base URL, as pman's client commands and pfcon take it.
             env["PMAN_URL"] = f"{self.pman.url}/api/v1/"
@@ -246,19 +283,26 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
     return env
 
 
-def commands_to_try(env_file: Path) -> str:
-    """What to type in another shell to run the sample job by hand, with pman's client
-    commands, then with curl and the publisher as pfcon would."""
-    program = EXAMPLES / "wordcount" / "wordcount.py"
-    sample = EXAMPLES / "wordcount" / "input"
-    jid, other = "try-1", "try-2"
-    job = (
-        f'{{"jid": "{other}", "image": "python:3.11-slim", '
+def _job_json(jid: str, program: Path) -> str:
+    return (
+        f'{{"jid": "{jid}", "image": "python:3.11-slim", '
         f'"entrypoint": ["python3", "{program}"], "args": ["--top", "5"], '
         '"auid": "me", "number_of_workers": 1, "cpu_limit": 1000, "memory_limit": 200, '
-        f'"gpu_limit": 0, "type": "ds", "input_dir": "key-{other}/incoming", '
-        f'"output_dir": "key-{other}/outgoing"}}'
+        f'"gpu_limit": 0, "type": "ds", "input_dir": "key-{jid}/incoming", '
+        f'"output_dir": "key-{jid}/outgoing"}}'
     )
+
+
+def commands_to_try(env_file: Path, storage: str = "swift") -> str:
+    """What to type in another shell to run the sample job by hand, with pman's client
+    commands, then with curl and the publisher as pfcon would; in a volume storage mode,
+    with curl and the storeBase, as pfcon's zipfile mode does."""
+    program = EXAMPLES / "wordcount" / "wordcount.py"
+    sample = EXAMPLES / "wordcount" / "input"
+    if storage != "swift":
+        return _indent(_storebase_commands(env_file, program, sample))
+    jid, other = "try-1", "try-2"
+    job = _job_json(other, program)
     lines = [
         f". {env_file}",
         "",
@@ -280,6 +324,29 @@ def commands_to_try(env_file: Path) -> str:
         "",
         "# KUBECONFIG is set too: kubectl get jobs,pods works if you have kubectl",
     ]
+    return _indent(lines)
+
+
+def _storebase_commands(env_file: Path, program: Path, sample: Path) -> list[str]:
+    jid = "try-1"
+    return [
+        f". {env_file}",
+        "",
+        "# as pfcon does: the input into the storeBase, submit, then read the output there",
+        f'mkdir -p "$STOREBASE_MOUNT/key-{jid}/incoming" "$STOREBASE_MOUNT/key-{jid}/outgoing"',
+        f'cp -r {sample}/. "$STOREBASE_MOUNT/key-{jid}/incoming/"',
+        'curl -s -X POST "$PMAN_URL" -H "Content-Type: application/json" \\',
+        f"    -d {shlex.quote(_job_json(jid, program))}",
+        f"pman status {jid} --wait",
+        f"pman logs {jid}",
+        f'ls "$STOREBASE_MOUNT/key-{jid}/outgoing"',
+        f"pman delete {jid}",
+        "",
+        "# (pman push and pull answer 409 in this storage mode: the storeBase is the client's)",
+    ]
+
+
+def _indent(lines: list[str]) -> str:
     return "\n".join(f"    {line}" if line else "" for line in lines)
 
 
@@ -312,6 +379,18 @@ def up_parser() -> argparse.ArgumentParser:
         "--pman-port", type=_port, default=PMAN_PORT, help="pman's port (5010; 0 for any)"
     )
     parser.add_argument("--no-pman", action="store_true", help="do not start pman")
+    parser.add_argument(
+        "--storage",
+        choices=STORAGE_TYPES,
+        default="swift",
+        help="pman's STORAGE_TYPE (swift; host or kubernetes_pvc: jobs mount --storebase)",
+    )
+    parser.add_argument(
+        "--storebase",
+        type=Path,
+        help="the storeBase directory of the host and kubernetes_pvc storage "
+        "(default: <dir>/storebase)",
+    )
     return parser
 
 
@@ -351,7 +430,17 @@ def up(argv: Sequence[str]) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    stack = Stack(directory, pman_port=None if args.no_pman else args.pman_port)
+    if args.storebase is not None and args.storage == "swift":
+        print(
+            "localcluster up: --storebase needs --storage host or kubernetes_pvc", file=sys.stderr
+        )
+        return 2
+    stack = Stack(
+        directory,
+        pman_port=None if args.no_pman else args.pman_port,
+        storage=args.storage,
+        storebase=args.storebase,
+    )
     try:
         stack.start()
     except (StackError, OSError) as exc:
@@ -380,13 +469,15 @@ def _announce(stack: Stack, shown_dir: Path) -> None:
     env_file = shown_dir / ENV_FILE
     if stack.pman is not None:
         lines.append(f"pman:           {stack.pman.url} (log {stack.pman.log_path})")
+    if stack.storage != "swift":
+        lines.append(f"storeBase:      {stack.storebase} (STORAGE_TYPE={stack.storage})")
     else:
         lines.append(f"pman:           not started; run: . {env_file}; pman serve")
     lines += [
         f"env file:       {env_file}",
         "",
         "Try it from another shell:",
-        commands_to_try(env_file),
+        commands_to_try(env_file, stack.storage),
         "",
         f"Stop with Ctrl-C here, or: localcluster down --dir {shown_dir}",
         "",

@@ -35,10 +35,11 @@ from localcluster.apiserver.tls import TlsFiles, make_tls_files
 from localcluster.controllers.gc import GarbageCollector
 from localcluster.controllers.jobcontroller import JobController
 from localcluster.node import mounts
-from localcluster.node.kubelet import Kubelet, KubeletConfig
+from localcluster.node.kubelet import CLAIMS_DIR, Kubelet, KubeletConfig
 from localcluster.node.logs import PodLogs
 from localcluster.node.memory import MemoryLimiter
 from localcluster.node.runtime import Janitor
+from localcluster.node.volumes import claim_directory
 
 log = logging.getLogger("localcluster")
 
@@ -274,6 +275,11 @@ class LocalCluster:
     def container_finished_at(self, namespace: str, pod: str, container: str) -> float | None:
         """When the container's process was reaped (``time.time()``, sub-second precision)."""
         return self.kubelet.finished_at(namespace, pod, container)
+
+    def claim_directory(self, namespace: str, claim: str) -> Path:
+        """The directory that PersistentVolumeClaim ``claim`` of ``namespace`` stands for
+        (made empty if it does not exist yet); pods mounting the claim see its files."""
+        return claim_directory(self.state_dir / CLAIMS_DIR, namespace, claim)
 
 
 class _LateLogs:

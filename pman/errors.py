@@ -97,6 +97,12 @@ class OutputNotReady(PmanError):
     status = 409
 
 
+class WrongStorageMode(PmanError):
+    """The request needs another storage mode than the one pman runs in (STORAGE_TYPE)."""
+
+    status = 409
+
+
 class StoreUnavailable(PmanError):
     """No Swift is configured, or it cannot be reached, refuses pman or fails."""
 

@@ -1,10 +1,17 @@
 """Build the Kubernetes Job for a job request: pure functions, plain dicts, no I/O.
 
-The pod follows the contract the publisher relies on: an init container
-``stage-in`` downloads the input into the ``share`` emptyDir, the ``processor``
-runs the request's image and command, and the ``publish`` sidecar waits for the
-processor to end and uploads ``/share/outgoing``. Only stage-in and publish see
+With Swift storage the pod follows the contract the publisher relies on: an init
+container ``stage-in`` downloads the input into the ``share`` emptyDir, the
+``processor`` runs the request's image and command, and the ``publish`` sidecar waits
+for the processor to end and uploads ``/share/outgoing``. Only stage-in and publish see
 the Swift credentials; only publish gets a (short-lived) Kubernetes token.
+
+In the volume storage modes (``kubernetes_pvc``, ``host``) the client keeps the data in
+its storeBase, mounted as upstream pman mounts it: the processor gets the subPath
+``input_dir`` read-only at ``/share/incoming`` and ``output_dir`` read-write at
+``/share/outgoing``. A job that needs its input first runs ``check-input``, which fails
+the job when the input directory does not exist (the kubelet would otherwise create it
+empty). No Swift credentials, no token, no publisher: the job ends with its processor.
 """
 
 from __future__ import annotations
@@ -16,18 +23,23 @@ from typing import Any
 
 from pman.models import JobRequest
 from pman.pod import (
+    CHECK_INPUT,
     CREDENTIALS_VOLUME,
     INCOMING,
+    INPUT_ANNOTATION,
     OUTGOING,
+    OUTPUT_ANNOTATION,
     PROCESSOR,
     PUBLISH,
     SHARE,
     SHARE_VOLUME,
     SHM_VOLUME,
     STAGE_IN,
+    STOREBASE_DIR,
+    STOREBASE_VOLUME,
     TOKEN_VOLUME,
 )
-from pman.settings import ContainerUser, Settings
+from pman.settings import KUBERNETES_PVC, ContainerUser, Settings
 
 Manifest = dict[str, Any]
 
@@ -39,8 +51,6 @@ JID_LABEL = "pman.chrisproject.org/jid"
 RUN_LABEL = "pman.chrisproject.org/run"
 AUID_LABEL = "pman.chrisproject.org/auid"
 AUID_ANNOTATION = "pman.chrisproject.org/auid"
-INPUT_ANNOTATION = "pman.chrisproject.org/input-dir"
-OUTPUT_ANNOTATION = "pman.chrisproject.org/output-dir"
 SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
 # Paths inside the job's containers, not temporary files of pman's own.
@@ -143,15 +153,35 @@ def annotations(request: JobRequest) -> dict[str, str]:
 
 
 def pod_spec(request: JobRequest, settings: Settings, *, run: str, uid: Uid, gid: Uid) -> Manifest:
-    """The pod: stage-in, then the processor beside the publish sidecar."""
+    """The pod: the containers and volumes of the storage mode, and what every pod has."""
+    parts = (
+        volume_parts(request, settings)
+        if settings.volume_storage
+        else swift_parts(request, settings, run=run)
+    )
     spec: Manifest = {
         "restartPolicy": "Never",
         # Also the publish sidecar's time to publish when the pod is ended (its deadline).
         "terminationGracePeriodSeconds": settings.job_grace_seconds,
-        "serviceAccountName": settings.publisher_service_account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": pod_security_context(uid=uid, gid=gid),
+        "securityContext": pod_security_context(
+            uid=uid, gid=gid, shared_volume=settings.volume_storage
+        ),
+        **parts,
+    }
+    if settings.node_selector:
+        spec["nodeSelector"] = dict(settings.node_selector)
+    if settings.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
+    return spec
+
+
+def swift_parts(request: JobRequest, settings: Settings, *, run: str) -> Manifest:
+    """Stage-in, then the processor beside the publish sidecar, sharing an emptyDir; the
+    manifest names run ``run``."""
+    return {
+        "serviceAccountName": settings.publisher_service_account,
         "initContainers": [
             stage_in_container(
                 settings.publisher_image,
@@ -170,21 +200,36 @@ def pod_spec(request: JobRequest, settings: Settings, *, run: str, uid: Uid, gid
         ],
         "volumes": volumes(settings),
     }
-    if settings.node_selector:
-        spec["nodeSelector"] = dict(settings.node_selector)
-    if settings.image_pull_secrets:
-        spec["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
-    return spec
 
 
-def pod_security_context(*, uid: Uid, gid: Uid) -> Manifest:
-    """What OpenShift's restricted policy requires; the UID is the cluster's unless set."""
+def volume_parts(request: JobRequest, settings: Settings) -> Manifest:
+    """The processor alone on two subPaths of the storeBase, after check-input when the job
+    needs its input (as with Swift, an fs plugin's input may be missing). No service
+    account is named: the pod holds no token, so the namespace's default one serves."""
+    mounts = storebase_mounts(str(request.input_dir), str(request.output_dir))
+    parts: Manifest = {}
+    if request.type != "fs":
+        parts["initContainers"] = [
+            check_input_container(settings.publisher_image, str(request.input_dir))
+        ]
+    parts["containers"] = [processor_container(request, settings, mounts=mounts)]
+    parts["volumes"] = [storebase_volume(settings), *shm_volumes(settings)]
+    return parts
+
+
+def pod_security_context(*, uid: Uid, gid: Uid, shared_volume: bool = False) -> Manifest:
+    """What OpenShift's restricted policy requires; the UID is the cluster's unless set.
+
+    On a storeBase shared by every job, the kubelet would otherwise change the group of
+    the whole volume at each pod's start: only when its top directory does not match."""
     context: Manifest = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     if uid is not None:
         context["runAsUser"] = uid
     if gid is not None:
         context["runAsGroup"] = gid
         context["fsGroup"] = gid
+        if shared_volume:
+            context["fsGroupChangePolicy"] = "OnRootMismatch"
     return context
 
 
@@ -216,15 +261,34 @@ def stage_in_container(image: str, source: str, *, allow_empty: bool = False) ->
     }
 
 
-def processor_container(request: JobRequest, settings: Settings) -> Manifest:
-    """The request's image and command, its resources and environment."""
+def check_input_container(image: str, input_dir: str) -> Manifest:
+    """Fails (exit 1) unless ``input_dir`` is a directory of the storeBase, which it sees
+    whole and read-only: the kubelet would create a missing subPath for the processor, which
+    would then run on an empty input. Runs in the publisher image, which has ``test``."""
+    # "$$" is how a command keeps a "$" through Kubernetes' $(VAR) expansion.
+    path = f"{STOREBASE_DIR}/{input_dir}".replace("$", "$$")
+    return {
+        "name": CHECK_INPUT,
+        "image": image,
+        "command": ["test", "-d", path],
+        "resources": SIDECAR_RESOURCES,
+        "securityContext": container_security_context(),
+        "volumeMounts": [{"name": STOREBASE_VOLUME, "mountPath": STOREBASE_DIR, "readOnly": True}],
+    }
+
+
+def processor_container(
+    request: JobRequest, settings: Settings, *, mounts: Sequence[Manifest] | None = None
+) -> Manifest:
+    """The request's image and command, its resources and environment; its data where
+    ``mounts`` say (the shared emptyDir at /share by default)."""
     container: Manifest = {
         "name": PROCESSOR,
         "image": request.image,
         "command": request.command,
         "env": processor_env(request, settings),
         "securityContext": container_security_context(),
-        "volumeMounts": [share_mount()],
+        "volumeMounts": list(mounts) if mounts is not None else [share_mount()],
     }
     if not settings.ignore_limits:
         container["resources"] = {"limits": processor_limits(request)}
@@ -293,17 +357,44 @@ def token_mount() -> Manifest:
     return {"name": TOKEN_VOLUME, "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True}
 
 
+def storebase_mounts(input_dir: str, output_dir: str) -> list[Manifest]:
+    """Upstream pman's two mounts of the storeBase: the input read-only, the output not."""
+    return [
+        {"name": STOREBASE_VOLUME, "mountPath": INCOMING, "subPath": input_dir, "readOnly": True},
+        {"name": STOREBASE_VOLUME, "mountPath": OUTGOING, "subPath": output_dir},
+    ]
+
+
+def storebase_volume(settings: Settings) -> Manifest:
+    """The client's storeBase: the claim ``VOLUME_NAME``, or the host directory ``STOREBASE``
+    (which must exist: a typo should keep the pod waiting, not create an empty tree)."""
+    if settings.storage_type == KUBERNETES_PVC:
+        return {
+            "name": STOREBASE_VOLUME,
+            "persistentVolumeClaim": {"claimName": settings.volume_name},
+        }
+    return {
+        "name": STOREBASE_VOLUME,
+        "hostPath": {"path": str(settings.storebase), "type": "Directory"},
+    }
+
+
 def volumes(settings: Settings) -> list[Manifest]:
     """The shared emptyDir, the Swift Secret, the publisher's token, and /dev/shm."""
     result = [share_volume(), credentials_volume(settings.swift_secret_name), token_volume()]
-    if settings.shm_size_mib:
-        result.append(
-            {
-                "name": SHM_VOLUME,
-                "emptyDir": {"medium": "Memory", "sizeLimit": f"{settings.shm_size_mib}Mi"},
-            }
-        )
-    return result
+    return result + shm_volumes(settings)
+
+
+def shm_volumes(settings: Settings) -> list[Manifest]:
+    """The processor's /dev/shm, when ``SHM_SIZE`` is set."""
+    if not settings.shm_size_mib:
+        return []
+    return [
+        {
+            "name": SHM_VOLUME,
+            "emptyDir": {"medium": "Memory", "sizeLimit": f"{settings.shm_size_mib}Mi"},
+        }
+    ]
 
 
 def share_volume() -> Manifest:

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
@@ -94,16 +95,27 @@ def _check_jid(value: str) -> str:
     return jid
 
 
-def _check_storage_path(value: str) -> str:
+def _volume_storage(info: ValidationInfo) -> bool:
+    """Whether the request is for a pman in a volume storage mode (the validation context
+    says so), where a data path is relative to the client's storeBase."""
+    return bool((info.context or {}).get("volume_storage"))
+
+
+def _check_storage_path(value: str, info: ValidationInfo) -> str:
     if len(value) > MAX_PATH_LENGTH:
         raise ValueError(f"must be at most {MAX_PATH_LENGTH} characters")
     path = value.removeprefix("/").rstrip("/")
+    form = (
+        "a path relative to the storeBase"
+        if _volume_storage(info)
+        else ("<swift container>/<prefix>")
+    )
     if "\x00" in path:
         raise ValueError("must not contain NUL characters")
     if not path:
-        raise ValueError("must be <swift container>/<prefix>, not empty")
+        raise ValueError(f"must be {form}, not empty")
     if path.startswith("/"):
-        raise ValueError("must be a relative path <swift container>/<prefix>, not absolute")
+        raise ValueError(f"must be {form}, not absolute")
     segments = path.split("/")
     if not segments[0]:
         raise ValueError("must start with a Swift container name")
@@ -204,11 +216,13 @@ class JobRequest(BaseModel):
     env: list[EnvItem] = Field(default=[], description="KEY=VALUE environment of the processor.")
     input_dir: StoragePath | None = Field(
         default=None,
-        description="<swift container>/<prefix> of the input; default key-<jid>/incoming.",
+        description="<swift container>/<prefix> of the input (with a volume STORAGE_TYPE, a "
+        "path relative to the storeBase); default key-<jid>/incoming.",
     )
     output_dir: StoragePath | None = Field(
         default=None,
-        description="<swift container>/<prefix> of the output; default key-<jid>/outgoing.",
+        description="<swift container>/<prefix> of the output (with a volume STORAGE_TYPE, a "
+        "path relative to the storeBase); default key-<jid>/outgoing.",
     )
 
     @model_validator(mode="after")
@@ -271,7 +285,9 @@ class ServerInfo(BaseModel):
 
     server_version: str
     container_env: str
-    storage_type: str
+    storage_type: str = Field(
+        description="Where jobs find their data (STORAGE_TYPE): swift, kubernetes_pvc or host."
+    )
 
 
 class JobList(BaseModel):
@@ -297,14 +313,34 @@ class ErrorBody(BaseModel):
     message: str | dict[str, str]
 
 
-def parse_job_request(body: Any) -> JobRequest:
-    """Validate a decoded JSON body; raise :class:`BadRequest` naming every bad field."""
+def parse_job_request(body: Any, *, volume_storage: bool = False) -> JobRequest:
+    """Validate a decoded JSON body; raise :class:`BadRequest` naming every bad field.
+
+    With ``volume_storage`` the directories are paths of the client's storeBase (the
+    volume storage modes), which must not overlap."""
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     try:
-        return JobRequest.model_validate(body)
+        request = JobRequest.model_validate(body, context={"volume_storage": volume_storage})
     except ValidationError as error:
         raise BadRequest(field_messages(error)) from None
+    if volume_storage and (overlap := _overlap(str(request.input_dir), str(request.output_dir))):
+        raise BadRequest(overlap)
+    return request
+
+
+def _overlap(input_dir: str, output_dir: str) -> dict[str, str]:
+    """In a storeBase the two directories must not hold one another: the input would be
+    writable through the output's mount, or the output would land in the input."""
+    if input_dir == output_dir:
+        return {"output_dir": "must not be input_dir: the input would be writable"}
+    if output_dir.startswith(input_dir + "/"):
+        return {"output_dir": f"must not be inside input_dir ({input_dir!r})"}
+    if input_dir.startswith(output_dir + "/"):
+        return {
+            "input_dir": f"must not be inside output_dir ({output_dir!r}): it would be writable"
+        }
+    return {}
 
 
 def field_messages(error: ValidationError) -> dict[str, str]:

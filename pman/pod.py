@@ -5,8 +5,10 @@ same names only from the command lines pman writes into the pod."""
 from __future__ import annotations
 
 # Containers, in the order they run: stage-in (an init container), then the processor
-# beside the publish sidecar.
+# beside the publish sidecar. In the volume storage modes: check-input (an init container,
+# for jobs that need their input), then the processor alone.
 STAGE_IN = "stage-in"
+CHECK_INPUT = "check-input"
 PROCESSOR = "processor"
 PUBLISH = "publish"
 
@@ -15,8 +17,15 @@ SHARE_VOLUME = "share"
 CREDENTIALS_VOLUME = "swift-credentials"
 TOKEN_VOLUME = "kube-api-access"
 SHM_VOLUME = "dshm"
+STOREBASE_VOLUME = "storebase"  # upstream's name for the client's shared directory
 
 # Where the processor finds its input and leaves its output.
 SHARE = "/share"
 INCOMING = f"{SHARE}/incoming"
 OUTGOING = f"{SHARE}/outgoing"
+# Where check-input sees the whole storeBase, read-only.
+STOREBASE_DIR = "/storebase"
+
+# Where a job's data lives, recorded on its Job and pods (for the data routes and messages).
+INPUT_ANNOTATION = "pman.chrisproject.org/input-dir"
+OUTPUT_ANNOTATION = "pman.chrisproject.org/output-dir"

@@ -40,7 +40,6 @@ from pman.status import (
 )
 
 Obj = dict[str, Any]
-STORAGE_TYPE = "swift"
 
 
 class JobService:
@@ -66,7 +65,7 @@ class JobService:
         return {
             "server_version": self.settings.server_version,
             "container_env": self.settings.container_env,
-            "storage_type": STORAGE_TYPE,
+            "storage_type": self.settings.storage_type,
         }
 
     def submit(self, request: JobRequest) -> Obj:

@@ -8,6 +8,7 @@ module receives a :class:`Settings`; only entry points call :meth:`Settings.from
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,15 @@ _FALSE = {"0", "false", "no", "n", "off", "f"}
 
 ONE_DAY = 86400
 ONE_WEEK = 7 * ONE_DAY
+
+SWIFT, KUBERNETES_PVC, HOST = "swift", "kubernetes_pvc", "host"
+STORAGE_TYPES = (SWIFT, KUBERNETES_PVC, HOST)
+VOLUME_STORAGE = (KUBERNETES_PVC, HOST)
+# Upstream pman's other values, for a message that says why they do not apply here.
+_UPSTREAM_ONLY = {
+    "docker_local_volume": "it names a Docker volume, and pman runs its jobs on Kubernetes",
+    "nfs": "mount the NFS export as a PersistentVolume and use kubernetes_pvc",
+}
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,23 @@ class Settings:
     kubeconfig: str | None = None
     """``KUBECONFIG``: kubeconfig file used when pman does not run inside a cluster."""
 
+    storage_type: str = SWIFT
+    """``STORAGE_TYPE`` (upstream's name and values): where jobs find their data. ``swift``:
+    each pod stages its input in from Swift and publishes its output back. ``kubernetes_pvc``
+    and ``host``: the client keeps the data in a shared directory (its storeBase, the PVC
+    ``VOLUME_NAME`` or the host directory ``STOREBASE``), and the processor gets
+    ``<input_dir>`` of it read-only at /share/incoming and ``<output_dir>`` read-write at
+    /share/outgoing, with no stage-in or publish container. Swift is the default: it is what
+    pman did before the setting existed."""
+
+    volume_name: str | None = None
+    """``VOLUME_NAME``: the PersistentVolumeClaim holding the storeBase, with
+    ``STORAGE_TYPE=kubernetes_pvc`` only; a ReadWriteMany claim the client mounts too."""
+
+    storebase: Path | None = None
+    """``STOREBASE``: the storeBase's absolute path on the nodes, with ``STORAGE_TYPE=host``
+    only (a one-node cluster, or a directory every node has at the same path)."""
+
     server_version: str = __version__
     """Reported by ``GET /api/v1/``; not configurable."""
 
@@ -145,20 +172,81 @@ class Settings:
                 values[name] = parse(raw.strip())
             except ValueError as error:
                 problems.append(f"{variable}={raw!r}: {error}")
-        if "swift_credentials" in values:
-            values["swift_credentials_file"] = Path(environ["SWIFT_CREDENTIALS_FILE"].strip())
-        else:
-            try:
-                values["swift_credentials"] = swiftcreds.from_environment(environ)
-            except swiftcreds.CredentialsError as error:
-                problems.append(f"Swift credentials: {error}")
+        storage_type = values.get("storage_type", SWIFT)
+        if "storage_type" in values or not (environ.get("STORAGE_TYPE") or "").strip():
+            # (A STORAGE_TYPE that did not parse is reported already, and alone.)
+            problems += storage_problems(
+                storage_type, values.get("volume_name"), values.get("storebase")
+            )
+        if storage_type == SWIFT:
+            problems += _read_swift_credentials(environ, values)
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
         return cls(**values)
 
+    def __post_init__(self) -> None:
+        problems = storage_problems(self.storage_type, self.volume_name, self.storebase)
+        if problems:
+            raise SettingsError("invalid settings: " + "; ".join(problems))
+
+    @property
+    def volume_storage(self) -> bool:
+        """Whether jobs mount a storeBase (``kubernetes_pvc``, ``host``) instead of Swift."""
+        return self.storage_type in VOLUME_STORAGE
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (for tests and tools)."""
         return dataclasses.replace(self, **changes)
+
+
+def _read_swift_credentials(environ: Mapping[str, str], values: dict[str, Any]) -> list[str]:
+    """pman's own Swift account, for the data routes (swift mode only: in the volume modes
+    they answer 409, so a credentials file the deployment mounts anyway is not read)."""
+    variable = "SWIFT_CREDENTIALS_FILE"
+    raw = (environ.get(variable) or "").strip()
+    if raw:
+        try:
+            values["swift_credentials"] = _parse_credentials_file(raw)
+        except ValueError as error:
+            return [f"{variable}={raw!r}: {error}"]
+        values["swift_credentials_file"] = Path(raw)
+        return []
+    try:
+        values["swift_credentials"] = swiftcreds.from_environment(environ)
+    except swiftcreds.CredentialsError as error:
+        return [f"Swift credentials: {error}"]
+    return []
+
+
+def storage_problems(
+    storage_type: str, volume_name: str | None, storebase: Path | None
+) -> list[str]:
+    """What is wrong with this combination of ``STORAGE_TYPE``, ``VOLUME_NAME`` and
+    ``STOREBASE``, one sentence each naming the variables; empty when it fits.
+
+    A setting of another mode is refused rather than ignored: ``VOLUME_NAME`` given while
+    ``STORAGE_TYPE`` was forgotten would otherwise run every job against Swift."""
+    if storage_type not in STORAGE_TYPES:
+        return [f"STORAGE_TYPE={storage_type!r}: expected one of " + ", ".join(STORAGE_TYPES)]
+    problems = []
+    if storage_type == KUBERNETES_PVC and not volume_name:
+        problems.append(
+            "STORAGE_TYPE=kubernetes_pvc needs VOLUME_NAME, the PersistentVolumeClaim "
+            "holding the storeBase"
+        )
+    if storage_type == HOST and storebase is None:
+        problems.append("STORAGE_TYPE=host needs STOREBASE, the storeBase's path on the nodes")
+    if volume_name and storage_type != KUBERNETES_PVC:
+        problems.append(
+            f"VOLUME_NAME is set but STORAGE_TYPE={storage_type}: VOLUME_NAME is used with "
+            "STORAGE_TYPE=kubernetes_pvc only (set that, or unset VOLUME_NAME)"
+        )
+    if storebase is not None and storage_type != HOST:
+        problems.append(
+            f"STOREBASE is set but STORAGE_TYPE={storage_type}: STOREBASE is used with "
+            "STORAGE_TYPE=host only (set that, or unset STOREBASE)"
+        )
+    return problems
 
 
 def parse_bool(raw: str) -> bool:
@@ -194,6 +282,24 @@ def parse_size(raw: str) -> int:
 
 def _parse_credentials_file(raw: str) -> Credentials:
     return swiftcreds.load_file(Path(raw))
+
+
+def _parse_storage_type(raw: str) -> str:
+    if raw in _UPSTREAM_ONLY:
+        raise ValueError(
+            f"{raw} is not supported: {_UPSTREAM_ONLY[raw]}; expected one of "
+            + ", ".join(STORAGE_TYPES)
+        )
+    return _parse_choice(*STORAGE_TYPES)(raw)
+
+
+def _parse_storebase(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_absolute():
+        raise ValueError("must be an absolute path (the storeBase's path on the nodes)")
+    if ".." in path.parts:
+        raise ValueError("must not contain '..'")
+    return Path(os.path.normpath(path))
 
 
 def _parse_choice(*choices: str) -> Callable[[str], str]:
@@ -294,7 +400,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PMAN_API_TOKEN": ("api_token", str),
     "PMAN_MAX_BODY_SIZE": ("max_body_bytes", _parse_int(1024)),
     "PMAN_STATUS_CACHE": ("status_cache", parse_bool),
-    "SWIFT_CREDENTIALS_FILE": ("swift_credentials", _parse_credentials_file),
     "PMAN_MAX_DATA_SIZE": ("max_data_bytes", parse_size),
     "KUBECONFIG": ("kubeconfig", str),
+    "STORAGE_TYPE": ("storage_type", _parse_storage_type),
+    "VOLUME_NAME": ("volume_name", _parse_name(_DNS_SUBDOMAIN, "PersistentVolumeClaim name")),
+    "STOREBASE": ("storebase", _parse_storebase),
 }

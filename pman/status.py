@@ -2,9 +2,13 @@
 
 The contract's five status values come with ``phase`` (pending, staging-in,
 running, publishing, done) and ``reason`` (e.g. OOMKilled, DeadlineExceeded).
-A job is ``finishedSuccessfully`` only when its publish container succeeded, and
-``undefined`` is kept for a pod whose node stopped reporting: every state that is
-only "not known yet" is ``notstarted`` with a sentence saying what it waits for.
+With Swift a job is ``finishedSuccessfully`` only when its publish container succeeded;
+in the volume storage modes, whose pods have no publish container, when its processor
+did. ``undefined`` is kept for a pod whose node stopped reporting: every state that is
+only "not known yet" is ``notstarted`` with a sentence saying what it waits for. A
+processor the kubelet cannot configure (``CreateContainerConfigError``: a subPath of the
+storeBase that leads outside it, an image that would run as root) is a failure: the
+kubelet would retry it until the job's deadline, days later.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pman.pod import PROCESSOR, PUBLISH, STAGE_IN
+from pman.pod import CHECK_INPUT, INPUT_ANNOTATION, PROCESSOR, PUBLISH, STAGE_IN
 
 Obj = dict[str, Any]
 
@@ -24,6 +28,13 @@ FAILED = "finishedWithError"
 UNDEFINED = "undefined"
 
 IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+# Reasons a processor waits for ever: retried by the kubelet, never resolved by waiting.
+CONFIG_FAILURES = {"CreateContainerConfigError"}
+# What each init container does, as a job's message says it while it runs.
+INIT_ACTIVITY = {
+    STAGE_IN: "staging in the input data from Swift",
+    CHECK_INPUT: "checking that the input directory exists in the storeBase",
+}
 
 # What the publisher's documented exit codes mean, in words a user understands.
 PUBLISHER_EXIT_CODES = {
@@ -128,21 +139,57 @@ def pod_state(pod: Obj) -> JobState:
         return JobState(FAILED, "done", message, reason, iso(_finished_at(pod)))
     if phase == "Succeeded":
         return JobState(SUCCEEDED, "done", "finished", timestamp=iso(_finished_at(pod)))
-    stage_in = container_status(pod, STAGE_IN, init=True)
-    if stage_in is None or "terminated" not in stage_in.get("state", {}):
-        return _staging_state(pod, stage_in)
-    if _exit_code(stage_in):
+    init = _init_container(pod)
+    if init is None:
+        return _before_processor(pod)
+    status = container_status(pod, init, init=True)
+    if status is None or "terminated" not in status.get("state", {}):
+        return _init_state(pod, init, status)
+    if _exit_code(status):
         reason, message = pod_failure(pod)
         return JobState(FAILED, "done", message, reason, iso(_finished_at(pod)))
     return _processing_state(pod)
 
 
-def _staging_state(pod: Obj, stage_in: Obj | None) -> JobState:
-    state = (stage_in or {}).get("state", {})
+def _init_container(pod: Obj) -> str | None:
+    """The init container of the pod's storage mode: stage-in, check-input, or none."""
+    names = {c.get("name") for c in _get(pod, "spec", "initContainers") or []}
+    return next((name for name in (STAGE_IN, CHECK_INPUT) if name in names), None)
+
+
+def _init_state(pod: Obj, name: str, status: Obj | None) -> JobState:
+    state = (status or {}).get("state", {})
     if "running" in state:
-        return JobState(STARTED, "staging-in", "staging in the input data from Swift")
-    if waiting := _waiting(state, "the publisher image", _image(pod, STAGE_IN, init=True)):
+        return JobState(STARTED, "staging-in", INIT_ACTIVITY[name])
+    if waiting := _waiting(state, "the publisher image", _image(pod, name, init=True)):
         return JobState(NOT_STARTED, "pending", *waiting)
+    return _unstarted(pod)
+
+
+def _before_processor(pod: Obj) -> JobState:
+    """A pod without init containers: nothing has run before the processor starts."""
+    state = (container_status(pod, PROCESSOR) or {}).get("state", {})
+    if "running" in state or "terminated" in state:
+        return _processing_state(pod)
+    if failed := _config_failure(pod, state):
+        return failed
+    if waiting := _waiting(state, "the processor image", _image(pod, PROCESSOR)):
+        return JobState(NOT_STARTED, "pending", *waiting)
+    return _unstarted(pod)
+
+
+def _config_failure(pod: Obj, state: Obj) -> JobState | None:
+    """The processor waiting on a configuration the kubelet will never manage to make."""
+    waiting = state.get("waiting") or {}
+    reason = waiting.get("reason") or ""
+    if reason not in CONFIG_FAILURES:
+        return None
+    detail = waiting.get("message") or ""
+    message = f"the processor cannot start ({reason})" + (f": {detail}" if detail else "")
+    return JobState(FAILED, "done", message, reason, iso(_finished_at(pod)))
+
+
+def _unstarted(pod: Obj) -> JobState:
     unscheduled = _pod_condition(pod, "PodScheduled")
     if unscheduled and unscheduled.get("status") == "False":
         detail = unscheduled.get("message") or unscheduled.get("reason") or "no node fits"
@@ -154,11 +201,19 @@ def _staging_state(pod: Obj, stage_in: Obj | None) -> JobState:
 def _processing_state(pod: Obj) -> JobState:
     processor = container_status(pod, PROCESSOR) or {}
     state = processor.get("state", {})
+    if failed := _config_failure(pod, state):
+        return failed
     if waiting := _waiting(state, "the processor image", _image(pod, PROCESSOR)):
         return JobState(STARTED, "running", *waiting)
     if "terminated" not in state:
         message = "running" if "running" in state else "starting the processor"
         return JobState(STARTED, "running", message)
+    if not _has_container(pod, PUBLISH):
+        # The volume storage modes: the output is in place as soon as the processor ends.
+        reason, message = pod_failure(pod)
+        if reason:
+            return JobState(FAILED, "done", message, reason, iso(_finished_at(pod)))
+        return JobState(SUCCEEDED, "done", "finished", timestamp=iso(_finished_at(pod)))
     publish = (container_status(pod, PUBLISH) or {}).get("state", {})
     outcome = _processor_outcome(state["terminated"], pod)
     if waiting := _waiting(publish, "the publisher image", _image(pod, PUBLISH)):
@@ -201,6 +256,9 @@ def pod_failure(pod: Obj) -> tuple[str, str]:
     if code := _exit_code(stage_in):
         reason = "InputMissing" if code in INPUT_MISSING_CODES else "StageInFailed"
         return reason, "staging in the input from Swift failed" + _exit_detail(code, stage_in)
+    check = container_status(pod, CHECK_INPUT, init=True) or {}
+    if code := _exit_code(check):
+        return _check_failure(pod, code, check)
     processor = (container_status(pod, PROCESSOR) or {}).get("state", {}).get("terminated")
     if processor and (processor.get("reason") == "OOMKilled" or processor.get("exitCode")):
         reason = "OOMKilled" if processor.get("reason") == "OOMKilled" else "ProcessorFailed"
@@ -217,6 +275,25 @@ def pod_failure(pod: Obj) -> tuple[str, str]:
     if _get(pod, "status", "phase") == "Failed":
         return "Failed", "the pod failed"
     return "", ""
+
+
+def _check_failure(pod: Obj, code: int, status: Obj) -> tuple[str, str]:
+    """check-input ran ``test -d``: 1 means the directory is not there."""
+    input_dir = (_get(pod, "metadata", "annotations") or {}).get(INPUT_ANNOTATION, "")
+    if code == 1:
+        return "InputMissing", (
+            f"the input directory {input_dir!r} does not exist in the storeBase (or is not a "
+            "directory)"
+        )
+    message = (status.get("state", {}).get("terminated", {}).get("message") or "").strip()
+    detail = f": {message.splitlines()[-1]}" if message else ""
+    return "InputCheckFailed", (
+        f"checking the input directory {input_dir!r} failed (exit code {code}){detail}"
+    )
+
+
+def _has_container(pod: Obj, name: str) -> bool:
+    return any(c.get("name") == name for c in _get(pod, "spec", "containers") or [])
 
 
 def _job_failure(job: Obj, condition: Obj, pod: Obj | None) -> tuple[str, str]:

@@ -168,6 +168,11 @@ def _check_volumes(check: Checker, spec: Obj, path: str) -> set[str]:
             check.forbidden(f"{here}.{sources[1]}", "may not specify more than 1 volume type")
         for source in sources:
             check.dict_at(volume, source, f"{here}.{source}")
+        claim = volume.get("persistentVolumeClaim")
+        if isinstance(claim, dict):
+            where = f"{here}.persistentVolumeClaim.claimName"
+            if not check.str_at(claim, "claimName", where):
+                check.required(where)
     return names
 
 

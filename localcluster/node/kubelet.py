@@ -28,6 +28,8 @@ from localcluster.node.volumes import write_file
 log = logging.getLogger("localcluster.kubelet")
 
 Obj = dict[str, Any]
+# Under the state directory: the directories persistentVolumeClaim volumes stand for.
+CLAIMS_DIR = "volumes"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Kubelet:
             janitor=janitor,
             token_for=token_for,
             pods_dir=config.state_dir / "pods",
+            claims_dir=config.state_dir / CLAIMS_DIR,
             mount_mode=config.mount_mode,
             service=config.service,
             forget=self.forget,

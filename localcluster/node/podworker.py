@@ -46,7 +46,14 @@ from localcluster.node.runtime import (
     image_paths,
 )
 from localcluster.node.scheduling import unschedulable_reason
-from localcluster.node.volumes import VolumeBuilder, VolumeNotReady, token_paths
+from localcluster.node.volumes import (
+    SubPathError,
+    VolumeBuilder,
+    VolumeNotReady,
+    read_only_volumes,
+    subpath_source,
+    token_paths,
+)
 
 log = logging.getLogger("localcluster.kubelet")
 
@@ -65,6 +72,7 @@ class WorkerContext:
     janitor: Janitor
     token_for: Callable[[Obj, int], str]  # a service account token for (pod, seconds)
     pods_dir: Path  # each pod's volumes and logs go in a directory of its own under it
+    claims_dir: Path  # persistentVolumeClaim volumes: <claims_dir>/<namespace>/<claim>
     mount_mode: str
     service: tuple[str, int] | None  # where containers reach the API (TLS only)
     forget: Callable[[PodWorker], None]  # called once the worker has let its pod go
@@ -185,7 +193,11 @@ class PodWorker:
             if pod is None:
                 return False
             builder = VolumeBuilder(
-                self.context.store, pod, self.directory / "volumes", token=self._token
+                self.context.store,
+                pod,
+                self.directory / "volumes",
+                token=self._token,
+                claims=self.context.claims_dir,
             )
             try:
                 self.volumes = builder.build()
@@ -452,17 +464,21 @@ class PodWorker:
 
     def _mounts(self, container: Obj) -> list[dict[str, Any]]:
         found = []
+        read_only = read_only_volumes({"spec": self.spec})
         for mount in container.get("volumeMounts") or []:
             source = self.volumes[mount["name"]]
             if mount.get("subPath"):
-                source = source / mount["subPath"]
-                if not source.exists():
-                    source.mkdir(parents=True, exist_ok=True)
+                try:
+                    source = subpath_source(
+                        source, mount["subPath"], mount=mount["name"], container=container["name"]
+                    )
+                except SubPathError as exc:
+                    raise ConfigError(str(exc)) from None
             found.append(
                 {
                     "source": str(source),
                     "target": mount["mountPath"],
-                    "readonly": bool(mount.get("readOnly")),
+                    "readonly": bool(mount.get("readOnly")) or mount["name"] in read_only,
                 }
             )
         return found

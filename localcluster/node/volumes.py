@@ -3,8 +3,14 @@
 ``emptyDir`` is an empty directory (mode 0777, as the kubelet makes it), ``secret`` and
 ``configMap`` are directories of their keys, ``downwardAPI`` and ``projected`` (service
 account token, ``kube-root-ca.crt``, downward API items, secrets, config maps) are
-directories of files, ``hostPath`` is the host directory itself. A missing Secret or
-ConfigMap keeps the pod waiting, as on a real node.
+directories of files, ``hostPath`` is the host directory itself, and a
+``persistentVolumeClaim`` is the directory of its claim, ``<claims>/<namespace>/<claim>``
+(created empty, mode 0777, on first use; a symbolic link there makes a claim any directory).
+A missing Secret or ConfigMap, or a ``hostPath`` of type ``Directory`` that is not one,
+keeps the pod waiting, as on a real node.
+
+A mount's ``subPath`` is found as the kubelet finds it (:func:`subpath_source`): created
+when missing, refused when it leads outside its volume.
 """
 
 from __future__ import annotations
@@ -26,6 +32,11 @@ _DOWNWARD_KEY = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
 
 class VolumeNotReady(Exception):
     """A volume cannot be set up yet; the message is the kubelet's FailedMount event."""
+
+
+class SubPathError(Exception):
+    """A mount's subPath cannot be used; the message is the kubelet's, which it reports as
+    the container's ``CreateContainerConfigError``."""
 
 
 def downward_value(pod: Obj, field_path: str) -> str:
@@ -66,11 +77,14 @@ def write_file(path: Path, data: bytes, mode: int) -> None:
 class VolumeBuilder:
     """Sets up the volumes of one pod under ``base``."""
 
-    def __init__(self, store: Store, pod: Obj, base: Path, *, token: TokenMaker) -> None:
+    def __init__(
+        self, store: Store, pod: Obj, base: Path, *, token: TokenMaker, claims: Path
+    ) -> None:
         self.store = store
         self.pod = pod
         self.base = base
         self.token = token
+        self.claims = claims
         self.namespace = pod["metadata"]["namespace"]
 
     def build(self) -> dict[str, Path]:
@@ -85,9 +99,18 @@ class VolumeBuilder:
         target = self.base / name
         if "hostPath" in volume:
             path = Path(volume["hostPath"].get("path", ""))
-            if volume["hostPath"].get("type") == "DirectoryOrCreate":
+            kind = volume["hostPath"].get("type")
+            if kind == "DirectoryOrCreate":
                 path.mkdir(parents=True, exist_ok=True)
+            elif kind == "Directory" and not path.is_dir():
+                raise VolumeNotReady(
+                    f'MountVolume.SetUp failed for volume "{name}" : hostPath type check '
+                    f"failed: {path} is not a directory"
+                )
             return path
+        if "persistentVolumeClaim" in volume:
+            claim = (volume["persistentVolumeClaim"] or {}).get("claimName", "")
+            return claim_directory(self.claims, self.namespace, claim)
         if "emptyDir" in volume:
             target.mkdir(parents=True, exist_ok=True)
             target.chmod(0o777)
@@ -174,6 +197,68 @@ class VolumeBuilder:
                 self._downward_volume(
                     {"defaultMode": mode, **projection["downwardAPI"]}, volume, target
                 )
+
+
+def claim_directory(claims: Path, namespace: str, claim: str) -> Path:
+    """The directory a claim stands for: ``<claims>/<namespace>/<claim>``, made on first use
+    (mode 0777, so that a job of any UID can write, as on a freshly provisioned volume)."""
+    path = claims / namespace / claim
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o777)
+    return path.resolve()
+
+
+def read_only_volumes(pod: Obj) -> set[str]:
+    """Volumes every mount gets read-only: claims with ``readOnly`` on the volume itself."""
+    return {
+        volume["name"]
+        for volume in pod["spec"].get("volumes") or []
+        if (volume.get("persistentVolumeClaim") or {}).get("readOnly")
+    }
+
+
+def subpath_source(volume: Path, sub_path: str, *, mount: str, container: str) -> Path:
+    """The host directory of ``sub_path`` in the volume at ``volume``, as the kubelet makes
+    it: missing directories are created with the mode of the volume's top directory, and a
+    path that resolves outside the volume, through a symbolic link, is refused.
+
+    The kubelet makes the check and the mount one safe operation; here they are two steps,
+    which a process changing the volume in between could race."""
+    refused = SubPathError(
+        f'failed to prepare subPath for volumeMount "{mount}" of container "{container}"'
+    )
+    parts = [part for part in sub_path.split("/") if part and part != "."]
+    if ".." in parts or sub_path.startswith("/"):
+        raise refused  # (the API server refuses these already)
+    root = volume.resolve()
+    target = root.joinpath(*parts)
+    existing = target
+    while not existing.exists() and existing != root:
+        existing = existing.parent
+    if not _within(existing.resolve(), root):
+        raise refused
+    try:
+        mode = root.stat().st_mode & 0o7777
+        for directory in reversed(
+            [target, *target.parents][: len(target.parents) - len(existing.parents)]
+        ):
+            if not directory.exists():
+                # Another pod of the job may be making it at the same moment.
+                directory.mkdir(exist_ok=True)
+                directory.chmod(mode)
+    except OSError:
+        raise SubPathError(
+            f'failed to create subPath directory for volumeMount "{mount}" of container '
+            f'"{container}"'
+        ) from None
+    if not _within(target.resolve(), root):
+        raise refused
+    return target.resolve()
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 def token_paths(pod: Obj, volumes: dict[str, Path]) -> list[tuple[Path, int]]:

@@ -9,6 +9,11 @@
 ``_`` cannot occur in a jid, so these paths never hide a job. Uploads are checked whole
 before anything is written to Swift (:mod:`pman.staging`); outputs are read back as the
 publisher's manifest lists them (:mod:`pman.outputs`).
+
+In the volume storage modes (``STORAGE_TYPE=kubernetes_pvc`` or ``host``) both routes answer
+409 naming the mode: the client keeps each job's data in its storeBase, writing the input
+before it submits and reading the output once the job has finished, and pman, which does
+not mount the storeBase itself, has nothing to move.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from pman.errors import (
     PmanError,
     StoreUnavailable,
     UnsupportedMediaType,
+    WrongStorageMode,
 )
 from pman.jobspec import INPUT_ANNOTATION, OUTPUT_ANNOTATION, run_of
 from pman.models import is_jid
@@ -79,6 +85,23 @@ NO_SWIFT = (
 )
 
 Obj = dict[str, Any]
+
+
+@blueprint.before_request
+def _swift_storage_only() -> None:
+    settings = pman().settings
+    if not settings.volume_storage:
+        return
+    if settings.volume_name:
+        storebase = f"the PersistentVolumeClaim {settings.volume_name!r}"
+    else:
+        storebase = f"the directory {str(settings.storebase)!r}"
+    raise WrongStorageMode(
+        f"pman runs with STORAGE_TYPE={settings.storage_type}: a job's data is in the "
+        f"storeBase ({storebase}), which the client writes before it submits the job and "
+        "reads once the job has finished; the data routes move data in and out of Swift, "
+        "with STORAGE_TYPE=swift only"
+    )
 
 
 def _store() -> Store:

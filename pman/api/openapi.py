@@ -130,7 +130,9 @@ DATA_ERRORS = {
     "403": ERRORS["403"],
     "404": "No such job and no published output (download).",
     "405": ERRORS["405"],
-    "409": "The job exists but its output is not published (yet).",
+    "409": "The job exists but its output is not published (yet), or pman runs with a volume "
+    "STORAGE_TYPE (kubernetes_pvc, host), where the client reads and writes the storeBase "
+    "itself: the message names the mode.",
     "413": "The body, or the files in it, exceed PMAN_MAX_DATA_SIZE.",
     "415": "The body is not a tar, zip or multipart/form-data upload.",
     "502": "Swift or Kubernetes gave an answer pman did not expect.",
@@ -147,7 +149,7 @@ def _data_paths() -> dict[str, Any]:
         "schema": {"type": "string", "pattern": PATH_JID_PATTERN, "maxLength": 63},
         "description": "The job id: a DNS-1123 label, as the job was or will be submitted.",
     }
-    upload_errors = ("400", "413", "415")
+    upload_errors = ("400", "409", "413", "415")
     return {
         "/api/v1/_data/{jid}/input/": {
             "parameters": [jid],

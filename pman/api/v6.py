@@ -20,7 +20,8 @@ def info() -> Any:
 
 @blueprint.post("/api/v1/")
 def submit() -> Any:
-    job_request = parse_job_request(json_body())
+    volume_storage = pman().settings.volume_storage
+    job_request = parse_job_request(json_body(), volume_storage=volume_storage)
     return jsonify(pman().jobs.submit(job_request)), 201
 
 

@@ -23,8 +23,8 @@ from tests.support.waiting import eventually
 LOCALCLUSTER = [sys.executable, "-m", "localcluster"]
 
 
-def start_up(directory: Path, output: Path) -> subprocess.Popen:
-    command = [*LOCALCLUSTER, "up", "--dir", str(directory), "--pman-port", "0"]
+def start_up(directory: Path, output: Path, *options: str) -> subprocess.Popen:
+    command = [*LOCALCLUSTER, "up", "--dir", str(directory), "--pman-port", "0", *options]
     with open(output, "wb") as out:
         return subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -126,6 +126,44 @@ def test_up_wires_swift_the_cluster_and_pman_and_down_stops_them(up_stack, tmp_p
     assert refuses_connections(env["PMAN_URL"])
     assert refuses_connections(env["ST_AUTH"])
     assert run(*LOCALCLUSTER, "down", "--dir", str(directory)).returncode == 1
+
+
+@pytest.mark.parametrize("storage", ["host", "kubernetes_pvc"])
+def test_up_runs_pman_over_a_storebase_a_pfcon_style_client_uses(tmp_path, storage):
+    directory, output, storebase = tmp_path / "stack", tmp_path / "up.out", tmp_path / "data"
+    process = start_up(directory, output, "--storage", storage, "--storebase", str(storebase))
+    try:
+        env = wait_for_env_file(process, directory / "env", output)
+        assert env["STOREBASE_MOUNT"] == str(storebase)
+        assert env["STORAGE_TYPE"] == storage
+        info = requests.get(env["PMAN_URL"], timeout=10).json()
+        assert info["storage_type"] == storage
+        shell = {**os.environ, **env}
+        printed = output.read_text().split("Try it from another shell:\n")[1]
+        printed = printed.split("\n\nStop with Ctrl-C")[0]
+        done = run("sh", "-c", f"set -e\n{printed}\n", env=shell, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "finishedSuccessfully" in done.stdout
+        outgoing = storebase / "key-try-1" / "outgoing"
+        assert {"counts.tsv", "words.tsv", "summary.json"} <= {p.name for p in outgoing.iterdir()}
+        push = run(sys.executable, "-m", "pman.cli", "push", "x-1", str(SAMPLE_INPUT), env=shell)
+        assert push.returncode == 3
+        assert f"409 pman runs with STORAGE_TYPE={storage}" in push.stderr
+        stopped = run(*LOCALCLUSTER, "down", "--dir", str(directory))
+        assert stopped.returncode == 0, stopped.stderr
+        assert process.wait(timeout=30) == 0
+        # The storeBase is the client's: it outlives the stack.
+        assert (outgoing / "summary.json").exists()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_up_refuses_a_storebase_without_a_volume_storage(tmp_path):
+    done = run(*LOCALCLUSTER, "up", "--dir", str(tmp_path), "--storebase", str(tmp_path))
+    assert done.returncode == 2
+    assert "--storebase needs --storage host or kubernetes_pvc" in done.stderr
 
 
 def test_the_demo_runs_a_job_end_to_end_and_says_so(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.support.bodies import pfcon_request
+from tests.support.names import unique_name
 from tests.support.openshift.deployed import DeployedPman, deploy
 from tests.support.openshift.rbac import calls_by, granted
 from tests.support.openshift.templates import pman_container
@@ -249,3 +250,83 @@ def test_the_roles_grant_exactly_the_calls_pman_and_the_publisher_make(
         calls = used.get(account, set())
         assert calls - rules == set(), f"{account} calls what its Role does not grant"
         assert rules - calls == set(), f"{account}'s Role grants what it never calls"
+
+
+# -- the same template with STORAGE_TYPE=kubernetes_pvc --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pvc_pman(kube_cluster, swift_server):
+    """pman deployed for a claim pfcon shares: no Swift Secret, no publisher account."""
+    if kube_cluster.local is None:
+        pytest.skip("runs pman's pod as a local process: needs the local cluster")
+    namespace = unique_name("pman-pvc")
+    claim = "chris-storebase"
+    parameters = {"STORAGE_TYPE": "kubernetes_pvc", "VOLUME_NAME": claim}
+    with deploy(kube_cluster, swift_server, parameters=parameters, namespace=namespace) as deployed:
+        yield deployed, kube_cluster.local.claim_directory(namespace, claim)
+
+
+def test_in_the_pvc_mode_a_job_reads_and_writes_the_claim_the_client_shares(pvc_pman):
+    pman, storebase = pvc_pman
+    info = requests.get(f"{pman.url}/api/v1/", headers=pman.headers(), timeout=10).json()
+    assert info["storage_type"] == "kubernetes_pvc"
+    jid = f"openshift-pvc-{uuid.uuid4().hex[:8]}"
+    incoming = storebase / f"key-{jid}" / "incoming"  # what pfcon writes before it submits
+    incoming.mkdir(parents=True)
+    (incoming / "input.txt").write_bytes(b"input from the claim\n")
+    body = pfcon_request(
+        jid=jid,
+        entrypoint=["sh", "-c", PROCESSOR],
+        args=[],
+        args_path_flags=[],
+        input_dir=f"key-{jid}/incoming",
+        output_dir=f"key-{jid}/outgoing",
+        env=[],
+    )
+    job = run_job(pman, body)
+    assert job["status"] == "finishedSuccessfully", job
+    assert "processed by pman" in job["logs"]
+    assert (storebase / f"key-{jid}" / "outgoing" / "output.txt").read_bytes() == (
+        b"input from the claim\n"
+    )
+    early = requests.get(
+        f"{pman.url}/api/v1/_data/{jid}/output/", headers=pman.headers(), timeout=30
+    )
+    assert early.status_code == 409
+    assert "STORAGE_TYPE=kubernetes_pvc" in early.json()["message"]
+
+
+def test_in_the_pvc_mode_pmans_role_grants_exactly_its_calls_and_no_publisher_runs(
+    pvc_pman, kube_cluster
+):
+    pman, storebase = pvc_pman
+    jid = f"openshift-pvc-{uuid.uuid4().hex[:8]}"
+    (storebase / f"key-{jid}" / "incoming").mkdir(parents=True)
+    (storebase / f"key-{jid}" / "incoming" / "input.txt").write_bytes(b"x\n")
+    body = pfcon_request(
+        jid=jid,
+        entrypoint=["sh", "-c", PROCESSOR],
+        args=[],
+        args_path_flags=[],
+        input_dir=f"key-{jid}/incoming",
+        output_dir=f"key-{jid}/outgoing",
+        env=[],
+    )
+    job = run_job(pman, body)
+    assert job["status"] == "finishedSuccessfully", job
+    assert requests.get(f"{pman.url}/api/v1/_jobs/", headers=pman.headers(), timeout=30).ok
+    unknown = requests.get(f"{pman.url}/api/v1/no-such-job/", headers=pman.headers(), timeout=30)
+    assert unknown.status_code == 404
+    assert delete(pman, "no-such-job") == 404
+
+    # Every path of the API that reaches Kubernetes, as in Swift storage: no account but
+    # pman's calls anything, and pman's Role grants exactly what it calls.
+    used = calls_by(kube_cluster.audit_log, pman.namespace)
+    allowed = granted(pman.objects)
+    assert set(allowed) == {f"system:serviceaccount:{pman.namespace}:pman"}
+    assert set(used) == set(allowed), (
+        f"calls by accounts without a Role: {set(used) - set(allowed)}"
+    )
+    for account, rules in allowed.items():
+        assert used[account] == rules, f"{account}: {used[account] ^ rules}"

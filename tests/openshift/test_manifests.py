@@ -16,6 +16,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from pman.api.common import PUBLIC_ENDPOINTS
 from pman.app import BLUEPRINTS
+from pman.errors import SettingsError
 from pman.jobspec import CREDENTIALS_FILE, build_job
 from pman.models import parse_job_request
 from pman.settings import Settings, parse_size
@@ -27,7 +28,7 @@ from tests.support.openshift.templates import (
     ALL_SET,
     OPENSHIFT,
     REQUIRED,
-    VARIANTS,
+    deployed_objects,
     find,
     load,
     pman_container,
@@ -35,6 +36,7 @@ from tests.support.openshift.templates import (
     pman_settings,
     process,
 )
+from tests.support.openshift.templates import given as given_parameters
 
 KUBERNETES = "1.30"
 # Kinds kubernetes-validate has no schema for; each is checked some other way.
@@ -125,15 +127,15 @@ def test_pman_runs_under_gunicorn_with_its_config_on_the_port_it_binds():
 
 def given(variant: str) -> dict[str, str]:
     """pman.yaml's parameters as processed: the defaults, then what the variant sets."""
-    defaults = {p["name"]: p.get("value", "") for p in load("pman.yaml")["parameters"]}
-    return defaults | VARIANTS[variant]["pman.yaml"]
+    return given_parameters("pman.yaml", variant)
 
 
-@pytest.mark.parametrize("variant", ["defaults", "all-set"])
+@pytest.mark.parametrize("variant", ["defaults", "swift-all-set"])
 def test_the_deployment_environment_is_a_valid_pman_configuration(variant):
     objects, values = process("pman.yaml", variant), given(variant)
     settings = pman_settings(objects)
     assert settings.container_env == "openshift"
+    assert settings.storage_type == "swift"
     assert settings.job_namespace == values["NAMESPACE"]
     assert settings.publisher_image == values["PUBLISHER_IMAGE"]
     assert settings.swift_secret_name == values["SWIFT_SECRET_NAME"]
@@ -149,7 +151,37 @@ def test_the_deployment_environment_is_a_valid_pman_configuration(variant):
     assert read is not None
     assert read.source.endswith("/swift-credentials.cfg")
     assert dataclasses.replace(read, source=example.source) == example
-    find(objects, "ServiceAccount", settings.publisher_service_account)
+    find(deployed_objects(variant), "ServiceAccount", settings.publisher_service_account)
+
+
+def test_the_storage_parameters_make_pman_mount_the_claim_and_read_no_swift_credentials():
+    objects, values = process("pman.yaml", "all-set"), given("all-set")
+    settings = pman_settings(objects)
+    assert (settings.storage_type, settings.volume_name) == ("kubernetes_pvc", "chris-storebase")
+    assert values["VOLUME_NAME"] == "chris-storebase"
+    assert settings.swift_credentials is None  # the Secret is optional, and not read
+    (volume,) = job_pod("all-set")["spec"]["volumes"]
+    assert volume == {
+        "name": "storebase",
+        "persistentVolumeClaim": {"claimName": "chris-storebase"},
+    }
+
+
+def test_the_claim_is_needed_for_the_pvc_mode_and_refused_for_swift():
+    pvc = {**REQUIRED["pman.yaml"], "STORAGE_TYPE": "kubernetes_pvc"}
+    with pytest.raises(SettingsError, match="STORAGE_TYPE=kubernetes_pvc needs VOLUME_NAME"):
+        pman_settings(template.process(load("pman.yaml"), pvc)["items"])
+    swift = {**REQUIRED["pman.yaml"], "VOLUME_NAME": "chris-storebase"}
+    with pytest.raises(SettingsError, match="VOLUME_NAME is set but STORAGE_TYPE=swift"):
+        pman_settings(template.process(load("pman.yaml"), swift)["items"])
+
+
+def test_pman_starts_without_the_swift_secret_only_in_a_volume_mode():
+    # The Secret volume is optional: without the Secret, the file is not there.
+    objects = process("pman.yaml", "all-set")
+    assert pman_settings(objects, secrets={}).storage_type == "kubernetes_pvc"
+    with pytest.raises(SettingsError, match="does not exist"):
+        pman_settings(process("pman.yaml"), secrets={})
 
 
 def test_the_defaults_match_pmans_own():
@@ -216,6 +248,7 @@ def test_pman_reads_the_swift_secret_the_jobs_mount_read_only(variant):
     assert secrets == {
         "swift-credentials": {
             "secretName": values["SWIFT_SECRET_NAME"],
+            "optional": True,
             "items": [{"key": "swift-credentials.cfg", "path": "swift-credentials.cfg"}],
         }
     }
@@ -267,10 +300,11 @@ def test_resources_are_requested_and_limited():
 
 @pytest.mark.parametrize("variant", ["defaults", "all-set"])
 def test_role_bindings_bind_the_templates_roles_to_its_service_accounts(variant):
-    objects = process("pman.yaml", variant)
+    objects = deployed_objects(variant)
     namespace = ALL_SET["pman.yaml"]["NAMESPACE"] if variant == "all-set" else "chris"
     bindings = [o for o in objects if o["kind"] == "RoleBinding"]
-    assert {b["metadata"]["name"] for b in bindings} == {"pman", "pman-publisher"}
+    expected = {"pman", "pman-publisher"} if variant == "defaults" else {"pman"}
+    assert {b["metadata"]["name"] for b in bindings} == expected
     for binding in bindings:
         find(objects, binding["roleRef"]["kind"], binding["roleRef"]["name"])
         for subject in binding["subjects"]:
@@ -281,8 +315,15 @@ def test_role_bindings_bind_the_templates_roles_to_its_service_accounts(variant)
 
 
 def test_the_publisher_service_account_mounts_no_token_by_itself():
-    account = find(process("pman.yaml"), "ServiceAccount", "pman-publisher")
+    account = find(process("pman-publisher.yaml"), "ServiceAccount", "pman-publisher")
     assert account["automountServiceAccountToken"] is False
+
+
+def test_pmans_own_template_holds_no_publisher_rights():
+    # The volume storage modes run no publisher: its account and Role are the other
+    # template's, applied with Swift storage only.
+    names = {(o["kind"], o["metadata"]["name"]) for o in process("pman.yaml")}
+    assert {name for kind, name in names if kind in ("ServiceAccount", "Role")} == {"pman"}
 
 
 # -- the jobs pman builds with this configuration
@@ -294,12 +335,14 @@ def job_pod(variant: str = "defaults") -> dict:
     return job["spec"]["template"]
 
 
-@pytest.mark.parametrize("variant", ["defaults", "all-set"])
+@pytest.mark.parametrize("variant", ["defaults", "swift-all-set"])
 def test_the_swift_secret_reaches_only_stage_in_and_publish(variant):
     pod = job_pod(variant)["spec"]
     (volume,) = [v for v in pod["volumes"] if "secret" in v]
     secret = (
-        ALL_SET["pman.yaml"]["SWIFT_SECRET_NAME"] if variant == "all-set" else "swift-credentials"
+        ALL_SET["pman.yaml"]["SWIFT_SECRET_NAME"]
+        if variant == "swift-all-set"
+        else "swift-credentials"
     )
     assert volume["secret"] == {"secretName": secret}  # every key, swift-credentials.cfg included
     mounted = {
@@ -314,9 +357,20 @@ def test_the_swift_secret_reaches_only_stage_in_and_publish(variant):
         assert f"{mount['mountPath']}/swift-credentials.cfg" == CREDENTIALS_FILE
 
 
+def test_no_secret_and_no_account_reach_the_jobs_of_the_pvc_mode():
+    settings = pman_settings(process("pman.yaml", "all-set"))
+    request = parse_job_request(pfcon_request(type="ds"), volume_storage=True)
+    pod = build_job(request, settings, run="run-1")["spec"]["template"]["spec"]
+    assert not [v for v in pod["volumes"] if "secret" in v or "projected" in v]
+    assert "serviceAccountName" not in pod
+    assert pod["automountServiceAccountToken"] is False
+    images = {c["name"]: c["image"] for c in pod["initContainers"] + pod["containers"]}
+    assert images["check-input"] == ALL_SET["pman.yaml"]["PUBLISHER_IMAGE"]
+
+
 def test_jobs_run_as_the_publisher_account_with_the_publisher_image():
-    objects = process("pman.yaml", "all-set")
-    pod = job_pod("all-set")["spec"]
+    objects = deployed_objects("swift-all-set")
+    pod = job_pod("swift-all-set")["spec"]
     find(objects, "ServiceAccount", pod["serviceAccountName"])
     assert pod["automountServiceAccountToken"] is False
     images = {c["name"]: c["image"] for c in pod["initContainers"] + pod["containers"]}

@@ -9,7 +9,15 @@ import re
 import pytest
 
 from tests.support.openshift import template
-from tests.support.openshift.templates import ALL_SET, REQUIRED, TEMPLATES, find, load, process
+from tests.support.openshift.templates import (
+    ALL_SET,
+    REQUIRED,
+    TEMPLATES,
+    VARIANTS,
+    find,
+    load,
+    process,
+)
 
 
 def small(objects, parameters, **extra):
@@ -253,7 +261,7 @@ def test_an_unknown_parameter_fails_as_with_oc(name):
 
 def test_every_object_lands_in_the_namespace_given(processed):
     name, variant, objects = processed
-    expected = (ALL_SET if variant == "all-set" else REQUIRED)[name]["NAMESPACE"]
+    expected = VARIANTS[variant][name]["NAMESPACE"]
     assert {o["metadata"].get("namespace") for o in objects} == {expected}
 
 

@@ -1,6 +1,12 @@
 """The pman v6 contract over real HTTP: pman on the test cluster, pods that really run,
-data in a real Swift. Each table of CONTRACT.md has its rows checked here or, for rows
-that need no cluster (400/405/415/413, the 308s), in ``test_http.py``.
+data in a real Swift or in a storeBase on this machine. Each table of CONTRACT.md has its
+rows checked here or, for rows that need no cluster (400/405/415/413, the 308s), in
+``test_http.py``.
+
+The contract is the same in every storage mode (STORAGE_TYPE): the tests that do not depend
+on Swift run with each of them (the ``storage`` fixture); those about staging in from and
+publishing to Swift run with Swift only (``SWIFT_ONLY``). How pfcon's own storage modes use
+the volume modes is in ``test_pfcon5_storebase.py``.
 """
 
 from __future__ import annotations
@@ -8,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 
@@ -32,7 +37,7 @@ from tests.support.pman_cluster import (
 )
 from tests.support.pman_server import pman_server
 from tests.support.rest import FINISHED, job_pods
-from tests.support.swift import delete_container
+from tests.support.storage import MODES, storage_for
 from tests.support.waiting import eventually
 
 FAIL = "import sys; print('about to fail', file=sys.stderr); sys.exit(3)"
@@ -43,18 +48,18 @@ CHATTY = (
     "sys.stdout.flush(); sys.stdout.buffer.write(b'bad \\xff\\xfe bytes \\xc3\\xa9t\\xc3\\xa9\\n')"
 )
 SLEEP = "import time; print('sleeping', flush=True); time.sleep(300)"
+# For the tests about Swift's stage-in and publish container.
+SWIFT_ONLY = pytest.mark.parametrize("storage", ["swift"], indirect=True)
 
 
-@pytest.fixture(scope="module")
-def bucket(swift_server):
-    """A Swift container with two input files."""
-    name = f"key-{uuid.uuid4().hex[:12]}"
-    connection = swift_server.connection()
-    connection.put_container(name)
-    connection.put_object(name, "incoming/a.txt", b"alpha\n")
-    connection.put_object(name, "incoming/sub/b.txt", b"beta\n")
-    yield name
-    delete_container(connection, name)
+@pytest.fixture(scope="module", params=MODES)
+def storage(request, kube_cluster, swift_server, tmp_path_factory):
+    """Two input files where the storage mode keeps data: Swift, or a storeBase."""
+    scratch = tmp_path_factory.mktemp("storebase")
+    with storage_for(
+        request.param, kube_cluster, swift_server=swift_server, scratch=scratch
+    ) as where:
+        yield where
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +69,12 @@ def secret(kube_cluster, swift_credentials_file):
 
 
 @pytest.fixture(scope="module")
-def pman(kube_cluster, secret):
-    with running_pman(kube_cluster, swift_secret_name=secret) as handle:
+def pman(kube_cluster, secret, storage):
+    with running_pman(kube_cluster, swift_secret_name=secret, **storage.settings) as handle:
         yield handle
 
 
-def python_job(pman, bucket, script, **changes):
+def python_job(pman, storage, script, **changes):
     """Submit a job whose processor is ``python3 -c script``."""
     jid = changes.pop("jid", unique_name("job"))
     body = {
@@ -78,35 +83,39 @@ def python_job(pman, bucket, script, **changes):
         "entrypoint": ["python3", "-c", script],
         "args": ["--msg", "hi", "--in", "ignored"],
         "args_path_flags": ["--in"],
-        "input_dir": f"{bucket}/incoming",
-        "output_dir": f"{bucket}/out-{jid}",
+        "input_dir": storage.input_dir,
+        "output_dir": storage.output_dir(jid),
         **changes,
     }
     return pman.submit(**body)
 
 
 @pytest.fixture(scope="module")
-def jobs(pman, bucket):
+def jobs(pman, storage):
     """Every long-ish job of this module, submitted at once so that they run side by side."""
-    chatty = python_job(pman, bucket, CHATTY)
-    return {
-        "success": python_job(pman, bucket, COPY_INPUT, number_of_workers="1", cpu_limit="500"),
-        "failure": python_job(pman, bucket, FAIL),
-        "oom": python_job(pman, bucket, HOG, memory_limit=64),
-        "missing": python_job(pman, bucket, COPY_INPUT, type="ds", input_dir=f"{bucket}/none"),
-        "publish": python_job(pman, bucket, COPY_INPUT, output_dir=f"{'x' * 300}/out"),
+    chatty = python_job(pman, storage, CHATTY)
+    submitted = {
+        "success": python_job(pman, storage, COPY_INPUT, number_of_workers="1", cpu_limit="500"),
+        "failure": python_job(pman, storage, FAIL),
+        "oom": python_job(pman, storage, HOG, memory_limit=64),
+        "missing": python_job(pman, storage, COPY_INPUT, type="ds", input_dir=storage.missing_dir),
         "chatty": chatty,
-        "workers": python_job(pman, bucket, COPY_INPUT, number_of_workers=2),
+        "workers": python_job(pman, storage, COPY_INPUT, number_of_workers=2),
     }
+    if storage.mode == "swift":
+        # A Swift container name longer than Swift accepts: the publish fails.
+        submitted["publish"] = python_job(pman, storage, COPY_INPUT, output_dir=f"{'x' * 300}/out")
+    return submitted
 
 
 # --- Routes ---------------------------------------------------------------------------
 
 
-def test_server_info_and_readiness_probe(pman):
+def test_server_info_and_readiness_probe(pman, storage):
     response = requests.get(f"{pman.url}/api/v1/", timeout=10)
     assert response.status_code == 200
     assert set(response.json()) == {"server_version", "container_env", "storage_type"}
+    assert response.json()["storage_type"] == storage.mode
     assert all(isinstance(value, str) for value in response.json().values())
     assert requests.head(f"{pman.url}/api/v1/", timeout=10).status_code == 200
     assert requests.get(f"{pman.url}/readyz", timeout=10).status_code == 200
@@ -173,8 +182,8 @@ def test_a_leading_slash_of_the_jid_is_dropped(pman):
     assert pman.get(jid).json()["jid"] == jid
 
 
-def test_delete_answers_204_then_the_job_is_gone_and_its_jid_free(pman, bucket):
-    job = python_job(pman, bucket, SLEEP)
+def test_delete_answers_204_then_the_job_is_gone_and_its_jid_free(pman, storage):
+    job = python_job(pman, storage, SLEEP)
     jid = job["jid"]
     pman.wait(jid, lambda j: j["phase"] == "running" and "sleeping" in j["logs"])
     before = pman.kube_requests()
@@ -192,7 +201,7 @@ def test_delete_answers_204_then_the_job_is_gone_and_its_jid_free(pman, bucket):
     eventually(lambda: job_pods(pman.cluster, jid) == [], timeout=30, what="the pods gone")
     if pman.cluster.local:
         assert not any(pod.startswith(jid) for _, pod, _ in pman.cluster.local.container_pids())
-    assert python_job(pman, bucket, SLEEP, jid=jid)["status"] == "notstarted"
+    assert python_job(pman, storage, SLEEP, jid=jid)["status"] == "notstarted"
     assert pman.delete(jid).status_code == 204
 
 
@@ -204,17 +213,15 @@ def test_the_command_is_built_from_entrypoint_args_flags_and_type(pman, jobs):
     assert job["cmd"] == f"python3 -c {COPY_INPUT} --msg hi --in /share/incoming /share/outgoing"
 
 
-def test_ds_command_ends_with_both_directories(pman, bucket):
-    job = python_job(pman, bucket, COPY_INPUT, type="ds", args=[], args_path_flags=[])
+def test_ds_command_ends_with_both_directories(pman, storage):
+    job = python_job(pman, storage, COPY_INPUT, type="ds", args=[], args_path_flags=[])
     assert job["cmd"].endswith(" /share/incoming /share/outgoing")
 
 
 # --- The job object and status values ----------------------------------------------------
 
 
-def test_a_successful_job_goes_through_every_status_to_finished_successfully(
-    pman, jobs, swift_server, bucket
-):
+def test_a_successful_job_goes_through_every_status_to_finished_successfully(pman, jobs, storage):
     jid = jobs["success"]["jid"]
     final, seen = pman.wait(jid)
     statuses = [job["status"] for job in seen]
@@ -227,9 +234,7 @@ def test_a_successful_job_goes_through_every_status_to_finished_successfully(
     assert all(job["timestamp"] == "" for job in seen if job["status"] not in FINISHED)
     assert "args: --msg hi --in /share/incoming /share/outgoing" in final["logs"]
     assert "env: chris-jid-42" in final["logs"]
-    _, objects = swift_server.connection().get_container(bucket, prefix=f"out-{jid}/")
-    names = {obj["name"] for obj in objects}
-    assert {f"out-{jid}/a.txt", f"out-{jid}/sub/b.txt"} <= names
+    assert {"a.txt", "sub/b.txt"} <= storage.outputs(jid)
 
 
 def test_get_has_no_side_effects(pman, jobs):
@@ -266,15 +271,15 @@ def test_out_of_memory_is_reported_in_words(pman, jobs):
     assert "ran out of memory and was killed (OOMKilled; its limit is 64Mi)" in final["message"]
 
 
-def test_missing_input_fails_staging_in_and_says_so(pman, jobs):
+def test_missing_input_fails_and_says_so(pman, jobs, storage):
     final, _ = pman.wait(jobs["missing"]["jid"])
     assert (final["status"], final["reason"]) == ("finishedWithError", "InputMissing")
-    assert "staging in the input from Swift failed" in final["message"]
-    assert final["logs"].startswith("The processor did not run: staging in the input")
+    assert storage.missing_words in final["message"]
+    assert final["logs"] == f"The processor did not run: {final['message']}."
 
 
 @pytest.mark.fault
-def test_a_job_that_ends_before_its_pods_watch_says_how_still_has_the_pods_reason(pman, bucket):
+def test_a_job_that_ends_before_its_pods_watch_says_how_still_has_the_pods_reason(pman, storage):
     # pman follows Jobs and pods in two watches, in no order between them. Here the pods'
     # falls behind, so the Job's failure (BackoffLimitExceeded) is seen first.
     if pman.cluster.local is None:
@@ -282,15 +287,15 @@ def test_a_job_that_ends_before_its_pods_watch_says_how_still_has_the_pods_reaso
     assert pman.app.extensions["pman"].jobs.cache.wait_synced(30)
     jid = unique_name("lag")
     with pman.cluster.local.watch_lag("pods", {JID_LABEL: jid}):
-        python_job(pman, bucket, COPY_INPUT, jid=jid, type="ds", input_dir=f"{bucket}/none")
+        python_job(pman, storage, COPY_INPUT, jid=jid, type="ds", input_dir=storage.missing_dir)
         final, _ = pman.wait(jid)
     assert (final["status"], final["reason"]) == ("finishedWithError", "InputMissing")
-    assert "staging in the input from Swift failed" in final["message"]
-    assert final["logs"].startswith("The processor did not run: staging in the input")
+    assert storage.missing_words in final["message"]
+    assert final["logs"] == f"The processor did not run: {final['message']}."
 
 
-def test_a_failed_job_whose_pods_are_gone_asks_for_them_once(pman, bucket):
-    jid = python_job(pman, bucket, COPY_INPUT, type="ds", input_dir=f"{bucket}/none")["jid"]
+def test_a_failed_job_whose_pods_are_gone_asks_for_them_once(pman, storage):
+    jid = python_job(pman, storage, COPY_INPUT, type="ds", input_dir=storage.missing_dir)["jid"]
     pman.wait(jid)
     with pman.cluster.api_client() as api:
         core = kubernetes.client.CoreV1Api(api)
@@ -310,6 +315,7 @@ def test_a_failed_job_whose_pods_are_gone_asks_for_them_once(pman, bucket):
     assert {op: n for op, n in spent.items() if n} == {"list pods": 1}
 
 
+@SWIFT_ONLY
 def test_publish_failure_is_finished_with_error(pman, jobs):
     final, seen = pman.wait(jobs["publish"]["jid"])
     assert (final["status"], final["reason"]) == ("finishedWithError", "PublishFailed")
@@ -348,12 +354,16 @@ def test_logs_before_the_processor_runs_are_a_sentence(kube_cluster):
 
 
 def test_deadline_is_reported_in_words_and_remove_jobs_no_keeps_the_job(
-    kube_cluster, secret, bucket
+    kube_cluster, secret, storage
 ):
     with running_pman(
-        kube_cluster, swift_secret_name=secret, job_deadline_seconds=2, remove_jobs=False
+        kube_cluster,
+        swift_secret_name=secret,
+        job_deadline_seconds=2,
+        remove_jobs=False,
+        **storage.settings,
     ) as short:
-        jid = python_job(short, bucket, SLEEP)["jid"]
+        jid = python_job(short, storage, SLEEP)["jid"]
         final, _ = short.wait(jid)
         assert (final["status"], final["reason"]) == ("finishedWithError", "DeadlineExceeded")
         assert (
@@ -369,13 +379,12 @@ PARTIAL = (
 )
 
 
-def test_a_job_stopped_by_its_deadline_still_publishes_what_it_wrote(
-    kube_cluster, secret, bucket, swift_server
-):
+@SWIFT_ONLY
+def test_a_job_stopped_by_its_deadline_still_publishes_what_it_wrote(kube_cluster, secret, storage):
     if kube_cluster.audit_log is None:
         pytest.skip("needs the local cluster's audit log to see the publisher watching")
     with running_pman(kube_cluster, swift_secret_name=secret, job_grace_seconds=20) as short:
-        jid = python_job(short, bucket, PARTIAL)["jid"]
+        jid = python_job(short, storage, PARTIAL)["jid"]
         short.wait(jid, lambda j: "written" in j["logs"])
         pod = job_pods(kube_cluster, jid)[0].metadata.name
         eventually(  # it is watching once it listed
@@ -389,7 +398,7 @@ def test_a_job_stopped_by_its_deadline_still_publishes_what_it_wrote(
             )
         final, _ = short.wait(jid)
         assert (final["status"], final["reason"]) == ("finishedWithError", "DeadlineExceeded")
-        connection = swift_server.connection()
+        connection, bucket = storage.swift, storage.key
         manifest = f"out-{jid}/.publisher-manifest.json"
         deadline = time.monotonic() + 30
         while manifest not in {o["name"] for o in connection.get_container(bucket)[1]}:
@@ -440,8 +449,8 @@ def test_a_job_pman_did_not_create_is_not_its_to_report_or_delete(pman):
             )
 
 
-def test_posting_an_existing_jid_is_409(pman, bucket):
-    jid = python_job(pman, bucket, FAIL)["jid"]
+def test_posting_an_existing_jid_is_409(pman, storage):
+    jid = python_job(pman, storage, FAIL)["jid"]
     body = pfcon_request(jid=jid)
     response = requests.post(f"{pman.url}/api/v1/", json=body, timeout=30)
     assert response.status_code == 409
@@ -554,20 +563,21 @@ def test_paths_without_a_trailing_slash_redirect(pman, jobs):
 # --- Behaviour clients rely on ------------------------------------------------------------
 
 
-def test_a_restarted_or_second_pman_answers_the_same(pman, jobs, kube_cluster, secret):
+def test_a_restarted_or_second_pman_answers_the_same(pman, jobs, kube_cluster, secret, storage):
     jid = jobs["failure"]["jid"]
     expected, _ = pman.wait(jid)
     for cache in (True, False):
-        with running_pman(kube_cluster, swift_secret_name=secret, status_cache=cache) as other:
+        settings = {"swift_secret_name": secret, "status_cache": cache, **storage.settings}
+        with running_pman(kube_cluster, **settings) as other:
             assert other.get(jid).json() == expected
 
 
 def test_another_replica_sees_a_submission_and_a_deletion_at_once(
-    pman, kube_cluster, secret, bucket
+    pman, kube_cluster, secret, storage
 ):
-    with running_pman(kube_cluster, swift_secret_name=secret) as other:
+    with running_pman(kube_cluster, swift_secret_name=secret, **storage.settings) as other:
         assert other.app.extensions["pman"].jobs.cache.wait_synced(10)
-        jid = python_job(pman, bucket, SLEEP)["jid"]
+        jid = python_job(pman, storage, SLEEP)["jid"]
         assert other.get(jid).status_code == 200
         assert pman.delete(jid).status_code == 204
         eventually(

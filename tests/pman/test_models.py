@@ -114,3 +114,50 @@ def test_schema_states_the_rules_validation_applies():
     assert {"type": "string", "pattern": "^0*[1-9][0-9]{0,6}$"} in schema["properties"][
         "cpu_limit"
     ]["anyOf"]
+
+
+# -- the directories as paths of a storeBase (the volume storage modes) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"), [b for b in BAD_FIELDS if b[0].endswith("_dir")]
+)
+def test_storebase_paths_are_checked_as_swift_paths_are(field, value, words):
+    with pytest.raises(BadRequest) as caught:
+        parse_job_request(pfcon_request(**{field: value}), volume_storage=True)
+    assert words in caught.value.message[field]
+
+
+def test_storebase_paths_are_described_as_such():
+    with pytest.raises(BadRequest) as caught:
+        parse_job_request(pfcon_request(input_dir="/"), volume_storage=True)
+    assert (
+        caught.value.message["input_dir"] == "must be a path relative to the storeBase, not empty"
+    )
+    with pytest.raises(BadRequest) as caught:
+        parse_job_request(pfcon_request(input_dir="/"))
+    assert "<swift container>/<prefix>" in caught.value.message["input_dir"]
+
+
+@pytest.mark.parametrize(
+    ("input_dir", "output_dir", "field", "words"),
+    [
+        ("key-1/data", "key-1/data/", "output_dir", "must not be input_dir"),
+        ("key-1", "key-1/outgoing", "output_dir", "must not be inside input_dir ('key-1')"),
+        ("home/u/feed/data/in", "home/u/feed/data", "input_dir", "must not be inside output_dir"),
+    ],
+)
+def test_in_a_storebase_the_directories_must_not_hold_one_another(
+    input_dir, output_dir, field, words
+):
+    body = pfcon_request(input_dir=input_dir, output_dir=output_dir)
+    with pytest.raises(BadRequest) as caught:
+        parse_job_request(body, volume_storage=True)
+    assert set(caught.value.message) == {field}
+    assert words in caught.value.message[field]
+    assert parse_job_request(body).output_dir == output_dir.rstrip("/")  # Swift prefixes may
+
+
+def test_sibling_directories_with_a_common_prefix_are_apart():
+    body = pfcon_request(input_dir="key-1/in", output_dir="key-1/income")
+    assert parse_job_request(body, volume_storage=True).output_dir == "key-1/income"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pman.errors import SettingsError
@@ -120,3 +122,102 @@ def test_every_bad_variable_is_reported_at_once():
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({"JOB_LOGS_TAIL": "x", "REMOVE_JOBS": "x", "SHM_SIZE": "x"})
     assert all(name in str(caught.value) for name in ("JOB_LOGS_TAIL", "REMOVE_JOBS", "SHM_SIZE"))
+
+
+# -- the storage mode ----------------------------------------------------------------------
+
+
+def test_swift_is_the_storage_unless_told_otherwise():
+    settings = Settings.from_env({})
+    assert (settings.storage_type, settings.volume_name, settings.storebase) == (
+        "swift",
+        None,
+        None,
+    )
+    assert settings.volume_storage is False
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {"STORAGE_TYPE": "kubernetes_pvc", "VOLUME_NAME": "storebase"},
+            {"storage_type": "kubernetes_pvc", "volume_name": "storebase"},
+        ),
+        (
+            {"STORAGE_TYPE": "host", "STOREBASE": "/var/local/storeBase/"},
+            {"storage_type": "host", "storebase": Path("/var/local/storeBase")},
+        ),
+        ({"STORAGE_TYPE": "swift"}, {"storage_type": "swift"}),
+    ],
+)
+def test_each_storage_mode_with_its_setting(environ, expected):
+    settings = Settings.from_env(environ)
+    assert settings == Settings(**expected)
+    assert settings.volume_storage is (expected["storage_type"] != "swift")
+
+
+@pytest.mark.parametrize(
+    ("environ", "words"),
+    [
+        ({"STORAGE_TYPE": "kubernetes_pvc"}, "STORAGE_TYPE=kubernetes_pvc needs VOLUME_NAME"),
+        ({"STORAGE_TYPE": "host"}, "STORAGE_TYPE=host needs STOREBASE"),
+        ({"VOLUME_NAME": "storebase"}, "VOLUME_NAME is set but STORAGE_TYPE=swift"),
+        ({"STOREBASE": "/data"}, "STOREBASE is set but STORAGE_TYPE=swift"),
+        (
+            {"STORAGE_TYPE": "host", "STOREBASE": "/data", "VOLUME_NAME": "storebase"},
+            "VOLUME_NAME is set but STORAGE_TYPE=host",
+        ),
+        (
+            {"STORAGE_TYPE": "kubernetes_pvc", "VOLUME_NAME": "c", "STOREBASE": "/data"},
+            "STOREBASE is set but STORAGE_TYPE=kubernetes_pvc",
+        ),
+        (
+            {"STORAGE_TYPE": "pvc"},
+            "STORAGE_TYPE='pvc': expected one of swift, kubernetes_pvc, host",
+        ),
+        ({"STORAGE_TYPE": "docker_local_volume"}, "names a Docker volume"),
+        ({"STORAGE_TYPE": "nfs"}, "use kubernetes_pvc"),
+        (
+            {"STORAGE_TYPE": "host", "STOREBASE": "data"},
+            "STOREBASE='data': must be an absolute path",
+        ),
+        ({"STORAGE_TYPE": "host", "STOREBASE": "/a/../b"}, "must not contain '..'"),
+        (
+            {"STORAGE_TYPE": "kubernetes_pvc", "VOLUME_NAME": "Store_Base"},
+            "not a valid PersistentVolumeClaim name",
+        ),
+    ],
+)
+def test_bad_storage_combinations_are_refused_at_start_naming_them(environ, words):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(environ)
+    assert words in str(caught.value)
+
+
+def test_a_storage_type_that_does_not_parse_is_reported_alone():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"STORAGE_TYPE": "pvc", "VOLUME_NAME": "storebase"})
+    assert "STORAGE_TYPE='pvc'" in str(caught.value)
+    assert "VOLUME_NAME is set" not in str(caught.value)
+
+
+def test_settings_made_in_code_are_checked_the_same_way():
+    with pytest.raises(SettingsError, match="needs VOLUME_NAME"):
+        Settings(storage_type="kubernetes_pvc")
+    with pytest.raises(SettingsError, match="STOREBASE is set"):
+        Settings().replace(storebase=Path("/data"))
+
+
+def test_in_the_volume_modes_swift_credentials_are_not_read(tmp_path):
+    # The OpenShift template mounts the (optional) Swift Secret in every mode.
+    missing = tmp_path / "absent" / "swift-credentials.cfg"
+    environ = {
+        "STORAGE_TYPE": "host",
+        "STOREBASE": str(tmp_path),
+        "SWIFT_CREDENTIALS_FILE": str(missing),
+        "ST_AUTH": "http://127.0.0.1:1/auth/v1.0",
+    }
+    assert Settings.from_env(environ).swift_credentials is None
+    with pytest.raises(SettingsError, match="does not exist"):
+        Settings.from_env({**environ, "STORAGE_TYPE": "swift", "STOREBASE": ""})

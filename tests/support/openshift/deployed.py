@@ -10,8 +10,10 @@ loopback port (``PMAN_BIND``) instead of 0.0.0.0:5010; a Job's pod does not rest
 (``restartPolicy: Never``).
 
 The template's ServiceAccounts and Secrets are created too, in a namespace of their own,
-plus the Swift credentials Secret the operator creates with ``oc create secret generic``
-(for the Swift server of the tests), before pman's pod, which mounts it for its data routes.
+with the publisher's account (``pman-publisher.yaml``) and the Swift credentials Secret the
+operator creates with ``oc create secret generic`` (for the Swift server of the tests) when
+the storage is Swift, before pman's pod, which mounts that Secret for its data routes. In a
+volume storage mode there is neither: pman starts without the (optional) Secret.
 The local cluster does not enforce RBAC (it records every call in its audit log instead),
 so the Roles and RoleBindings are checked against that log rather than applied.
 """
@@ -32,7 +34,13 @@ from kubernetes.client.exceptions import ApiException
 from tests.support.cluster import KubeCluster
 from tests.support.names import unique_name
 from tests.support.openshift import template
-from tests.support.openshift.templates import OPENSHIFT, find, pman_env
+from tests.support.openshift.templates import (
+    OPENSHIFT,
+    SWIFT_TEMPLATES,
+    VOLUME_TEMPLATES,
+    find,
+    pman_env,
+)
 from tests.support.waiting import eventually
 
 Obj = dict[str, Any]
@@ -64,9 +72,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def processed(namespace: str) -> list[Obj]:
-    values = {"NAMESPACE": namespace, "GUNICORN_WORKERS": "1"}
-    return template.process(template.load(OPENSHIFT / "pman.yaml"), values)["items"]
+def processed(namespace: str, parameters: dict[str, str] | None = None) -> list[Obj]:
+    """The objects the operator applies: pman.yaml with ``parameters``, and with Swift
+    storage the publisher's account."""
+    values = {"NAMESPACE": namespace, "GUNICORN_WORKERS": "1", **(parameters or {})}
+    swift = values.get("STORAGE_TYPE", "swift") == "swift"
+    objects = []
+    for name in SWIFT_TEMPLATES if swift else VOLUME_TEMPLATES:
+        given = values if name == "pman.yaml" else {"NAMESPACE": namespace}
+        objects += template.process(template.load(OPENSHIFT / name), given)["items"]
+    return objects
 
 
 def credentials_text(swift: Any) -> str:
@@ -78,10 +93,19 @@ def credentials_text(swift: Any) -> str:
 
 
 @contextmanager
-def deploy(cluster: KubeCluster, swift: Any, *, timeout: float = 60) -> Iterator[DeployedPman]:
-    """Apply the template's objects in a new namespace, run pman's pod, wait until ready."""
-    namespace = unique_name("pman-openshift")
-    objects = processed(namespace)
+def deploy(
+    cluster: KubeCluster,
+    swift: Any,
+    *,
+    parameters: dict[str, str] | None = None,
+    namespace: str | None = None,
+    timeout: float = 60,
+) -> Iterator[DeployedPman]:
+    """Apply the template's objects (with ``parameters``) in a new namespace, run pman's pod,
+    wait until ready."""
+    namespace = namespace or unique_name("pman-openshift")
+    objects = processed(namespace, parameters)
+    swift_storage = pman_env(objects)["STORAGE_TYPE"] == "swift"
     port = free_port()
     with cluster.api_client() as api:
         core, batch = kubernetes.client.CoreV1Api(api), kubernetes.client.BatchV1Api(api)
@@ -91,9 +115,10 @@ def deploy(cluster: KubeCluster, swift: Any, *, timeout: float = 60) -> Iterator
                 if obj["kind"] in APPLIED_KINDS:
                     _create(core, namespace, obj)
                     created.append((obj["kind"], obj["metadata"]["name"]))
-            secret = _swift_secret(objects, swift)
-            _create(core, namespace, secret)
-            created.append(("Secret", secret["metadata"]["name"]))
+            if swift_storage:
+                secret = _swift_secret(objects, swift)
+                _create(core, namespace, secret)
+                created.append(("Secret", secret["metadata"]["name"]))
             job = _pman_job(objects, port)
             batch.create_namespaced_job(namespace, job)
             created.append(("Job", job["metadata"]["name"]))

@@ -1,6 +1,7 @@
 """The OpenShift templates, processed as ``oc process`` would: with only the required
-parameters (the defaults) and with every parameter set to something else; and what pman's
-container gets from them."""
+parameters (the defaults: Swift storage) and with every parameter set to something else
+(which makes pman's storage ``kubernetes_pvc``), and with every parameter set but Swift
+storage kept (``swift-all-set``); and what pman's container gets from them."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ TEMPLATES = sorted(path.name for path in OPENSHIFT.glob("*.yaml"))
 # What an operator must give: nothing but the project.
 REQUIRED: dict[str, dict[str, str]] = {
     "pman.yaml": {"NAMESPACE": "chris"},
+    "pman-publisher.yaml": {"NAMESPACE": "chris"},
     "pman-networkpolicy.yaml": {"NAMESPACE": "chris"},
 }
 
@@ -46,11 +48,22 @@ ALL_SET: dict[str, dict[str, str]] = {
         "ROUTE_TIMEOUT": "45m",
         "PMAN_MAX_DATA_SIZE": "2Gi",
         "TMP_SIZE_LIMIT": "9Gi",
+        "STORAGE_TYPE": "kubernetes_pvc",
+        "VOLUME_NAME": "chris-storebase",
     },
+    "pman-publisher.yaml": {"NAMESPACE": "radiology"},
     "pman-networkpolicy.yaml": {"NAMESPACE": "radiology", "CLIENT_NAMESPACE": "pfcon"},
 }
+# Every parameter set, with Swift storage still: what the Swift-only checks look at.
+SWIFT_ALL_SET = {
+    **ALL_SET,
+    "pman.yaml": {**ALL_SET["pman.yaml"], "STORAGE_TYPE": "swift", "VOLUME_NAME": ""},
+}
 
-VARIANTS = {"defaults": REQUIRED, "all-set": ALL_SET}
+VARIANTS = {"defaults": REQUIRED, "all-set": ALL_SET, "swift-all-set": SWIFT_ALL_SET}
+# The templates an operator applies for each storage mode (openshift/README.rst).
+SWIFT_TEMPLATES = ("pman.yaml", "pman-publisher.yaml")
+VOLUME_TEMPLATES = ("pman.yaml",)
 
 Obj = dict[str, Any]
 
@@ -72,6 +85,20 @@ def find(objects: list[Obj], kind: str, name: str) -> Obj:
 
 def pman_objects(variant: str = "defaults") -> list[Obj]:
     return process("pman.yaml", variant)
+
+
+def deployed_objects(variant: str = "defaults") -> list[Obj]:
+    """Every object the operator applies for the variant's storage mode: pman.yaml's, plus
+    the publisher's account with Swift storage."""
+    swift = given("pman.yaml", variant)["STORAGE_TYPE"] == "swift"
+    names = SWIFT_TEMPLATES if swift else VOLUME_TEMPLATES
+    return [obj for name in names for obj in process(name, variant)]
+
+
+def given(name: str, variant: str) -> dict[str, str]:
+    """A template's parameters as processed: the defaults, then what the variant sets."""
+    defaults = {p["name"]: p.get("value", "") for p in load(name)["parameters"]}
+    return defaults | VARIANTS[variant][name]
 
 
 def pman_container(objects: list[Obj]) -> Obj:
@@ -103,15 +130,23 @@ def pman_env(objects: list[Obj]) -> dict[str, str]:
     return container_env(objects, pman_container(objects))
 
 
-def pman_settings(objects: list[Obj], *, extra: Mapping[str, str] | None = None) -> Settings:
+def pman_settings(
+    objects: list[Obj],
+    *,
+    extra: Mapping[str, str] | None = None,
+    secrets: Mapping[str, Mapping[str, str]] | None = None,
+) -> Settings:
     """The settings pman reads in its container: the Deployment's environment (plus
     ``extra``), with the Secret volumes it mounts made into files as the kubelet would.
 
     The operator's Swift Secret (named by ``SWIFT_SECRET_NAME``, as for the jobs) holds the
-    example swift-credentials.cfg; paths under a Secret's ``mountPath`` point at its files.
+    example swift-credentials.cfg unless ``secrets`` says which Secrets exist (``{}``:
+    none, which leaves an optional Secret volume empty); paths under a Secret's
+    ``mountPath`` point at its files.
     """
     env = pman_env(objects) | dict(extra or {})
-    secrets = {env["SWIFT_SECRET_NAME"]: {"swift-credentials.cfg": EXAMPLE_CREDENTIALS}}
+    if secrets is None:
+        secrets = {env["SWIFT_SECRET_NAME"]: {"swift-credentials.cfg": EXAMPLE_CREDENTIALS}}
     with tempfile.TemporaryDirectory(prefix="pman-volumes-") as directory:
         for mount, files in _secret_mounts(objects, secrets, Path(directory)):
             env = {name: _remount(value, mount, files) for name, value in env.items()}
@@ -129,12 +164,15 @@ def _secret_mounts(
         source = volumes[mount["name"]].get("secret")
         if source is None:
             continue
-        data = secrets[source["secretName"]]
+        if source["secretName"] not in secrets:
+            assert source.get("optional"), f"Secret {source['secretName']} keeps pman waiting"
+        data = secrets.get(source["secretName"], {})
         items = source.get("items") or [{"key": key, "path": key} for key in data]
         files = directory / mount["name"]
         files.mkdir()
         for item in items:
-            (files / item["path"]).write_text(data[item["key"]])
+            if item["key"] in data:
+                (files / item["path"]).write_text(data[item["key"]])
         mounts.append((mount["mountPath"], files))
     return mounts
 

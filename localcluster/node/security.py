@@ -258,8 +258,8 @@ class Isolation:
                     f"none: this machine allows no mount namespace (the local cluster runs "
                     f"as {self.user}, not root, and user namespaces are not available), so "
                     f"containers run as {self.user} whatever their pod asks, see every file "
-                    f"{self.user} can read, the state directory, kubeconfig and credentials "
-                    "included, and readOnly mounts are writable"
+                    "that user can read, the state directory, kubeconfig and credentials "
+                    "included, and every process, and readOnly mounts are writable"
                 )
             return (
                 f"containers run as their pod's runAsUser, runAsGroup and groups ({arbitrary}), "
@@ -276,11 +276,11 @@ class Isolation:
         else:
             who = (
                 "containers run in an unprivileged user namespace as their pod's runAsUser "
-                f"and runAsGroup ({arbitrary}), mapped to {self.user}, whose rights they keep "
-                "on the files they see; fsGroup and supplementalGroups are not applied (a user "
-                "namespace may not set groups)"
+                f"and runAsGroup ({arbitrary}), which for the kernel is {self.user}: they keep "
+                "that user's rights on the files they see, and fsGroup and supplementalGroups "
+                "are not applied (a user namespace may not set groups)"
             )
         return (
-            f"{who}, in their own mount {processes}; hidden from them: {hidden}; "
+            f"{who}; they are in their own mount {processes}; hidden from them: {hidden}; "
             "readOnly mounts are read-only"
         )

@@ -8,7 +8,8 @@ one UID is the container's, mapped to the local cluster's user) and forks the co
 init, process 1 of the new PID namespace, which assembles the container's view of the file
 system:
 
-- ``/`` made private; what the node keeps from containers (``hide``: the state directory,
+- ``/`` made private and read-only but for ``/tmp`` and ``/var/tmp``; what the node
+  keeps from containers (``hide``: the state directory,
   the kubeconfig...) covered by an empty tmpfs, or by an empty file for a file;
 - directories on the way to the image paths (the interpreter, the venv, the project) that
   the container's user may not traverse (``/root`` holding a pyenv interpreter) covered
@@ -59,6 +60,7 @@ MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 MS_RELATIME = 0x200000
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 EPERM = 1
@@ -100,6 +102,8 @@ MASKED = (
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
 )
+# What stays writable of the machine's own file system (anyone may write there anyway).
+SHARED_WRITABLE = ("/tmp", "/var/tmp")  # noqa: S108  paths in the container, not temp files
 # The signals a kubelet ends containers with; they reach the command with its process group.
 FORWARDED = (
     signal.SIGTERM,
@@ -162,13 +166,20 @@ def enter_namespace(mode: str, *, uid=None, gid=None, pid: bool = False) -> None
         _check(_libc.unshare(flags), "unshare")
 
 
-def remount_readonly(target: str) -> None:
-    flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+def _remount(target: str, flags: int) -> None:
     current = os.statvfs(target).f_flag
     for stat_flag, mount_flag in _KEEP_FLAGS:
         if current & stat_flag:
             flags |= mount_flag
     _mount(None, target, None, flags)
+
+
+def remount_readonly(target: str) -> None:
+    _remount(target, MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def remount_writable(target: str) -> None:
+    _remount(target, MS_BIND | MS_REMOUNT)
 
 
 def _mounts_below(top: str) -> list:
@@ -382,6 +393,13 @@ def _pin(path: str) -> str:
 def assemble(spec: dict) -> str:
     """Build the container's view; returns the directory to chroot into, or "/"."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    # The machine's files are the container's image: read-only, as an image's layers are
+    # to the node (a root container must not rewrite the programs the node runs).
+    read_only_tree("/")
+    for path in SHARED_WRITABLE:
+        if os.path.isdir(path) and not os.path.islink(path):
+            _mount(path, path, None, MS_BIND | MS_REC)
+            remount_writable(path)
     _mount("tmpfs", spec["scratch"], "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
     mounts = sorted(spec["mounts"], key=lambda m: m["target"].rstrip("/").count("/"))
     # The scratch tmpfs and the volumes' sources live under the cluster's state directory,
@@ -402,6 +420,7 @@ def assemble(spec: dict) -> str:
     for mount, source in zip(mounts, sources, strict=True):
         target = view.ensure(mount["target"], os.path.isdir(source))
         _mount(source, target, None, MS_BIND | MS_REC)
+        remount_writable(target)  # its source may be on the now read-only machine's files
         if mount.get("readonly"):
             readonly.append(target)
     # The image's files below a volume or a cover (the interpreter under an emptyDir at /tmp,
@@ -544,6 +563,9 @@ def _start(spec: dict) -> None:
                 _, status = os.waitpid(init, 0)
                 os._exit(_exit_code(status))
         _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
+        # It holds descriptors of the node's hidden directories until the command runs:
+        # not dumpable, so no process of the container may open them through /proc/1/fd.
+        _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl")
         for signum in FORWARDED:
             signal.signal(signum, _on_signal)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
@@ -551,6 +573,11 @@ def _start(spec: dict) -> None:
     if root != "/":
         os.chroot(root)
     if pid_namespace:
+        # What assembling held open (the sources of the volumes, whose parents are the
+        # state directory) goes before the init starts waiting for the command.
+        status = spec["status_fd"]
+        os.closerange(3, status)
+        os.closerange(status + 1, os.sysconf("SC_OPEN_MAX"))
         _init(spec)
     _exec(spec)
 

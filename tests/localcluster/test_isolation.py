@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +49,15 @@ class Node:
     def log(self, pod: Any, name: str = "main") -> str:
         return self.core.read_namespaced_pod_log(pod.metadata.name, NAMESPACE, container=name)
 
+    @property
+    def machine_file(self) -> Path:
+        """A file a container must not create: in the virtualenv, part of its "image"."""
+        return Path(sys.prefix) / f"written-by-a-container-{self.mode}"
+
+    @property
+    def tmp_file(self) -> Path:
+        return Path(tempfile.gettempdir()) / f"written-by-a-container-{self.mode}"
+
 
 @pytest.fixture(scope="module", params=["root", "userns"])
 def node(request: pytest.FixtureRequest) -> Iterator[Node]:
@@ -66,7 +76,12 @@ def node(request: pytest.FixtureRequest) -> Iterator[Node]:
             config_file=str(cluster.kubeconfig_path)
         ) as api:
             core, batch = kubernetes.client.CoreV1Api(api), kubernetes.client.BatchV1Api(api)
-            yield Node(cluster, core, batch, mode)
+            node = Node(cluster, core, batch, mode)
+            try:
+                yield node
+            finally:
+                node.machine_file.unlink(missing_ok=True)
+                node.tmp_file.unlink(missing_ok=True)
     finally:
         cluster.stop()
         shutil.rmtree(state, ignore_errors=True)
@@ -124,6 +139,13 @@ def _attempts(node: Node, victim: dict[str, Any]) -> list[Check]:
         ("other-token", "read", str(victim["token"]), victim["token"].read_text()[:64]),
         ("other-root", "read-glob", "/proc/[0-9]*/root/etc/victim/key", marker),
         ("processes", "processes", "", ""),
+        # Through the descriptors of a process of the node (its own volumes' parents).
+        (
+            "descriptors",
+            "read-glob",
+            "/proc/[0-9]*/fd/*/../../../*/volumes/held/key",
+            marker,
+        ),
         ("uncover", "umount-read", f"{state}|{secret_file}", marker),
         ("uncover-kubeconfig", "umount-read", f"{state}|{cluster.kubeconfig_path}", token),
         ("core-pattern", "open-write", "/proc/sys/kernel/core_pattern", ""),
@@ -132,6 +154,8 @@ def _attempts(node: Node, victim: dict[str, Any]) -> list[Check]:
         ("share", "write", "/share/new", ""),
         ("dev-null", "write", "/dev/null", ""),
         ("dev-shm", "write", "/dev/shm/new", ""),
+        ("machine-file", "write", str(node.machine_file), ""),
+        ("tmp", "write", str(node.tmp_file), ""),
     ]
     disk = _block_device()
     if disk is not None:
@@ -185,10 +209,10 @@ def _breaches(report: dict[str, Any]) -> dict[str, str]:
     processes = checks["processes"]["data"].split()
     if len(processes) > 3:
         found["processes"] = f"{len(processes)} processes visible: {' '.join(processes[:20])}..."
-    for name in ("core-pattern", "read-only-secret", "read-only-dir", "disk"):
+    for name in ("core-pattern", "read-only-secret", "read-only-dir", "disk", "machine-file"):
         if name in checks and checks[name]["ok"]:
             found[name] = checks[name]["data"][:80]
-    for name in ("read-only-secret", "read-only-dir"):
+    for name in ("read-only-secret", "read-only-dir", "machine-file"):
         if not checks[name]["ok"] and "Read-only file system" not in checks[name]["data"]:
             found[name] = f"refused, but not as read-only: {checks[name]['data']}"
     return found
@@ -199,7 +223,7 @@ def test_a_pman_job_container_reaches_nothing_of_the_node(node, victim):
     report = _probe_pod(node, victim, pman_shaped=True)
     _assert_isolated(report)
     checks = report["checks"]
-    for usable in ("share", "dev-null", "dev-shm"):
+    for usable in ("share", "dev-null", "dev-shm", "tmp"):
         assert checks[usable]["ok"], checks[usable]
     from localcluster.node.security import arbitrary_uid
 
@@ -212,7 +236,7 @@ def test_a_root_container_reaches_nothing_of_the_node(node, victim):
     report = _probe_pod(node, victim, pman_shaped=False)
     assert report["uid"] == 0
     _assert_isolated(report)
-    for usable in ("share", "dev-null", "dev-shm"):
+    for usable in ("share", "dev-null", "dev-shm", "tmp"):
         assert report["checks"][usable]["ok"], report["checks"][usable]
 
 
@@ -342,3 +366,20 @@ def test_the_cluster_says_what_isolation_it_gives(node):
     assert "readOnly" in summary
     assert str(node.cluster.state_dir) in summary
     assert "PID namespace" in summary or "no PID namespace" in summary
+
+
+def test_the_memory_watchdog_counts_the_container_not_its_init(tmp_path):
+    # The wrapper and the init are two small Python processes (about 10 MiB resident each,
+    # mostly shared): under a tight limit, only the container's own processes may count.
+    with (
+        LocalCluster(tmp_path, memory_mode="watchdog") as cluster,
+        kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig_path)) as api,
+    ):
+        if not cluster.isolation.pid_namespace:
+            pytest.skip("no PID namespace on this machine: containers have no init")
+        batch, core = kubernetes.client.BatchV1Api(api), kubernetes.client.CoreV1Api(api)
+        main = container("main", "sleep 1", resources={"limits": {"memory": "16Mi"}})
+        batch.create_namespaced_job(NAMESPACE, job_manifest("small", [main]))
+        pod = wait_for_pod(core, NAMESPACE, "small", is_finished)
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert (terminated.reason, terminated.exit_code) == ("Completed", 0)

@@ -8,8 +8,11 @@ pytest's private directory), so that only the container's view keeps it out of r
 
 from __future__ import annotations
 
+import json
 import os
+import pwd
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -20,8 +23,15 @@ from typing import Any
 import kubernetes
 import pytest
 
+import localcluster
 from localcluster.cluster import LocalCluster
-from tests.support.isolation import Check, leaked, probe_command, probe_report
+from tests.support.isolation import (
+    Check,
+    leaked,
+    probe_command,
+    probe_report,
+    shared_directory,
+)
 from tests.support.kube import container, is_finished, is_running, job_manifest, wait_for_pod
 from tests.support.names import unique_name
 from tests.support.waiting import eventually
@@ -209,10 +219,19 @@ def _breaches(report: dict[str, Any]) -> dict[str, str]:
     processes = checks["processes"]["data"].split()
     if len(processes) > 3:
         found["processes"] = f"{len(processes)} processes visible: {' '.join(processes[:20])}..."
-    for name in ("core-pattern", "read-only-secret", "read-only-dir", "disk", "machine-file"):
+    for name in (
+        "core-pattern",
+        "read-only-secret",
+        "read-only-dir",
+        "read-only",
+        "disk",
+        "machine-file",
+    ):
         if name in checks and checks[name]["ok"]:
             found[name] = checks[name]["data"][:80]
-    for name in ("read-only-secret", "read-only-dir", "machine-file"):
+    for name in ("read-only-secret", "read-only-dir", "read-only", "machine-file"):
+        if name not in checks:
+            continue
         if not checks[name]["ok"] and "Read-only file system" not in checks[name]["data"]:
             found[name] = f"refused, but not as read-only: {checks[name]['data']}"
     return found
@@ -383,3 +402,102 @@ def test_the_memory_watchdog_counts_the_container_not_its_init(tmp_path):
         pod = wait_for_pod(core, NAMESPACE, "small", is_finished)
     terminated = pod.status.container_statuses[0].state.terminated
     assert (terminated.reason, terminated.exit_code) == ("Completed", 0)
+
+
+# Run as an unprivileged user: a local cluster (whatever mode it finds) and one pman-shaped
+# pod trying what the other tests try; prints the mode and the probe's report as JSON.
+UNPRIVILEGED_RUN = r"""
+import json, sys, time
+sys.path[:0] = json.loads(sys.argv[1])
+import kubernetes
+from localcluster.cluster import LocalCluster
+from tests.support.isolation import probe_command, probe_report
+
+state = sys.argv[2]
+with LocalCluster(state, tls=True) as cluster, kubernetes.config.new_client_from_config(
+    config_file=str(cluster.kubeconfig_path)
+) as api:
+    checks = [
+        ("kubeconfig", "read", str(cluster.kubeconfig_path), cluster.admin_token),
+        ("tls-key", "read", str(cluster.tls_files.key_path), "PRIVATE KEY"),
+        ("state-dir", "list", state, "pods"),
+        ("processes", "processes", "", ""),
+        ("read-only", "write", "/ro/x", ""),
+        ("share", "write", "/share/x", ""),
+    ]
+    main = {
+        "name": "main", "image": "python:3.11-slim", "command": probe_command(checks),
+        "securityContext": json.loads(sys.argv[3]),
+        "volumeMounts": [
+            {"name": "ro", "mountPath": "/ro", "readOnly": True},
+            {"name": "share", "mountPath": "/share"},
+        ],
+    }
+    spec = {
+        "restartPolicy": "Never", "containers": [main],
+        "securityContext": {"runAsNonRoot": True},
+        "volumes": [{"name": "ro", "emptyDir": {}}, {"name": "share", "emptyDir": {}}],
+    }
+    batch, core = kubernetes.client.BatchV1Api(api), kubernetes.client.CoreV1Api(api)
+    job = {"metadata": {"name": "probe"}, "spec": {"backoffLimit": 0, "template": {"spec": spec}}}
+    batch.create_namespaced_job("default", job)
+    for _ in range(600):
+        pods = core.list_namespaced_pod("default").items
+        if pods and pods[0].status.phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(0.1)
+    log = core.read_namespaced_pod_log(pods[0].metadata.name, "default", container="main")
+    print(json.dumps({
+        "mode": cluster.mount_mode,
+        "summary": cluster.isolation.summary() if getattr(cluster, "isolation", None) else "",
+        "report": probe_report(log),
+    }))
+"""
+
+
+def _unprivileged_python() -> str | None:
+    """A Python of this minor version that a user other than root may run (this one may
+    live under /root), or None."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for directory in ("/usr/bin", "/usr/local/bin"):
+        candidate = Path(directory) / version
+        if candidate.exists() and os.stat(candidate).st_mode & 0o001:
+            return str(candidate)
+    return None
+
+
+def test_an_unprivileged_local_cluster_hides_its_state_in_a_user_namespace():
+    if os.geteuid() != 0:
+        pytest.skip("the test runs the local cluster as another user, which needs root")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("this machine has no user nobody to run the local cluster as")
+    python = _unprivileged_python()
+    if python is None:
+        pytest.skip(f"no Python {sys.version_info.major}.{sys.version_info.minor} outside "
+                    f"{sys.base_prefix} for an unprivileged user to run")  # fmt: skip
+    project = str(Path(localcluster.__file__).resolve().parents[1])
+    site = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
+    with shared_directory() as top:
+        os.chown(top, nobody.pw_uid, nobody.pw_gid)
+        done = subprocess.run(
+            [python, "-S", "-c", UNPRIVILEGED_RUN, json.dumps([project, *site]),
+             str(top / "state"), json.dumps(CONTAINER_SECURITY)],
+            capture_output=True, text=True, timeout=120, cwd=top,
+            env={"HOME": str(top), "PATH": "/usr/bin:/bin"},
+            user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[],
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    if result["mode"] == "rewrite":
+        assert result["summary"].startswith("none: this machine allows no mount namespace")
+        pytest.skip(f"this machine gives an unprivileged user no namespace: {result['summary']}")
+    assert result["mode"] == "userns"
+    report = result["report"]
+    _assert_isolated(report)
+    assert report["checks"]["share"]["ok"], report["checks"]["share"]
+    from localcluster.node.security import arbitrary_uid
+
+    assert (report["uid"], report["gid"]) == (arbitrary_uid(NAMESPACE), 0)
+    assert "which for the kernel is nobody" in result["summary"]

@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -195,7 +196,11 @@ class Stack:
         state = self.directory / "cluster"
         # Objects live in the cluster's memory only: volumes of an earlier run are garbage.
         shutil.rmtree(state, ignore_errors=True)
-        self.cluster = LocalCluster(state, tls=True, kubeconfig=self.directory / "kubeconfig")
+        # Containers see none of the stack's directory: the Swift credentials and data, the
+        # env file, the kubeconfig, the cluster's state.
+        self.cluster = LocalCluster(
+            state, tls=True, kubeconfig=self.directory / "kubeconfig", hide=[self.directory]
+        )
         try:
             self.cluster.start()
         except (OSError, RuntimeError) as exc:
@@ -475,6 +480,7 @@ def _announce(stack: Stack, shown_dir: Path) -> None:
         lines.append(f"pman:           not started; run: . {env_file}; pman serve")
     lines += [
         f"env file:       {env_file}",
+        *isolation_lines(stack.cluster),
         "",
         "Try it from another shell:",
         commands_to_try(env_file, stack.storage),
@@ -483,6 +489,13 @@ def _announce(stack: Stack, shown_dir: Path) -> None:
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+def isolation_lines(cluster: LocalCluster) -> list[str]:
+    """What ``up`` says of the isolation this machine gives the job containers."""
+    assert cluster.isolation is not None
+    text = f"Isolation:      {cluster.isolation.summary(NAMESPACE)}."
+    return textwrap.wrap(text, width=96, subsequent_indent=" " * 16, break_on_hyphens=False)
 
 
 def down(argv: Sequence[str]) -> int:

@@ -3,8 +3,11 @@
     with LocalCluster(state_dir, tls=True) as cluster:
         client = kubernetes.config.new_client_from_config(str(cluster.kubeconfig_path))
 
-``start()`` chooses the mount mode and memory mechanism, starts the controllers, the
-kubelet and the HTTP server, and writes the kubeconfig last, once the server answers.
+``start()`` chooses the mount mode, the isolation containers get and the memory mechanism,
+starts the controllers, the kubelet and the HTTP server, and writes the kubeconfig last,
+once the server answers. Containers never see the state directory, the kubeconfig, the
+audit log, nor the paths given as ``hide`` (where this machine allows mount namespaces;
+``cluster.isolation.summary()`` says what it allows).
 ``stop()`` ends every process it started. Objects live in memory only; the state
 directory holds the kubeconfig, the TLS files, and each pod's volumes and logs.
 """
@@ -14,9 +17,10 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import pwd
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +43,7 @@ from localcluster.node.kubelet import CLAIMS_DIR, Kubelet, KubeletConfig
 from localcluster.node.logs import PodLogs
 from localcluster.node.memory import MemoryLimiter
 from localcluster.node.runtime import Janitor
+from localcluster.node.security import Isolation
 from localcluster.node.volumes import claim_directory
 
 log = logging.getLogger("localcluster")
@@ -61,6 +66,7 @@ class LocalCluster:
         mount_mode: str = "auto",
         memory_mode: str = "auto",
         history: int = 50_000,
+        hide: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
         """Prepare (nothing runs until ``start()``).
 
@@ -68,7 +74,9 @@ class LocalCluster:
         directory, removed by ``stop()``, when None). ``kubeconfig``: where to write the
         kubeconfig (default ``<state_dir>/kubeconfig``). ``mount_mode``: ``auto``, ``root``,
         ``userns`` or ``rewrite``. ``memory_mode``: ``auto`` (cgroup if possible) or
-        ``watchdog``. ``history``: how many changes watches can resume from.
+        ``watchdog``. ``history``: how many changes watches can resume from. ``hide``:
+        more paths containers must not see (the development stack hides its directory,
+        which holds the Swift credentials and data).
         """
         self._own_state = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="localcluster-"))
@@ -79,8 +87,10 @@ class LocalCluster:
         self._mount_mode = mount_mode
         self._memory_mode = memory_mode
         self._history = history
+        self._hide = [Path(p) for p in hide]
         self.tls_files: TlsFiles | None = None
         self.mount_mode = ""
+        self.isolation: Isolation | None = None
         self.memory_mechanism = ""
         self._started = False
         self._parts: list[Any] = []
@@ -124,6 +134,13 @@ class LocalCluster:
         self.auth = Authenticator(pod_exists=self._pod_exists)
         self.audit = AuditLog(str(self.audit_log_path)) if self.audit_log_path else None
         self.mount_mode = mounts.detect_mode(self.state_dir / "pods", wanted=self._mount_mode)
+        self.isolation = Isolation(
+            mount_mode=self.mount_mode,
+            pid_namespace=mounts.detect_pid_namespace(self.mount_mode, self.state_dir / "pods"),
+            user=_user_name(),
+            root=os.geteuid() == 0,
+            hidden=self._hidden(),
+        )
         self.memory = MemoryLimiter(mode="watchdog" if self._memory_mode == "watchdog" else "auto")
         self.memory_mechanism = self.memory.mechanism
         self.gc = GarbageCollector(self.store, self.lifecycle)
@@ -140,7 +157,7 @@ class LocalCluster:
         self.server = ApiServer(self.api, host=HOST, port=self.port, context=context)
         self.port = self.server.port
         service = (HOST, self.port) if self.tls else None
-        config = KubeletConfig(self.state_dir, self.mount_mode, service)
+        config = KubeletConfig(self.state_dir, self.mount_mode, service, isolation=self.isolation)
         self.janitor = Janitor(cgroup_base=self.memory.base)
         self.kubelet = Kubelet(
             self.store,
@@ -160,7 +177,16 @@ class LocalCluster:
         self._write_kubeconfig()
         log.info("serving the Kubernetes API at %s", self.url)
         log.info("volumes reach containers through %s", mounts.DESCRIPTIONS[self.mount_mode])
+        log.info("isolation: %s", self.isolation.summary())
         log.info("memory limits are enforced with %s", self.memory_mechanism)
+
+    def _hidden(self) -> tuple[str, ...]:
+        """What containers must not see, as real paths, none inside another."""
+        paths = [self.state_dir, self.kubeconfig_path, *self._hide]
+        if self.audit_log_path is not None:
+            paths.append(self.audit_log_path)
+        found = sorted({os.path.realpath(p) for p in paths})
+        return tuple(p for p in found if not any(p.startswith(q + "/") for q in found))
 
     def stop(self) -> None:
         """Stop serving and end every process started for pods; idempotent."""
@@ -280,6 +306,13 @@ class LocalCluster:
         """The directory that PersistentVolumeClaim ``claim`` of ``namespace`` stands for
         (made empty if it does not exist yet); pods mounting the claim see its files."""
         return claim_directory(self.state_dir / CLAIMS_DIR, namespace, claim)
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"UID {os.geteuid()}"
 
 
 class _LateLogs:

@@ -8,7 +8,9 @@ projected service account tokens before they expire.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -23,7 +25,7 @@ from localcluster.apiserver.registry import DELETED, Change, Store
 from localcluster.node.memory import MemoryLimiter
 from localcluster.node.podworker import PodWorker, WorkerContext
 from localcluster.node.runtime import Janitor
-from localcluster.node.volumes import write_file
+from localcluster.node.security import Isolation, rewrite_file
 
 log = logging.getLogger("localcluster.kubelet")
 
@@ -40,6 +42,8 @@ class KubeletConfig:
     mount_mode: str
     service: tuple[str, int] | None  # where pods reach the API (TLS only)
     stop_grace: float = 2.0
+    # What containers run as and see (None: what the mount mode alone gives).
+    isolation: Isolation | None = None
 
 
 class Kubelet:
@@ -68,6 +72,8 @@ class Kubelet:
             pods_dir=config.state_dir / "pods",
             claims_dir=config.state_dir / CLAIMS_DIR,
             mount_mode=config.mount_mode,
+            isolation=config.isolation
+            or Isolation(config.mount_mode, False, "", os.geteuid() == 0, ()),
             service=config.service,
             forget=self.forget,
         )
@@ -176,7 +182,8 @@ class Kubelet:
                         continue
                     pod = worker.pod()
                     if age > 0.8 * expiration and pod is not None:
-                        write_file(path, self.token_for(pod, expiration).encode(), 0o644)
+                        with contextlib.suppress(OSError):  # the pod is going
+                            rewrite_file(path, self.token_for(pod, expiration).encode())
 
     def stop(self) -> None:
         """End every container process: SIGTERM, then SIGKILL after a short grace."""

@@ -4,9 +4,10 @@ The cgroup (v2 ``memory.max``, or the v1 memory controller's ``memory.limit_in_b
 is created under the local cluster's own cgroup, so the machine's accounting stays whole;
 the kernel's OOM killer then does the work and ``oom_kill`` in the cgroup's event counters
 tells that it happened. Without a writable cgroup, a watchdog thread sums the resident
-memory of each limited container's process tree every 50 ms and SIGKILLs the tree when
-it passes the limit (a process that allocates very fast can overshoot for that long).
-Either way the kubelet reports the container as ``OOMKilled`` with exit code 137.
+memory of each limited container's process tree (less the wrapper and init processes the
+node starts it with) every 50 ms and SIGKILLs the tree when it passes the limit (a process
+that allocates very fast can overshoot for that long). Either way the kubelet reports the
+container as ``OOMKilled`` with exit code 137.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from localcluster.node.mounts import WRAPPER
 
 log = logging.getLogger("localcluster.memory")
 
@@ -273,10 +276,22 @@ def _descendants(table: dict[int, tuple[int, int, int]], root: int) -> set[int]:
     return found
 
 
+def _is_wrapper(pid: int) -> bool:
+    """Whether ``pid`` is the container's wrapper or init, not the container's own process."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return str(WRAPPER).encode() in handle.read()
+    except OSError:
+        return False
+
+
 def _tree_rss(roots: set[int]) -> dict[int, int]:
     table = _processes()
     return {
-        root: sum(table[p][2] for p in _descendants(table, root) if p in table) for root in roots
+        root: sum(
+            table[p][2] for p in _descendants(table, root) if p in table and not _is_wrapper(p)
+        )
+        for root in roots
     }
 
 

@@ -29,11 +29,11 @@ DESCRIPTIONS = {
 }
 
 
-def _probe(mode: str, scratch: Path) -> bool:
+def _probe(mode: str, scratch: Path, what: str = "--probe") -> bool:
     directory = tempfile.mkdtemp(prefix="probe-", dir=scratch)
     try:
         result = subprocess.run(
-            [sys.executable, "-S", str(WRAPPER), "--probe", mode, directory],
+            [sys.executable, "-S", str(WRAPPER), what, mode, directory],
             capture_output=True,
             timeout=20,
             check=False,
@@ -58,6 +58,11 @@ def detect_mode(scratch: Path, *, wanted: str = "auto") -> str:
     if wanted in (ROOT, USERNS):
         raise RuntimeError(f"mount mode {wanted!r} does not work on this machine")
     return REWRITE
+
+
+def detect_pid_namespace(mode: str, scratch: Path) -> bool:
+    """Whether containers get PID namespaces (and their own /proc) in this mode here."""
+    return mode in (ROOT, USERNS) and _probe(mode, scratch, "--probe-pid")
 
 
 class PathRewriter:

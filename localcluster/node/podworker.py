@@ -30,7 +30,7 @@ from localcluster.apiserver.lifecycle import Lifecycle
 from localcluster.apiserver.meta import parse_quantity
 from localcluster.apiserver.podspec import GRACE_SECONDS
 from localcluster.apiserver.registry import NotFound, Store
-from localcluster.node import mounts
+from localcluster.node import mounts, security
 from localcluster.node.memory import Limited, MemoryLimiter
 from localcluster.node.podstatus import DEADLINE_MESSAGE, ContainerRun, PodRun, pod_status
 from localcluster.node.runtime import (
@@ -74,6 +74,7 @@ class WorkerContext:
     pods_dir: Path  # each pod's volumes and logs go in a directory of its own under it
     claims_dir: Path  # persistentVolumeClaim volumes: <claims_dir>/<namespace>/<claim>
     mount_mode: str
+    isolation: security.Isolation  # what containers run as and see
     service: tuple[str, int] | None  # where containers reach the API (TLS only)
     forget: Callable[[PodWorker], None]  # called once the worker has let its pod go
 
@@ -201,6 +202,7 @@ class PodWorker:
             )
             try:
                 self.volumes = builder.build()
+                security.own_volumes(pod, self.volumes)
                 break
             except VolumeNotReady as exc:
                 if str(exc) != reported:
@@ -422,11 +424,9 @@ class PodWorker:
             "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
             "spec": self.spec,
         }
-        security = {
-            **(self.spec.get("securityContext") or {}),
-            **(container.get("securityContext") or {}),
-        }
-        uid = security.get("runAsUser")
+        isolation = self.context.isolation
+        identity = security.container_identity(pod, container, switch=isolation.switches_users)
+        uid = identity.uid
         home = home_of(uid if uid is not None else os.getuid())
         env = container_env(
             pod,
@@ -447,7 +447,7 @@ class PodWorker:
             env = {k: rewrite(v) for k, v in env.items()}
             cwd = rewrite(cwd)
             volume_mounts = []
-        groups = list(self.spec.get("securityContext", {}).get("supplementalGroups") or [])
+        no_new_privs = (container.get("securityContext") or {}).get("allowPrivilegeEscalation")
         return LaunchSpec(
             argv=argv,
             env=env,
@@ -456,10 +456,13 @@ class PodWorker:
             scratch=str(self.directory / "scratch"),
             mounts=volume_mounts,
             uid=uid,
-            gid=security.get("runAsGroup"),
-            groups=groups,
-            no_new_privs=security.get("allowPrivilegeEscalation") is False,
+            gid=identity.gid,
+            groups=identity.groups,
+            no_new_privs=no_new_privs is False,
             keep=IMAGE_PATHS,
+            hide=list(isolation.hidden),
+            pid_namespace=isolation.pid_namespace,
+            capabilities=identity.capabilities,
         )
 
     def _mounts(self, container: Obj) -> list[dict[str, Any]]:

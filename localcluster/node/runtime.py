@@ -163,6 +163,10 @@ class LaunchSpec:
     no_new_privs: bool = False
     # Host paths that stand for the container's image: kept visible below a volume.
     keep: list[str] = field(default_factory=list)
+    # Host paths the container must not see (the state directory, the kubeconfig...).
+    hide: list[str] = field(default_factory=list)
+    pid_namespace: bool = False
+    capabilities: list[int] | None = None  # the bounding set; None: leave it whole
 
 
 def image_paths() -> list[str]:

@@ -55,9 +55,9 @@ def wait_for_log(cluster, pod: str, container: str, *texts: str, timeout: float 
 
 
 def test_swift_stopping_during_the_publish_is_retried_and_the_job_succeeds(
-    pman: PmanClient, bucket, swift_server, local_cluster, tmp_path
+    pman: PmanClient, bucket, swift_server, local_cluster, shared_dir
 ):
-    flag = tmp_path / "go"
+    flag = shared_dir / "go"
     jid = pman.submit(waiting_job(bucket, flag))["jid"]
     pman.wait(jid, is_waiting)
     (pod,) = job_pods(local_cluster, jid)
@@ -81,9 +81,9 @@ def test_swift_stopping_during_the_publish_is_retried_and_the_job_succeeds(
 
 
 def test_two_pmans_answer_the_same_and_a_restart_mid_job_loses_nothing(
-    bucket, secret, local_cluster, tmp_path
+    bucket, secret, local_cluster, tmp_path, shared_dir
 ):
-    flag = tmp_path / "go"
+    flag = shared_dir / "go"
     with ExitStack() as stack:
         first = stack.enter_context(pman_process(local_cluster, secret, tmp_path))
         second = stack.enter_context(pman_process(local_cluster, secret, tmp_path))

@@ -207,14 +207,14 @@ def test_the_probes_answer_without_a_token(pman, probe):
 
 
 def test_the_roles_grant_exactly_the_calls_pman_and_the_publisher_make(
-    pman, swift_job, kube_cluster, tmp_path
+    pman, swift_job, kube_cluster, shared_dir
 ):
     body, _ = swift_job
     # Every path of the API that reaches Kubernetes: submit, status with logs, the job
     # list, a status and a delete of an unknown job, delete. The publish sidecar lists its
     # pod and, the processor still running, watches it: the processor waits for a file the
     # test creates once the watch has begun.
-    release = tmp_path / "release"
+    release = shared_dir / "release"
     body["entrypoint"] = [
         "sh",
         "-c",

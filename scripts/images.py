@@ -284,7 +284,7 @@ def main() -> int:
     parser.add_argument("--report", type=Path, default=OUT / "report.json")
     args = parser.parse_args()
     if shutil.which("podman") is None:
-        print("images: podman is not installed (scripts/bootstrap podman installs it)")
+        print("images: podman is not installed (make images installs it, as root or with sudo)")
         return 3
     started = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)

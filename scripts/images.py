@@ -121,6 +121,10 @@ class Podman:
         return json.loads(self.run("image", "inspect", name))[0]
 
 
+def _last_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no reason given"])[-1]
+
+
 def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
@@ -137,7 +141,7 @@ def obtain_base(podman: Podman, name: str) -> dict:
     )
     if pulled.returncode == 0:
         return _base(name, "registry", "pulled", started)
-    reason = (pulled.stderr.strip().splitlines() or ["no reason given"])[-1]
+    reason = _last_line(pulled.stderr)
     if stand_in:
         return _base(name, "debian-packages", "cached", started, reason)
     say(f"cannot pull {name} ({reason}); making a stand-in from Debian's packages")
@@ -170,7 +174,7 @@ def probe(podman: Podman, base: str) -> dict:
     )
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise Failed(f"podman cannot run a container here: {done.stderr.strip()}", status=3)
+        raise Failed(f"podman cannot run a container here: {_last_line(done.stderr)}", status=3)
     return json.loads(done.stdout)
 
 
@@ -289,10 +293,9 @@ def main() -> int:
     started = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
     podman = Podman(podman_options())
-    try:
-        podman.run("info", "--format", "{{.Host.OCIRuntime.Name}}")
-    except Failed as error:
-        print(f"images: podman does not work here: {error}")
+    info = subprocess.run(podman.command("info"), capture_output=True, text=True, check=False)
+    if info.returncode != 0:
+        print(f"images: podman does not work here: {_last_line(info.stderr)}")
         return 3
     try:
         report: dict = {"podman": podman.options}

@@ -102,14 +102,14 @@ def deployed(images, kube_cluster, swift_server, tmp_path_factory):
     options = [*restricted(images.uid), "--network=host", *pod_container(container, volumes)]
     with images.podman.start(images.pman, *options, args=tuple(pod_arguments(container))) as ctr:
         url = f"http://127.0.0.1:{port}"
-        ctr.wait_until(lambda: _answers(f"{url}/readyz"), timeout=60, what="/readyz answer 200")
+        ctr.wait_until(lambda: _answers(f"{url}/readyz"), timeout=120, what="/readyz answer 200")
         token = find(objects, "Secret", "pman-api-token")["stringData"]["token"]
         yield url, token, ctr
 
 
 def _answers(url: str) -> bool:
     try:
-        return requests.get(url, timeout=2).status_code == 200
+        return requests.get(url, timeout=5).status_code == 200
     except requests.RequestException:
         return False
 
@@ -182,7 +182,7 @@ def test_with_its_defaults_and_a_dead_cluster_the_healthcheck_passes_and_readyz_
     ]
     with images.podman.start(images.pman, *options) as container:
         checked = container.wait_until(
-            lambda: container.healthcheck().returncode == 0, timeout=60, what="healthy check"
+            lambda: container.healthcheck().returncode == 0, timeout=120, what="healthy check"
         )
         assert checked
         assert ask(container, "/healthz") == (200, "ok\n")

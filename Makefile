@@ -3,8 +3,12 @@
 
 VENV := .venv
 BIN := $(VENV)/bin
+# Building and running the images (Debian packages): podman, runc as its runtime (crun
+# refuses machines whose cgroups are in hybrid mode), mmdebstrap for the stand-in base
+# image made where python:3.11-slim-bookworm cannot be pulled.
+IMAGE_TOOLS := podman runc mmdebstrap
 
-.PHONY: demo test unit serve lint format bench clean venv venv-local
+.PHONY: demo test unit images serve lint format bench clean venv venv-local
 
 # Everything, test tools included.
 venv:
@@ -22,7 +26,14 @@ demo: venv-local
 serve: venv-local
 	@$(BIN)/localcluster up --dir .state $(SERVE_OPTIONS)
 
+# pman's two images, built with podman from Dockerfile and Dockerfile.publisher; prints
+# their sizes and build times (see README.rst, "Building the images").
+images: venv
+	@scripts/bootstrap $(IMAGE_TOOLS)
+	@$(BIN)/python scripts/images.py
+
 test: venv
+	@scripts/bootstrap $(IMAGE_TOOLS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

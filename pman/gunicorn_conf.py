@@ -2,14 +2,22 @@
 
 Each worker builds its own app (and its own watches) after the fork, because
 threads do not survive one; so the app is never preloaded.
+
+pman refuses to start, with one line saying why, when its settings are invalid or no
+Kubernetes configuration exists at all: neither mends while pman runs. A cluster that is
+configured but does not answer is another matter: pman starts, and /readyz answers 503
+until the cluster does.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from pman.cli import configure_logging, warn_if_exposed
+from pman.errors import ClusterUnavailable, SettingsError
+from pman.kube import load_configuration
 from pman.settings import Settings
 
 # pman's own lines beside gunicorn's (which do not go through the root logger); the workers
@@ -29,6 +37,17 @@ worker_tmp_dir = "/dev/shm"  # noqa: S108
 # The control socket would live in $HOME, which an arbitrary UID cannot write.
 control_socket_disable = True
 wsgi_app = "pman.app:create_app()"
+
+
+def on_starting(server: Any) -> None:
+    """Exit before listening when pman could not serve: otherwise every worker would fail
+    to build the app, each with a traceback, and gunicorn stop with "Worker failed to
+    boot", which tells an operator less."""
+    try:
+        load_configuration(Settings.from_env(os.environ))
+    except (SettingsError, ClusterUnavailable) as error:
+        print(f"pman: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def when_ready(server: Any) -> None:

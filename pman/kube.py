@@ -162,7 +162,10 @@ class Kube:
         except pydantic.ValidationError as error:
             raise BadRequest(f"the Kubernetes client refused the {resource}: {error}") from error
         except (urllib3.exceptions.HTTPError, OSError, OpenApiException) as error:
-            raise ClusterUnavailable(f"the Kubernetes API is unreachable: {error}") from error
+            host = self._api.configuration.host
+            raise ClusterUnavailable(
+                f"the Kubernetes API at {host} is unreachable: {_transport_reason(error)}"
+            ) from error
 
 
 class WatchStream:
@@ -190,6 +193,20 @@ class WatchStream:
             self._response.shutdown()
 
 
+def _transport_reason(error: Exception) -> str:
+    """What went wrong, in a few words: urllib3 wraps the cause in its retries and in the
+    connection's details, which repeat the request's URL (this ends up in 503 answers,
+    /readyz and the log)."""
+    while isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
+        error = error.reason
+    text = str(error)
+    if isinstance(error, urllib3.exceptions.NewConnectionError | urllib3.exceptions.PoolError):
+        return text.partition(": ")[2] or text  # "<connection or pool>: <what happened>"
+    if isinstance(error, urllib3.exceptions.ConnectTimeoutError) and len(error.args) == 2:
+        return str(error.args[1])  # (connection, what happened)
+    return text
+
+
 def _event(line: str) -> Obj:
     try:
         event = json.loads(line)
@@ -214,7 +231,11 @@ def load_configuration(settings: Settings) -> client.Configuration:
         else:
             _load_default(configuration)
     except (ConfigException, OSError) as error:
-        raise ClusterUnavailable(f"no usable Kubernetes configuration: {error}") from error
+        if settings.kubeconfig:
+            where = f"in {settings.kubeconfig}"
+        else:
+            where = "(KUBECONFIG is not set, and there is no pod service account or ~/.kube/config)"
+        raise ClusterUnavailable(f"no usable Kubernetes configuration {where}: {error}") from error
     # Enough connections for a threaded server's concurrent requests plus the watches.
     configuration.connection_pool_maxsize = 32
     return configuration

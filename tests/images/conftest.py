@@ -2,7 +2,7 @@
 runs) once per session from the working tree, and run with podman.
 
 ``images`` -> :class:`Images`: the built images' names (``pman``, ``publisher``), the build
-report (base image, sizes, build times, logs), the :class:`~tests.images.podman.Podman`
+report (base image, sizes, build times, logs), the :class:`~tests.support.podman.Podman`
 handle with this machine's options, and the UID every container of the session runs as
 (one OpenShift would pick). Podman's layer cache makes the build a few seconds when
 nothing changed; the first build on a machine also makes the base image (about a minute).
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.images.podman import Podman, openshift_uid
+from tests.support.podman import Podman, openshift_uid
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD = REPO_ROOT / "scripts" / "images.py"

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.images.podman import restricted
+from tests.support.podman import restricted
 
 pytestmark = pytest.mark.images
 

@@ -22,15 +22,15 @@ import pytest
 import requests
 import yaml
 
-from tests.images.podman import (
+from tests.support.openshift import template
+from tests.support.openshift.templates import OPENSHIFT, find, pman_container, pman_env
+from tests.support.podman import (
     Container,
     pod_arguments,
     pod_container,
     restricted,
     secret_directory,
 )
-from tests.openshift import template
-from tests.openshift.conftest import OPENSHIFT, find, pman_container, pman_env
 
 pytestmark = pytest.mark.images
 

@@ -13,7 +13,7 @@ import pytest
 from pman.jobspec import build_job
 from pman.models import parse_job_request
 from pman.settings import Settings
-from tests.images.podman import (
+from tests.support.podman import (
     pod_arguments,
     pod_container,
     restricted,
@@ -62,7 +62,9 @@ def stage_in(images, input_dir: str) -> dict:
         "input_dir": input_dir,
         "output_dir": "unused/outgoing",
     }
-    job = build_job(parse_job_request(body), Settings(publisher_image=images.publisher))
+    job = build_job(
+        parse_job_request(body), Settings(publisher_image=images.publisher), run="run-1"
+    )
     (container,) = [
         c for c in job["spec"]["template"]["spec"]["initContainers"] if c["name"] == "stage-in"
     ]

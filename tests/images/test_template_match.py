@@ -13,8 +13,8 @@ import pytest
 from pman.jobspec import build_job
 from pman.models import parse_job_request
 from pman.settings import Settings
-from tests.images.podman import restricted
-from tests.openshift.conftest import find, pman_container, pman_objects
+from tests.support.openshift.templates import find, pman_container, pman_objects
+from tests.support.podman import restricted
 
 pytestmark = pytest.mark.images
 
@@ -96,7 +96,7 @@ def test_the_pman_image_user_suits_the_templates_pod(images):
 def test_the_publisher_image_runs_the_commands_pman_writes_into_job_pods(images):
     image = config(images, images.publisher)
     settings = Settings(publisher_image=images.publisher)
-    spec = build_job(parse_job_request(REQUEST), settings)["spec"]["template"]["spec"]
+    spec = build_job(parse_job_request(REQUEST), settings, run="run-1")["spec"]["template"]["spec"]
     ours = [
         c for c in spec["initContainers"] + spec["containers"] if c["image"] == images.publisher
     ]

@@ -109,7 +109,7 @@ def safe_name(name: str, *, directory: bool = False) -> str:
     return path
 
 
-class _Paths:
+class Paths:
     """The paths of an archive's entries so far: a file appears once, and never where a
     directory is (nor a directory where a file is), since no directory could hold both."""
 
@@ -146,7 +146,7 @@ class _Paths:
 def tar_entries(stream: BinaryIO) -> Iterator[Entry]:
     """The files of a tar stream, plain or compressed (gzip, bzip2, xz), read in one pass."""
     what = "not a readable tar archive (plain or compressed)"
-    paths = _Paths()
+    paths = Paths()
     with _reading(what), tarfile.open(fileobj=stream, mode="r|*") as archive:
         for member in archive:
             if member.isdir():
@@ -188,7 +188,7 @@ def zip_entries(file: str | BinaryIO) -> Iterator[Entry]:
     central directory) before the first is read."""
     with _reading("not a readable zip file"), zipfile.ZipFile(file) as archive:
         infos = archive.infolist()
-        paths = _Paths()
+        paths = Paths()
         names = [_checked_zip_name(info, paths) for info in infos]
         for info, name in zip(infos, names, strict=True):
             if name is not None:
@@ -196,7 +196,7 @@ def zip_entries(file: str | BinaryIO) -> Iterator[Entry]:
                     yield Entry(name, _read_chunks(reader.read, "a corrupt zip file"))
 
 
-def _checked_zip_name(info: zipfile.ZipInfo, paths: _Paths) -> str | None:
+def _checked_zip_name(info: zipfile.ZipInfo, paths: Paths) -> str | None:
     """The entry's safe name, or None for a directory."""
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
@@ -222,7 +222,7 @@ def _checked_zip_name(info: zipfile.ZipInfo, paths: _Paths) -> str | None:
 def multipart_entries(read: Read, boundary: bytes) -> Iterator[Entry]:
     """The file parts of a multipart/form-data body; each part's filename is its path."""
     events = _multipart_events(read, boundary)
-    paths = _Paths()
+    paths = Paths()
     for event in events:
         if isinstance(event, File):
             name = paths.file(safe_name(event.filename), event.filename)

@@ -371,6 +371,8 @@ def _describe(item: Any) -> str:
         return f"must be at most {item['ctx']['max_length']} characters"
     if kind == "literal_error":
         return "must be one of 'ds', 'fs', 'ts'"
+    if kind == "string_unicode":
+        return "is not valid Unicode: it holds an unpaired surrogate"
     if kind == "value_error":
         return str(item["ctx"]["error"])
     return item["msg"]

@@ -119,4 +119,5 @@ HOSTILE_FIELDS = [
     ("output_dir", "key/" + "p" * 1000, "object prefix must be at most 999 bytes"),
     ("input_dir", "key/" + "\u00e9" * 500, "object prefix must be at most 999 bytes"),
     ("input_dir", "key-\ud800/incoming", "not valid Unicode"),
+    ("type", "\ud800", "not valid Unicode"),
 ]

@@ -42,6 +42,11 @@ CHATTY = (
     "sys.stdout.flush(); sys.stdout.buffer.write(b'bad \\xff\\xfe bytes \\xc3\\xa9t\\xc3\\xa9\\n')"
 )
 SLEEP = "import time; print('sleeping', flush=True); time.sleep(300)"
+# Leaves a file where the output directory was: there is nothing the publisher can publish.
+NO_OUTPUT_DIRECTORY = (
+    "import shutil; shutil.rmtree('/share/outgoing'); "
+    "open('/share/outgoing', 'w').write('not a directory')"
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +98,7 @@ def jobs(pman, bucket):
         "failure": python_job(pman, bucket, FAIL),
         "oom": python_job(pman, bucket, HOG, memory_limit=64),
         "missing": python_job(pman, bucket, COPY_INPUT, type="ds", input_dir=f"{bucket}/none"),
-        "publish": python_job(pman, bucket, COPY_INPUT, output_dir=f"{'x' * 300}/out"),
+        "publish": python_job(pman, bucket, NO_OUTPUT_DIRECTORY),
         "chatty": chatty,
         "workers": python_job(pman, bucket, COPY_INPUT, number_of_workers=2),
     }

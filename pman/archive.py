@@ -3,9 +3,11 @@ routes and its command-line client, with no I/O of its own beyond the streams it
 
 Reading (:func:`tar_entries`, :func:`zip_entries`, :func:`multipart_entries`) yields the
 regular files of an archive one at a time, each with a name checked by :func:`safe_name`;
-a link, a special file or a name that would leave the destination raises
-:class:`UnsafeEntry` naming the entry, a malformed archive :class:`ArchiveError`. Each
-entry's chunks must be consumed before the next entry is asked for.
+a link, a special file, a name that would leave the destination, a path given twice or as
+both a file and a directory, or a zip entry that cannot be read (encrypted, or compressed
+in a way zipfile does not know) raises :class:`UnsafeEntry` naming the entry, a malformed
+archive :class:`ArchiveError`. Each entry's chunks must be consumed before the next entry
+is asked for.
 
 Writing (:func:`tar_stream`, :func:`zip_stream`) turns :class:`OutFile` items into the
 chunks of a tar (optionally gzip-compressed) or zip file, pulling each file's content
@@ -38,6 +40,10 @@ MAX_PART_HEADERS = 64 * 1024
 WRITE_SIZE = 256 * 1024
 
 Read = Callable[[int], bytes]
+# Bit 0 of a zip entry's general purpose flags: the entry is encrypted.
+ENCRYPTED = 0x1
+# The compression methods zipfile reads (with the zlib, bz2 and lzma modules).
+ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 
 
 class ArchiveError(ValueError):
@@ -103,17 +109,51 @@ def safe_name(name: str, *, directory: bool = False) -> str:
     return path
 
 
+class Paths:
+    """The paths of an archive's entries so far: a file appears once, and never where a
+    directory is (nor a directory where a file is), since no directory could hold both."""
+
+    def __init__(self) -> None:
+        self._files: set[str] = set()
+        self._dirs: set[str] = set()
+
+    def file(self, path: str, entry: str) -> str:
+        if path in self._files:
+            raise UnsafeEntry(entry, "appears twice")
+        if path in self._dirs:
+            raise UnsafeEntry(entry, "is both a file and a directory")
+        self._parents(path, entry)
+        self._files.add(path)
+        return path
+
+    def directory(self, path: str, entry: str) -> None:
+        if path in self._files:
+            raise UnsafeEntry(entry, "is both a file and a directory")
+        if path:
+            self._parents(path, entry)
+            self._dirs.add(path)
+
+    def _parents(self, path: str, entry: str) -> None:
+        parts = path.split("/")
+        for end in range(1, len(parts)):
+            parent = "/".join(parts[:end])
+            if parent in self._files:
+                raise UnsafeEntry(entry, f"is inside {parent!r}, which is a file")
+            self._dirs.add(parent)
+
+
 # -- reading -------------------------------------------------------------------------------
 def tar_entries(stream: BinaryIO) -> Iterator[Entry]:
     """The files of a tar stream, plain or compressed (gzip, bzip2, xz), read in one pass."""
     what = "not a readable tar archive (plain or compressed)"
+    paths = Paths()
     with _reading(what), tarfile.open(fileobj=stream, mode="r|*") as archive:
         for member in archive:
             if member.isdir():
-                safe_name(member.name, directory=True)
+                paths.directory(safe_name(member.name, directory=True), member.name)
                 continue
             _check_tar_kind(member)
-            name = safe_name(member.name)
+            name = paths.file(safe_name(member.name), member.name)
             reader = archive.extractfile(member)
             assert reader is not None  # a regular file always has a reader
             yield Entry(name, _read_chunks(reader.read, "a truncated or corrupt tar archive"))
@@ -148,34 +188,45 @@ def zip_entries(file: str | BinaryIO) -> Iterator[Entry]:
     central directory) before the first is read."""
     with _reading("not a readable zip file"), zipfile.ZipFile(file) as archive:
         infos = archive.infolist()
-        names = [_checked_zip_name(info) for info in infos]
+        paths = Paths()
+        names = [_checked_zip_name(info, paths) for info in infos]
         for info, name in zip(infos, names, strict=True):
             if name is not None:
                 with archive.open(info) as reader:
                     yield Entry(name, _read_chunks(reader.read, "a corrupt zip file"))
 
 
-def _checked_zip_name(info: zipfile.ZipInfo) -> str | None:
+def _checked_zip_name(info: zipfile.ZipInfo, paths: Paths) -> str | None:
     """The entry's safe name, or None for a directory."""
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
     # Not info.is_dir(): it fails on an entry with an empty name, which safe_name refuses.
     if info.filename.endswith("/") or kind == stat.S_IFDIR:
-        safe_name(info.filename, directory=True)
+        paths.directory(safe_name(info.filename, directory=True), info.filename)
         return None
     if kind == stat.S_IFLNK:
         raise UnsafeEntry(info.filename, "is a symbolic link")
     if kind not in (0, stat.S_IFREG):  # 0: made where there are no Unix modes
         raise UnsafeEntry(info.filename, "is a special file")
-    return safe_name(info.filename)
+    if info.flag_bits & ENCRYPTED:
+        raise UnsafeEntry(info.filename, "is encrypted: pman reads no encrypted entries")
+    if info.compress_type not in ZIP_METHODS:
+        raise UnsafeEntry(
+            info.filename,
+            f"uses compression method {info.compress_type}, which pman cannot read "
+            "(it reads stored, deflate, bzip2 and lzma entries)",
+        )
+    return paths.file(safe_name(info.filename), info.filename)
 
 
 def multipart_entries(read: Read, boundary: bytes) -> Iterator[Entry]:
     """The file parts of a multipart/form-data body; each part's filename is its path."""
     events = _multipart_events(read, boundary)
+    paths = Paths()
     for event in events:
         if isinstance(event, File):
-            yield Entry(safe_name(event.filename), _part_data(events))
+            name = paths.file(safe_name(event.filename), event.filename)
+            yield Entry(name, _part_data(events))
         elif isinstance(event, Field):
             raise ArchiveError(f"part {event.name!r} is not a file (it has no filename)")
 

@@ -63,6 +63,16 @@ class ClusterUnavailable(PmanError):
     status = 503
 
 
+class ClusterUnreachable(ClusterUnavailable):
+    """No connection to the Kubernetes API could be made, or it did not answer in time."""
+
+
+class NotReady(PmanError):
+    """pman cannot serve jobs now (``/readyz``): the message says only what is not ready."""
+
+    status = 503
+
+
 class ClusterError(PmanError):
     """Kubernetes answered with an error pman did not expect."""
 

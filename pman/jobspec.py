@@ -68,6 +68,18 @@ SIDECAR_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}}
 Uid = int | None
 
 
+def literal(word: str) -> str:
+    """``word`` escaped for a container's command or an env value, where Kubernetes expands
+    ``$(VAR)`` and reads ``$$`` as ``$``: with every ``$`` doubled, the process gets exactly
+    ``word``."""
+    return word.replace("$", "$$")
+
+
+def as_given(word: str) -> str:
+    """The word :func:`literal` escaped, as it was given (and as the process gets it)."""
+    return word.replace("$$", "$")
+
+
 def jid_selector(jid: str) -> str:
     """Label selector of the pods (and Job) of one job."""
     return f"{JID_LABEL}={jid}"
@@ -253,7 +265,7 @@ def stage_in_container(image: str, source: str, *, allow_empty: bool = False) ->
     return {
         "name": STAGE_IN,
         "image": image,
-        "command": command,
+        "command": [literal(word) for word in command],
         "resources": SIDECAR_RESOURCES,
         "securityContext": container_security_context(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -285,7 +297,7 @@ def processor_container(
     container: Manifest = {
         "name": PROCESSOR,
         "image": request.image,
-        "command": request.command,
+        "command": [literal(word) for word in request.command],
         "env": processor_env(request, settings),
         "securityContext": container_security_context(),
         "volumeMounts": list(mounts) if mounts is not None else [share_mount()],
@@ -299,7 +311,7 @@ def processor_container(
 
 def processor_env(request: JobRequest, settings: Settings) -> list[Manifest]:
     """The request's ``env``, plus ``HOME=/tmp`` when the workaround is on."""
-    env = [{"name": name, "value": value} for name, value in request.env_pairs]
+    env = [{"name": name, "value": literal(value)} for name, value in request.env_pairs]
     if settings.enable_home_workaround:
         env.append({"name": "HOME", "value": HOME_WORKAROUND})
     return env
@@ -320,15 +332,18 @@ def publish_container(image: str, destination: str, *, options: Sequence[str] = 
         "name": PUBLISH,
         "image": image,
         "command": [
-            "publisher",
-            "publish",
-            "--wait-container",
-            PROCESSOR,
-            "--credentials",
-            CREDENTIALS_FILE,
-            *options,
-            OUTGOING,
-            destination,
+            literal(word)
+            for word in (
+                "publisher",
+                "publish",
+                "--wait-container",
+                PROCESSOR,
+                "--credentials",
+                CREDENTIALS_FILE,
+                *options,
+                OUTGOING,
+                destination,
+            )
         ],
         "env": [
             _field_env("POD_NAME", "metadata.name"),

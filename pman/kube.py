@@ -26,6 +26,7 @@ from pman.errors import (
     BadRequest,
     ClusterError,
     ClusterUnavailable,
+    ClusterUnreachable,
     Forbidden,
     JobExists,
     JobNotFound,
@@ -34,6 +35,7 @@ from pman.errors import (
 )
 from pman.metrics import Metrics
 from pman.settings import Settings
+from swiftcreds.reasons import MARKERS, short_reason
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -48,7 +50,9 @@ class Kube:
     def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
         self.namespace = settings.job_namespace
         self.metrics = metrics or Metrics()
-        self._api = client.ApiClient(load_configuration(settings))
+        configuration = load_configuration(settings)
+        self.host: str = configuration.host
+        self._api = client.ApiClient(configuration)
         self._batch = client.BatchV1Api(self._api)
         self._core = client.CoreV1Api(self._api)
 
@@ -162,9 +166,8 @@ class Kube:
         except pydantic.ValidationError as error:
             raise BadRequest(f"the Kubernetes client refused the {resource}: {error}") from error
         except (urllib3.exceptions.HTTPError, OSError, OpenApiException) as error:
-            host = self._api.configuration.host
-            raise ClusterUnavailable(
-                f"the Kubernetes API at {host} is unreachable: {_transport_reason(error)}"
+            raise ClusterUnreachable(
+                f"the Kubernetes API at {self.host} is unreachable ({_network_reason(error)})"
             ) from error
 
 
@@ -191,20 +194,6 @@ class WatchStream:
         # back to the pool: then there is no reader to unblock.
         with contextlib.suppress(ValueError, OSError):
             self._response.shutdown()
-
-
-def _transport_reason(error: Exception) -> str:
-    """What went wrong, in a few words: urllib3 wraps the cause in its retries and in the
-    connection's details, which repeat the request's URL (this ends up in 503 answers,
-    /readyz and the log)."""
-    while isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
-        error = error.reason
-    text = str(error)
-    if isinstance(error, urllib3.exceptions.NewConnectionError | urllib3.exceptions.PoolError):
-        return text.partition(": ")[2] or text  # "<connection or pool>: <what happened>"
-    if isinstance(error, urllib3.exceptions.ConnectTimeoutError) and len(error.args) == 2:
-        return str(error.args[1])  # (connection, what happened)
-    return text
 
 
 def _event(line: str) -> Obj:
@@ -246,6 +235,20 @@ def _load_default(configuration: client.Configuration) -> None:
         config.load_incluster_config(client_configuration=configuration)
     except ConfigException:
         config.load_kube_config(client_configuration=configuration)
+
+
+def _network_reason(error: BaseException) -> str:
+    """Why a connection failed, in a few words: the library's message nests the reprs of
+    its objects, which say nothing to a client (the whole error is kept as the cause)."""
+    reason = short_reason(error)
+    if reason in MARKERS:
+        return reason.lower()
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "its TLS certificate is not trusted"
+    if "SSL" in text:
+        return "the TLS handshake failed"
+    return "the connection failed"
 
 
 def _json(response: Any) -> Obj:

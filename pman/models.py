@@ -26,20 +26,30 @@ from pydantic import (
 from pman.errors import BadRequest
 from pman.pod import INCOMING, OUTGOING
 
+# The JSON Schema patterns are ECMA-262, where "$" is the end of the input. Python's "$" also
+# matches before a final newline, so Python code matches whole strings (re.fullmatch) with
+# the patterns' bodies instead.
 JID_PATTERN = r"^/?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # A jid in a URL path: as submitted, without the leading "/" (what is_jid accepts).
 PATH_JID_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # A path segment must contain something besides dots, so "." and ".." never pass.
 _SEGMENT = r"[^/\x00]*[^/.\x00][^/\x00]*"
 STORAGE_PATH_PATTERN = rf"^/?{_SEGMENT}(/{_SEGMENT})*/*$"
-_STORAGE_PATH = re.compile(STORAGE_PATH_PATTERN)
 ENV_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*=[^\x00]*$"
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 MAX_PATH_LENGTH = 1024
+# Swift's limits (its defaults, in bytes of UTF-8): a container name of at most 256 bytes,
+# an object name of at most 1024. An object prefix must leave room for "/" and the names
+# under it, the publisher's manifest (".publisher-manifest.json", 24 bytes) among them.
+MAX_CONTAINER_BYTES = 256
+MAX_PREFIX_BYTES = 1024 - len("/.publisher-manifest.json")
 # No spaces or control characters: the same class in Python and in ECMA-262 (JSON Schema).
 IMAGE_PATTERN = r"^[^\x00-\x20\x7f]+$"
-_IMAGE = re.compile(IMAGE_PATTERN)
+_IMAGE = re.compile(r"[^\x00-\x20\x7f]+")
+# The longest reference the distribution spec's grammar allows: a name of at most 255
+# characters (registry included), a tag of at most 128, and a sha512 digest.
+MAX_IMAGE_LENGTH = 255 + len(":") + 128 + len("@sha512:") + 128
 
 
 def _integer(minimum: int, digits: int) -> Any:
@@ -72,13 +82,15 @@ def _as_integer(value: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value.lstrip("0") or "0")
+        digits = value.lstrip("0") or "0"
+        # Python converts at most 4300 digits; far fewer are beyond every range of pman's.
+        return int(digits) if len(digits) <= 100 else 10**100
     raise ValueError("must be a whole number, as a JSON number or a string of digits")
 
 
 def is_jid(value: str) -> bool:
     """Whether ``value`` is a jid pman could have accepted (without the leading /)."""
-    return len(value) <= 63 and bool(_DNS_LABEL.match(value))
+    return len(value) <= 63 and bool(_DNS_LABEL.fullmatch(value))
 
 
 def _check_jid(value: str) -> str:
@@ -87,7 +99,7 @@ def _check_jid(value: str) -> str:
         raise ValueError("must not be empty")
     if len(jid) > 63:
         raise ValueError("must be at most 63 characters: it becomes the Kubernetes Job name")
-    if not _DNS_LABEL.match(jid):
+    if not _DNS_LABEL.fullmatch(jid):
         raise ValueError(
             "must be a DNS-1123 label (lower-case letters, digits and '-', starting and "
             "ending with a letter or digit): it becomes the Kubernetes Job name"
@@ -104,14 +116,12 @@ def _volume_storage(info: ValidationInfo) -> bool:
 def _check_storage_path(value: str, info: ValidationInfo) -> str:
     if len(value) > MAX_PATH_LENGTH:
         raise ValueError(f"must be at most {MAX_PATH_LENGTH} characters")
-    path = value.removeprefix("/").rstrip("/")
+    path = _text(value).removeprefix("/").rstrip("/")
     form = (
         "a path relative to the storeBase"
         if _volume_storage(info)
         else ("<swift container>/<prefix>")
     )
-    if "\x00" in path:
-        raise ValueError("must not contain NUL characters")
     if not path:
         raise ValueError(f"must be {form}, not empty")
     if path.startswith("/"):
@@ -123,42 +133,67 @@ def _check_storage_path(value: str, info: ValidationInfo) -> str:
         raise ValueError("must not contain empty path segments ('//')")
     if any(set(segment) == {"."} for segment in segments):
         raise ValueError("must not contain '.' or '..' segments")
+    container, _, prefix = path.partition("/")
+    if len(container.encode()) > MAX_CONTAINER_BYTES:
+        raise ValueError(
+            f"its Swift container name must be at most {MAX_CONTAINER_BYTES} bytes "
+            f"(UTF-8), not {len(container.encode())}"
+        )
+    if len(prefix.encode()) > MAX_PREFIX_BYTES:
+        raise ValueError(
+            f"its object prefix must be at most {MAX_PREFIX_BYTES} bytes (UTF-8), not "
+            f"{len(prefix.encode())}: Swift's object names (at most 1024 bytes) must hold "
+            "it and the names of the files under it"
+        )
     return path
 
 
 def _check_env(value: str) -> str:
-    name, sep, _ = value.partition("=")
+    name, sep, _ = _text(value).partition("=")
     if not sep:
         raise ValueError(f"{value!r} is not KEY=VALUE")
-    if not _ENV_NAME.match(name):
+    if not _ENV_NAME.fullmatch(name):
         raise ValueError(f"{name!r} is not a valid environment variable name")
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
     return value
 
 
-def _no_nul(value: str) -> str:
+def _text(value: str) -> str:
+    """``value`` unless it holds what no process can be given: NUL, or an unpaired
+    surrogate (a JSON escape such as \\ud800 that no UTF-8 can carry)."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode: it holds an unpaired surrogate") from None
+    return value
+
+
+def _check_entrypoint(value: list[str]) -> list[str]:
+    if value and not value[0]:
+        raise ValueError("item 0: the program must not be empty")
     return value
 
 
 def _check_image(value: str) -> str:
-    if not _IMAGE.match(value):
+    if len(value) > MAX_IMAGE_LENGTH:
+        raise ValueError(
+            f"must be at most {MAX_IMAGE_LENGTH} characters: longer image references do not exist"
+        )
+    if not _IMAGE.fullmatch(_text(value)):
         raise ValueError("must be an image reference without spaces, e.g. docker.io/org/app:1.0")
     return value
 
 
-Text = Annotated[
-    StrictStr,
-    AfterValidator(_no_nul),
-    WithJsonSchema({"type": "string", "pattern": "^[^\\x00]*$"}),
-]
+_TEXT_SCHEMA = {"type": "string", "pattern": "^[^\\x00]*$"}
+# The entrypoint's first word, the program: not empty.
+_PROGRAM_SCHEMA = {**_TEXT_SCHEMA, "minLength": 1}
+Text = Annotated[StrictStr, AfterValidator(_text), WithJsonSchema(_TEXT_SCHEMA)]
 Auid = Annotated[
     StrictStr,
-    AfterValidator(_no_nul),
+    AfterValidator(_text),
     Field(max_length=256),
-    WithJsonSchema({"type": "string", "pattern": "^[^\\x00]*$", "maxLength": 256}),
+    WithJsonSchema({**_TEXT_SCHEMA, "maxLength": 256}),
 ]
 Jid = Annotated[
     StrictStr,
@@ -180,7 +215,7 @@ EnvItem = Annotated[
 Image = Annotated[
     StrictStr,
     AfterValidator(_check_image),
-    WithJsonSchema({"type": "string", "pattern": IMAGE_PATTERN}),
+    WithJsonSchema({"type": "string", "pattern": IMAGE_PATTERN, "maxLength": MAX_IMAGE_LENGTH}),
 ]
 Workers = _integer(1, 3)
 Millicores = _integer(1, 7)
@@ -209,9 +244,11 @@ class JobRequest(BaseModel):
     memory_limit: Mebibytes = Field(description="Memory limit in MiB.")
     gpu_limit: Gpus = Field(description="Number of nvidia.com/gpu.")
     image: Image = Field(description="Image of the processor.")
-    entrypoint: Annotated[list[Text], Field(min_length=1)] = Field(
-        description="Command of the processor; must not be empty."
-    )
+    entrypoint: Annotated[
+        list[Text],
+        Field(min_length=1, json_schema_extra={"prefixItems": [_PROGRAM_SCHEMA]}),
+        AfterValidator(_check_entrypoint),
+    ] = Field(description="Command of the processor; must not be empty.")
     type: JobType = Field(description="ds, fs or ts.")
     env: list[EnvItem] = Field(default=[], description="KEY=VALUE environment of the processor.")
     input_dir: StoragePath | None = Field(
@@ -370,6 +407,8 @@ def _describe(item: Any) -> str:
         return f"must be at most {item['ctx']['max_length']} characters"
     if kind == "literal_error":
         return "must be one of 'ds', 'fs', 'ts'"
+    if kind == "string_unicode":
+        return "is not valid Unicode: it holds an unpaired surrogate"
     if kind == "value_error":
         return str(item["ctx"]["error"])
     return item["msg"]

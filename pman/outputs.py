@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from pman.archive import ArchiveError, OutFile, UnsafeEntry, safe_name, tar_stream, zip_stream
-from pman.errors import PmanError, StoreError
+from pman.archive import (
+    ArchiveError,
+    OutFile,
+    Paths,
+    UnsafeEntry,
+    safe_name,
+    tar_stream,
+    zip_stream,
+)
+from pman.errors import ObjectNotFound, PmanError, StoreError
 from pman.swift import Location, Store, SwiftSession
 
 log = logging.getLogger(__name__)
@@ -37,7 +45,7 @@ def published_files(manifest: bytes, location: Location) -> list[Published]:
     where = f"{location}/{MANIFEST}"
     try:
         document = json.loads(manifest)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise StoreError(f"{where} is not valid JSON") from None
     if (
         not isinstance(document, dict)
@@ -47,13 +55,19 @@ def published_files(manifest: bytes, location: Location) -> list[Published]:
     ):
         raise StoreError(f"{where} is not a complete publisher manifest")
     try:
-        return [_published(item, location) for item in document["files"]]
-    except (KeyError, TypeError, ValueError) as error:
+        files = [
+            _published(number, item, location) for number, item in enumerate(document["files"])
+        ]
+    except (UnsafeEntry, ValueError) as error:
         raise StoreError(f"{where} lists a file pman cannot serve: {error}") from None
+    _check_paths(files, where)
+    return files
 
 
-def _published(item: Any, location: Location) -> Published:
-    size = item["bytes"]
+def _published(number: int, item: Any, location: Location) -> Published:
+    if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+        raise ValueError(f"its file {number} has no path")
+    size = item.get("bytes")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ValueError(f"{item['path']!r} has no valid size")
     return Published(safe_name(item["path"]), _output_object(item, location), size)
@@ -63,7 +77,7 @@ def _output_object(item: Any, location: Location) -> str:
     """The listed object name, if it lies under the output prefix. Anyone who can write the
     manifest could otherwise make pman read other objects with its own credentials, even
     in other containers: HTTP clients resolve ``..`` in a URL path."""
-    name = item["object"]
+    name = item.get("object")
     if not isinstance(name, str):
         raise ValueError(f"{item['path']!r} has no object name")
     try:
@@ -75,6 +89,36 @@ def _output_object(item: Any, location: Location) -> str:
     return name
 
 
+def _check_paths(files: list[Published], where: str) -> None:
+    """Each path once, never both a file and a directory, never the manifest's own name:
+    an archive of them must unpack to the files the manifest lists."""
+    paths = Paths()
+    for item in files:
+        if item.path == MANIFEST:
+            raise StoreError(f"{where} lists {MANIFEST!r}, the name of the manifest itself")
+        try:
+            paths.file(item.path, item.path)
+        except UnsafeEntry as error:
+            raise StoreError(f"{where} lists a file pman cannot serve: {error}") from None
+
+
+def check_stored(swift: SwiftSession, location: Location, files: list[Published]) -> None:
+    """StoreError unless Swift holds every listed object with the size the manifest gives:
+    found out before the first byte of the answer, while it can still say so."""
+    where = f"{location}/{MANIFEST}"
+    stored = swift.object_sizes(location.container, location.object_name(""))
+    for item in files:
+        size = stored.get(item.object)
+        if size is None:
+            raise StoreError(
+                f"{where} lists {item.path!r}, but Swift has no object {item.object!r}"
+            )
+        if size != item.size:
+            raise StoreError(
+                f"{where} says {item.path!r} has {item.size} bytes, but Swift holds {size}"
+            )
+
+
 def output_chunks(
     store: Store,
     location: Location,
@@ -83,10 +127,12 @@ def output_chunks(
     *,
     extension: str,
     jid: str,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """The archive's chunks: ``files`` read from Swift as the consumer asks, then the
-    manifest. A failure once it has begun ends the stream early: it never looks complete."""
+    manifest. A failure before the first chunk is raised as a :class:`StoreError`; once
+    chunks have gone out it ends the stream early (logged), so it never looks complete."""
     with store.session() as swift:
+        check_stored(swift, location, files)
         items = [
             OutFile(f.path, f.size, partial(_object_chunks, swift, location.container, f.object))
             for f in files
@@ -96,11 +142,29 @@ def output_chunks(
             stream = zip_stream(items)
         else:
             stream = tar_stream(items, gzip=extension == "tar.gz")
+        sent = False
         try:
-            yield from stream
-        except (PmanError, ArchiveError) as error:
-            # The status line is sent: all that is left is to cut the stream short.
+            for chunk in stream:
+                yield chunk
+                sent = True
+        except ArchiveError as error:
+            if not sent:
+                raise StoreError(
+                    f"the output in {location} does not match its manifest: {error}"
+                ) from None
             log.error("the output of job %s was cut short: %s", jid, error)
+            raise
+        except ObjectNotFound as error:
+            if not sent:
+                raise StoreError(
+                    f"an object of the output in {location} is gone: {error}"
+                ) from None
+            log.error("the output of job %s was cut short: %s", jid, error)
+            raise
+        except PmanError as error:
+            if sent:
+                # The status line is sent: all that is left is to cut the stream short.
+                log.error("the output of job %s was cut short: %s", jid, error)
             raise
 
 

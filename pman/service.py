@@ -18,6 +18,7 @@ from pman.jobspec import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     SELECTOR,
+    as_given,
     build_job,
     jid_selector,
     new_run,
@@ -212,7 +213,7 @@ def job_object(job: Obj, state: JobState, *, logs: str) -> Obj:
     return {
         "jid": job["metadata"]["name"],
         "image": processor.get("image", ""),
-        "cmd": " ".join(processor.get("command") or []),
+        "cmd": " ".join(as_given(word) for word in processor.get("command") or []),
         "status": state.status,
         "message": state.message,
         "timestamp": state.timestamp,

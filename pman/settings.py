@@ -20,11 +20,12 @@ from pman import __version__
 from pman.errors import SettingsError
 from swiftcreds import Credentials
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-_SIZE = re.compile(r"^(\d+)\s*([kmgt]?)(i?b?)$", re.IGNORECASE)
+# Matched against whole values (re.fullmatch): "$" would also match before a final newline.
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _TRUE = {"1", "true", "yes", "y", "on", "t"}
 _FALSE = {"0", "false", "no", "n", "off", "f"}
@@ -274,7 +275,7 @@ def _parse_int(minimum: int) -> Callable[[str], int]:
 
 def parse_size(raw: str) -> int:
     """A positive number of bytes, or with a binary unit: ``1048576``, ``500M``, ``2GiB``."""
-    match = _SIZE.match(raw)
+    match = _SIZE.fullmatch(raw)
     if not match or int(match.group(1)) == 0:
         raise ValueError("expected a size in bytes, or with a unit such as 500M or 2GiB")
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
@@ -313,7 +314,7 @@ def _parse_choice(*choices: str) -> Callable[[str], str]:
 
 def _parse_name(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
-        if not pattern.match(raw):
+        if not pattern.fullmatch(raw):
             raise ValueError(f"not a valid {what}")
         return raw
 
@@ -329,7 +330,7 @@ def parse_labels(raw: str) -> dict[str, str]:
             raise ValueError(f"{item!r} is not key=value")
         if not _valid_label_key(key):
             raise ValueError(f"{key!r} is not a valid label key")
-        if not _LABEL_VALUE.match(value):
+        if not _LABEL_VALUE.fullmatch(value):
             raise ValueError(f"{value!r} is not a valid label value")
         labels[key] = value
     return labels
@@ -337,15 +338,15 @@ def parse_labels(raw: str) -> dict[str, str]:
 
 def _valid_label_key(key: str) -> bool:
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
         return False
-    return bool(_LABEL_NAME.match(name))
+    return bool(_LABEL_NAME.fullmatch(name))
 
 
 def _parse_secret_names(raw: str) -> tuple[str, ...]:
     names = tuple(filter(None, (part.strip() for part in raw.split(","))))
     for name in names:
-        if not _DNS_SUBDOMAIN.match(name):
+        if not _DNS_SUBDOMAIN.fullmatch(name):
             raise ValueError(f"{name!r} is not a valid Secret name")
     return names
 

@@ -191,6 +191,13 @@ class SwiftSession:
                 container, name, body, content_length=length, etag=etag, chunk_size=CHUNK
             )
 
+    def object_sizes(self, container: str, prefix: str) -> dict[str, int]:
+        """The size of every object under ``prefix``, by name, from the container listing
+        (a few requests for thousands of objects; a large object's whole size)."""
+        with self._translated(f"listing {container}/{prefix}"):
+            _, listing = self._conn.get_container(container, prefix=prefix, full_listing=True)
+        return {item["name"]: int(item["bytes"]) for item in listing}
+
     def read_object(self, container: str, name: str, *, limit: int) -> bytes:
         """A small object's content; :class:`StoreError` when it holds more than ``limit``."""
         headers, chunks = self.stream_object(container, name)

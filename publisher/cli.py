@@ -33,7 +33,8 @@ from publisher.upload import UploadOptions
 log = logging.getLogger("publisher")
 
 _RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+# Matched against the whole text (re.fullmatch).
+_SIZE = re.compile(r"\s*(\d+)\s*([kmgt]?)(i?b?)\s*", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -61,7 +62,7 @@ def parse_location(text: str) -> SwiftLocation:
 
 
 def parse_size(text: str) -> int:
-    match = _SIZE.match(text)
+    match = _SIZE.fullmatch(text)
     if not match or int(match.group(1)) == 0:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a size such as 64MiB or 1G")
     return int(match.group(1)) * _UNITS[match.group(2).lower()]

@@ -17,11 +17,13 @@ from localcluster.apiserver.errors import Cause
 
 Obj = dict[str, Any]
 
+# Matched against whole names (re.fullmatch): "$" would also match before a final newline,
+# which the API server never accepts in a name.
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS_LABEL = re.compile(rf"^{_LABEL}$")
-DNS_SUBDOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
-_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_DNS_LABEL = re.compile(_LABEL)
+DNS_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
 SUBDOMAIN_MESSAGE = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
@@ -141,22 +143,22 @@ class Checker:
 def check_dns_label(check: Checker, path: str, value: str) -> None:
     if len(value) > 63:
         check.invalid(path, value, "must be no more than 63 characters")
-    elif not _DNS_LABEL.match(value):
+    elif not _DNS_LABEL.fullmatch(value):
         check.invalid(path, value, LABEL_MESSAGE)
 
 
 def check_dns_subdomain(check: Checker, path: str, value: str) -> None:
     if len(value) > 253:
         check.invalid(path, value, "must be no more than 253 characters")
-    elif not DNS_SUBDOMAIN.match(value):
+    elif not DNS_SUBDOMAIN.fullmatch(value):
         check.invalid(path, value, SUBDOMAIN_MESSAGE)
 
 
 def check_qualified_key(check: Checker, path: str, key: str) -> None:
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)):
         check.invalid(path, key, "prefix part " + SUBDOMAIN_MESSAGE)
-    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
         check.invalid(
             path,
             key,
@@ -168,7 +170,7 @@ def check_qualified_key(check: Checker, path: str, key: str) -> None:
 def check_labels(check: Checker, path: str, labels: dict[str, str]) -> None:
     for key, value in labels.items():
         check_qualified_key(check, path, key)
-        if len(value) > 63 or not _LABEL_VALUE.match(value):
+        if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
             check.invalid(
                 path,
                 value,

@@ -26,7 +26,7 @@ _DECIMAL_SUFFIXES = {
     "P": Decimal(10**15),
     "E": Decimal(10**18),
 }
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)$")
+_QUANTITY = re.compile(r"([+-]?[0-9.]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)")
 
 
 def timestamp(when: float | None = None) -> str:
@@ -60,7 +60,8 @@ def parse_quantity(value: Any) -> Decimal:
     """
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"not a quantity: {value!r}")
-    match = _QUANTITY.match(str(value).strip())
+    # Surrounding spaces are dropped, as the API server does when it decodes a quantity.
+    match = _QUANTITY.fullmatch(str(value).strip())
     if not match:
         raise ValueError(f"not a quantity: {value!r}")
     number, suffix = match.groups()

@@ -16,7 +16,8 @@ from localcluster.apiserver.meta import parse_quantity
 
 Obj = dict[str, Any]
 
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+_LABEL_FIELD_PATH = re.compile(r"metadata\.(labels|annotations)\['[^']+'\]")
 ENV_MESSAGE = (
     "a valid environment variable name must consist of alphabetic characters, digits, '_', "
     "'-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or "
@@ -44,7 +45,7 @@ def _check_env(check: Checker, container: Obj, path: str) -> None:
         name = check.str_at(var, "name", f"{here}.name")
         if not name:
             check.required(f"{here}.name")
-        elif not _ENV_NAME.match(name):
+        elif not _ENV_NAME.fullmatch(name):
             check.invalid(f"{here}.name", name, ENV_MESSAGE)
         check.str_at(var, "value", f"{here}.value")
         source = check.dict_at(var, "valueFrom", f"{here}.valueFrom")
@@ -65,9 +66,7 @@ def _check_env(check: Checker, container: Obj, path: str) -> None:
             ref.setdefault("apiVersion", "v1")
             if not field_path:
                 check.required(f"{here}.valueFrom.fieldRef.fieldPath")
-            elif field_path not in FIELD_PATHS and not re.match(
-                r"^metadata\.(labels|annotations)\['[^']+'\]$", field_path
-            ):
+            elif field_path not in FIELD_PATHS and not _LABEL_FIELD_PATH.fullmatch(field_path):
                 check.unsupported(
                     f"{here}.valueFrom.fieldRef.fieldPath",
                     field_path,

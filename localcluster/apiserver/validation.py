@@ -26,7 +26,7 @@ from localcluster.apiserver.podspec import check_pod_spec, default_pod_spec
 
 Obj = dict[str, Any]
 
-_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 
 
 # -- jobs
@@ -76,7 +76,7 @@ def validate_job(job: Obj) -> None:
 
 def _check_job_name(check: Checker, path: str, name: str) -> None:
     check_dns_subdomain(check, path, name)
-    if DNS_SUBDOMAIN.match(name) and len(name) > 63:
+    if DNS_SUBDOMAIN.fullmatch(name) and len(name) > 63:
         # The name becomes the value of the job-name label, which is limited to 63 characters.
         check.invalid(path, name, "must be no more than 63 characters")
 
@@ -143,7 +143,7 @@ def validate_pod_update(old: Obj, new: Obj) -> None:
 
 def _check_keys(check: Checker, keys: list[str], path: str) -> None:
     for key in keys:
-        if not _CONFIG_KEY.match(key) or len(key) > 253:
+        if not _CONFIG_KEY.fullmatch(key) or len(key) > 253:
             check.invalid(
                 f"{path}[{key}]",
                 key,

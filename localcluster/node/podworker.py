@@ -428,14 +428,14 @@ class PodWorker:
         identity = security.container_identity(pod, container, switch=isolation.switches_users)
         uid = identity.uid
         home = home_of(uid if uid is not None else os.getuid())
-        env = container_env(
+        env, declared = container_env(
             pod,
             container,
             base_env(pod, home=home, service=self.context.service),
             self.context.store,
         )
         argv = [
-            expand(a, env)
+            expand(a, declared)
             for a in [*(container.get("command") or []), *(container.get("args") or [])]
         ]
         cwd = container.get("workingDir") or "/"

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import pwd
-import re
 import signal
 import subprocess
 import sys
@@ -33,7 +32,9 @@ from localcluster.node.volumes import downward_value
 Obj = dict[str, Any]
 JANITOR = Path(__file__).with_name("_janitor.py")
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_REFERENCE = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+# What the runtime or the image sets, not the pod spec: Kubernetes expands no reference to
+# these unless the container declares them itself.
+RUNTIME_VARIABLES = ("PATH", "HOSTNAME", "HOME")
 
 
 class ConfigError(Exception):
@@ -45,14 +46,28 @@ class StartFailed(Exception):
 
 
 def expand(text: str, env: Mapping[str, str]) -> str:
-    """Expand ``$(VAR)`` from ``env``; ``$$`` is a literal ``$``; unknown references stay."""
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        return env.get(match.group(1), match.group(0))
-
-    return _REFERENCE.sub(replace, text)
+    """``text`` with ``$(VAR)`` references replaced from ``env``, as Kubernetes expands
+    commands, args and env values: ``$$`` is a literal ``$``; a reference's name is all up
+    to the next ``)``, and a name ``env`` lacks leaves the reference as it is; any other
+    ``$`` stays, with the character after it."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char != "$" or i + 1 == len(text):
+            out.append(char)
+            i += 1
+        elif text[i + 1] == "$":
+            out.append("$")
+            i += 2
+        elif text[i + 1] == "(" and (end := text.find(")", i + 2)) != -1:
+            name = text[i + 2 : end]
+            out.append(env.get(name, f"$({name})"))
+            i = end + 1
+        else:
+            out.append(text[i : i + 2])
+            i += 2
+    return "".join(out)
 
 
 def home_of(uid: int) -> str:
@@ -123,14 +138,17 @@ def _env_from(env: dict[str, str], store: Store, namespace: str, container: Obj)
 
 def container_env(
     pod: Obj, container: Obj, base: Mapping[str, str], store: Store
-) -> dict[str, str]:
-    env = dict(base)
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The container's environment, and the variables references are expanded from (the
+    declared ones and the service variables, never those of the runtime: see
+    :data:`RUNTIME_VARIABLES`)."""
+    declared = {k: v for k, v in base.items() if k not in RUNTIME_VARIABLES}
     namespace = pod["metadata"]["namespace"]
-    _env_from(env, store, namespace, container)
+    _env_from(declared, store, namespace, container)
     for var in container.get("env") or []:
         source = var.get("valueFrom")
         if not source:
-            env[var["name"]] = expand(var.get("value", ""), env)
+            declared[var["name"]] = expand(var.get("value", ""), declared)
             continue
         value: str | None
         if "fieldRef" in source:
@@ -142,8 +160,8 @@ def container_env(
         else:
             value = _resource_value(container, source.get("resourceFieldRef") or {})
         if value is not None:
-            env[var["name"]] = value
-    return env
+            declared[var["name"]] = value
+    return {**base, **declared}, declared
 
 
 @dataclass

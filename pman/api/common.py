@@ -39,8 +39,15 @@ def json_body() -> Any:
         raise RequestEntityTooLarge()
     try:
         return json.loads(data)
-    except (ValueError, RecursionError) as error:
+    except json.JSONDecodeError as error:
         raise BadRequest(f"the request body is not valid JSON: {error}") from None
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not valid JSON: it is not UTF-8 text") from None
+    except RecursionError:
+        raise BadRequest("the request body nests arrays or objects too deeply") from None
+    except ValueError:
+        # The one other refusal of the decoder: an integer of thousands of digits.
+        raise BadRequest("the request body holds a number too long to read") from None
 
 
 def known_jid(jid: str) -> str:

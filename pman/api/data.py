@@ -4,7 +4,9 @@
   multipart/form-data files and writes one object per file under the job's ``input_dir``:
   the one recorded on its Job, or ``key-<jid>/incoming`` for a job not submitted yet.
 - ``GET /api/v1/_data/<jid>/output/`` streams the files of the job's published output
-  (``output_dir``), and the publisher's manifest, as a tar, tar.gz or zip file.
+  (``output_dir``), and the publisher's manifest, as a tar, tar.gz or zip file. A manifest
+  that does not match what Swift holds is a 502 before anything is sent; an object that
+  changes while it streams cuts the archive short (and is logged).
 
 ``_`` cannot occur in a jid, so these paths never hide a job. Uploads are checked whole
 before anything is written to Swift (:mod:`pman.staging`); outputs are read back as the
@@ -22,7 +24,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO
 
 from flask import Blueprint, Response, jsonify, request
@@ -220,8 +222,23 @@ def download_output(jid: str) -> Any:
         # An earlier run's output: this run has not published yet (or it failed to).
         raise _not_published(jid, job, location)
     chunks = output_chunks(store, location, files, manifest, extension=extension, jid=jid)
+    # The first chunk is made here, so that what fails before it (a manifest that does not
+    # match Swift, Swift failing) is still answered with its status and a JSON message.
+    first = next(chunks, b"")
     disposition = f'attachment; filename="{jid}-output.{extension}"'
-    return Response(chunks, mimetype=mimetype, headers={"Content-Disposition": disposition})
+    return Response(
+        _resumed(first, chunks), mimetype=mimetype, headers={"Content-Disposition": disposition}
+    )
+
+
+def _resumed(first: bytes, rest: Generator[bytes, None, None]) -> Iterator[bytes]:
+    """``first``, then the rest; the rest is closed (its Swift session with it) however the
+    answer ends, a client that went away included."""
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()
 
 
 def _output_format() -> tuple[str, str]:

@@ -125,7 +125,7 @@ def _ref(name: str) -> dict[str, str]:
 DATA_ERRORS = {
     "400": "A jid that is not a DNS-1123 label (upload), a bad archive or format; the message "
     "names the refused entry (a path leaving the destination, a link, a special file, a "
-    "duplicate).",
+    "duplicate, a path that is both a file and a directory).",
     "401": ERRORS["401"],
     "403": ERRORS["403"],
     "404": "No such job and no published output (download).",
@@ -135,7 +135,8 @@ DATA_ERRORS = {
     "itself: the message names the mode.",
     "413": "The body, or the files in it, exceed PMAN_MAX_DATA_SIZE.",
     "415": "The body is not a tar, zip or multipart/form-data upload.",
-    "502": "Swift or Kubernetes gave an answer pman did not expect.",
+    "502": "Swift or Kubernetes gave an answer pman did not expect, or the published "
+    "manifest does not match the objects in Swift (download).",
     "503": "No Swift is configured, or Swift or Kubernetes is unreachable or failing.",
 }
 BINARY = {"schema": {"type": "string", "format": "binary"}}

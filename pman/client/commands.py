@@ -10,6 +10,7 @@ error carries (the table is in :data:`pman.client.parser.EXIT_CODES`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -53,13 +54,19 @@ def as_command(run: Run) -> Callable[[argparse.Namespace], int]:
             finally:
                 client.close()
         except (ClientError, LocalFilesError, UsageError) as error:
-            print(f"pman: {error}", file=sys.stderr)
+            print(f"pman: {one_line(str(error))}", file=sys.stderr)
             return error.exit_code
         except KeyboardInterrupt:
             print("pman: interrupted", file=sys.stderr)
             return 130
 
     return command
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped: a file name may hold a newline, and a
+    failure is reported as one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _server(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str | None]:
@@ -256,7 +263,8 @@ def _save_archive(args: argparse.Namespace, client: PmanClient) -> int:
             _copy(stream, sys.stdout.buffer)
         return 0
     target = Path(args.archive)
-    partial = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
+    # Not a name made from the target's, which may already be as long as names can be.
+    partial = target.with_name(f".pman-partial-{secrets.token_hex(8)}")
     try:
         with open(partial, "xb") as handle, client.pull(args.jid, fmt=fmt) as stream:
             size = _copy(stream, handle)
@@ -264,7 +272,8 @@ def _save_archive(args: argparse.Namespace, client: PmanClient) -> int:
     except OSError as error:
         raise LocalFilesError(f"cannot write {target}: {error.strerror}") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
     if args.json:
         _print_json({"jid": args.jid, "archive": str(target), "format": fmt, "bytes": size})
     else:

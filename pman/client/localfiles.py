@@ -8,6 +8,7 @@ be written, a file that does not match the manifest's checksum.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -151,13 +152,17 @@ def _target(root: Path, name: str) -> Path:
         except FileNotFoundError:
             _make_directory(current)
             continue
+        except OSError as error:  # a name too long for the filesystem, say
+            raise LocalFilesError(f"cannot create {current}: {error.strerror}") from None
         if not stat.S_ISDIR(mode):
             raise LocalFilesError(f"{current} is in the way: a link or a file, not a directory")
     return current / leaf
 
 
 def _write_file(target: Path, chunks: Iterator[bytes]) -> tuple[str, int]:
-    partial = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
+    # A short name of its own, not one made from the target's: the target's name may be as
+    # long as the filesystem allows (255 bytes), and nothing could be added to it.
+    partial = target.with_name(f".pman-partial-{secrets.token_hex(8)}")
     digest = hashlib.md5(usedforsecurity=False)
     size = 0
     try:
@@ -170,9 +175,15 @@ def _write_file(target: Path, chunks: Iterator[bytes]) -> tuple[str, int]:
                 size += len(chunk)
         os.replace(partial, target)  # replaces a link or file in the way, never follows it
     except OSError as error:
-        partial.unlink(missing_ok=True)
+        _remove(partial)
         raise LocalFilesError(f"cannot write {target}: {error.strerror}") from None
     except BaseException:
-        partial.unlink(missing_ok=True)
+        _remove(partial)
         raise
     return digest.hexdigest(), size
+
+
+def _remove(partial: Path) -> None:
+    """Remove a partial file if there is one; a failure here must not hide the first one."""
+    with contextlib.suppress(OSError):
+        partial.unlink(missing_ok=True)

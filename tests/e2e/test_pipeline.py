@@ -235,3 +235,31 @@ def test_delete_while_running_stops_the_processes_and_frees_the_jid(
     assert again.status_code == 201, again.text
     assert again.json()["status"] == "notstarted"
     assert pman.delete(jid).status_code == 204
+
+
+# Prints the words it was given and one variable, and leaves a file in its output.
+ECHO_ARGV = (
+    "import json, os, sys; print(json.dumps(sys.argv[1:])); print(json.dumps(os.environ['NOTE']));"
+    " open(sys.argv[-1] + '/argv.json', 'w').write(json.dumps(sys.argv[1:]))"
+)
+
+
+def test_the_processor_gets_exactly_the_words_it_was_given(pman: PmanClient, swift_server, bucket):
+    words = ["$(HOME)", "$(CHRIS_JID)", "$$", "$$(HOME)", "cost: 5$", "$(a$$b)"]
+    body = job_body(
+        bucket,
+        entrypoint=python_entrypoint(ECHO_ARGV),
+        args=words,
+        type="fs",
+        env=["HOME=/home/else", "CHRIS_JID=chris-jid-1", "NOTE=$(HOME) costs $$5"],
+    )
+    answer = pman.submit(body)
+    expected = [*words, "/share/outgoing"]
+    assert answer["cmd"] == " ".join([*python_entrypoint(ECHO_ARGV), *expected])
+    final, _ = pman.wait(answer["jid"])
+    assert final["status"] == "finishedSuccessfully", final
+    assert final["cmd"] == answer["cmd"]
+    printed = [json.loads(line) for line in final["logs"].splitlines()]
+    assert printed == [expected, "$(HOME) costs $$5"]
+    stored = swift_server.connection().get_object(bucket, f"out-{answer['jid']}/argv.json")[1]
+    assert json.loads(stored) == expected

@@ -79,6 +79,57 @@ def test_bad_name_is_422(batch, namespace):
     assert [c["field"] for c in body["details"]["causes"]] == ["metadata.name"]
 
 
+def _set(path: str, value):
+    """A change of the manifest at ``path`` (dotted; ``[0]`` indexes a list) to ``value``."""
+
+    def change(manifest):
+        *parents, last = path.split(".")
+        node = manifest
+        for part in parents:
+            key, _, index = part.partition("[")
+            node = node.setdefault(key, {})
+            if index:
+                node = node[int(index.rstrip("]"))]
+        node[last] = value(node.get(last)) if callable(value) else value
+
+    return change
+
+
+# A trailing newline: Python's "$" matches before it, Kubernetes' names never end with one.
+NEWLINE_CASES = [
+    (_set("metadata.name", lambda name: name + "\n"), "metadata.name"),
+    (_set("metadata.labels", {"team": "a\n"}), "metadata.labels"),
+    (_set("metadata.labels", {"team\n": "a"}), "metadata.labels"),
+    (_set("metadata.annotations", {"note\n": "a"}), "metadata.annotations"),
+    (_set("spec.template.metadata", {"labels": {"k": "v\n"}}), "spec.template.metadata.labels"),
+    (_set("spec.template.spec.containers[0].name", "main\n"),
+     "spec.template.spec.containers[0].name"),
+    (_set("spec.template.spec.containers[0].env", [{"name": "A\n", "value": "1"}]),
+     "spec.template.spec.containers[0].env[0].name"),
+    (_set("spec.template.spec.containers[0].env",
+          [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['a']\n"}}}]),
+     "spec.template.spec.containers[0].env[0].valueFrom.fieldRef.fieldPath"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("breaks", "field"), NEWLINE_CASES)
+def test_a_trailing_newline_makes_a_name_invalid(batch, namespace, breaks, field):
+    manifest = _suspended(unique_name("newline"))
+    breaks(manifest)
+    with pytest.raises(ApiException) as raised:
+        batch.create_namespaced_job(namespace, manifest)
+    assert raised.value.status == 422, raised.value.body
+    assert field in [c["field"] for c in status_body(raised.value)["details"]["causes"]]
+
+
+@pytest.mark.parametrize(("suffix", "data"), [("\n", {}), ("", {"key\n": ""})], ids=["name", "key"])
+def test_a_trailing_newline_makes_a_secret_invalid(core, namespace, suffix, data):
+    body = {"metadata": {"name": unique_name("creds") + suffix}, "data": data}
+    with pytest.raises(ApiException) as raised:
+        core.create_namespaced_secret(namespace, body)
+    assert raised.value.status == 422, raised.value.body
+
+
 def _without_containers(m):
     m["spec"]["template"]["spec"]["containers"] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -77,6 +78,30 @@ def test_command_and_args_expand_env(jobs, core, namespace):
     }
     pod = _run(jobs, core, namespace, job_manifest(name, [main]))
     assert _log(core, namespace, pod) == "expanded $(WORD) plain\n"
+
+
+def test_expansion_follows_kubernetes_rules(jobs, core, namespace):
+    # Kubernetes expands references to the container's declared variables only (not to
+    # what the image or the runtime sets, such as HOME or PATH), takes everything up to the
+    # first ")" as the name, leaves unknown references as they are, and reads "$$" as "$".
+    name = unique_name("expand")
+    words = ["$(WORD)", "$$(WORD)", "$$$(WORD)", "$(HOME)", "$(PATH)", "$(a$$b)", "$(",
+             "$x", "cost: 5$", "$(WORD", "$()", "$(EARLY)"]  # fmt: skip
+    main = {
+        "name": "main",
+        "image": PYTHON_IMAGE,
+        "command": ["python3", "-c", "import json, sys; print(json.dumps(sys.argv[1:]))"],
+        "args": words,
+        "env": [
+            {"name": "EARLY", "value": "<$(WORD)>"},
+            {"name": "WORD", "value": "expanded"},
+        ],
+    }
+    pod = _run(jobs, core, namespace, job_manifest(name, [main]))
+    assert json.loads(_log(core, namespace, pod)) == [
+        "expanded", "$(WORD)", "$expanded", "$(HOME)", "$(PATH)", "$(a$$b)", "$(", "$x",
+        "cost: 5$", "$(WORD", "$()", "<$(WORD)>",
+    ]  # fmt: skip
 
 
 def test_secret_volume_is_read_only_and_waits_for_the_secret(jobs, core, namespace, kube_cluster):

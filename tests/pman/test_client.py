@@ -4,6 +4,7 @@ and each failure as one line with its exit code."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -23,6 +24,7 @@ from tests.support.data import (
     container_exists,
     data_pman,
     objects,
+    publish,
     tar_bytes,
     zip_bytes,
 )
@@ -271,6 +273,47 @@ def test_pull_of_unpublished_output_exits_3_and_writes_nothing(cli, tmp_path):
     assert code == 3
     assert err.startswith("pman: 404 no job")
     assert list(tmp_path.iterdir()) == []
+
+
+# The longest name most filesystems take (255 bytes), in a directory and at the top.
+LONGEST = "n" * 251 + ".txt"
+
+
+def test_pull_unpacks_a_file_whose_name_is_the_longest_the_filesystem_takes(
+    cli, swift_server, tmp_path
+):
+    jid = cli.jid()
+    files = {LONGEST: b"long\n", f"sub/{LONGEST}": b"deep\n", "a.txt": b"a\n"}
+    publish(swift_server, write_tree(tmp_path / "out", files), f"key-{jid}/outgoing")
+    code, _, err = cli("pull", jid, str(tmp_path / "pulled"))
+    assert (code, err) == (0, ""), err
+    pulled = read_tree(tmp_path / "pulled")
+    assert json.loads(pulled.pop(MANIFEST))["complete"] is True
+    assert pulled == files
+    archive = tmp_path / "saved" / ("s" * 251 + ".tar")
+    archive.parent.mkdir()
+    assert cli("pull", jid, "--archive", str(archive))[0] == 0
+    assert [p.name for p in archive.parent.iterdir()] == [archive.name]
+
+
+def test_pull_of_a_name_the_filesystem_refuses_is_one_line_and_exit_5(cli, swift_server, tmp_path):
+    jid = cli.jid()
+    too_long = "line\n" * 51 + "x"  # 256 bytes, and a newline that must not end the message
+    connection = swift_server.connection()
+    connection.put_container(f"key-{jid}")
+    listed = []
+    for name in ("a.txt", too_long):
+        connection.put_object(f"key-{jid}", f"outgoing/{name}", b"data\n")
+        md5 = hashlib.md5(b"data\n", usedforsecurity=False).hexdigest()
+        listed.append({"path": name, "object": f"outgoing/{name}", "bytes": 5, "md5": md5})
+    document = {"format": "pman-publisher-manifest/1", "complete": True, "files": listed}
+    connection.put_object(f"key-{jid}", f"outgoing/{MANIFEST}", json.dumps(document))
+    code, _, err = cli("pull", jid, str(tmp_path / "pulled"))
+    assert code == 5
+    assert err.startswith("pman: cannot write "), err
+    assert err.count("\n") == 1, err
+    assert "name too long" in err
+    assert sorted(p.name for p in (tmp_path / "pulled").iterdir()) == ["a.txt"]
 
 
 def test_the_console_script_reports_one_line(pman):

@@ -51,6 +51,12 @@ SLEEP = "import time; print('sleeping', flush=True); time.sleep(300)"
 # For the tests about Swift's stage-in and publish container.
 SWIFT_ONLY = pytest.mark.parametrize("storage", ["swift"], indirect=True)
 
+# Leaves a file where the output directory was: there is nothing the publisher can publish.
+NO_OUTPUT_DIRECTORY = (
+    "import shutil; shutil.rmtree('/share/outgoing'); "
+    "open('/share/outgoing', 'w').write('not a directory')"
+)
+
 
 @pytest.fixture(scope="module", params=MODES)
 def storage(request, kube_cluster, swift_server, tmp_path_factory):
@@ -103,8 +109,8 @@ def jobs(pman, storage):
         "workers": python_job(pman, storage, COPY_INPUT, number_of_workers=2),
     }
     if storage.mode == "swift":
-        # A Swift container name longer than Swift accepts: the publish fails.
-        submitted["publish"] = python_job(pman, storage, COPY_INPUT, output_dir=f"{'x' * 300}/out")
+        # Nothing the publisher can publish: the publish fails.
+        submitted["publish"] = python_job(pman, storage, NO_OUTPUT_DIRECTORY)
     return submitted
 
 

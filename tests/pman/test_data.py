@@ -4,8 +4,10 @@ leave nothing in Swift."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
 import tarfile
 import zipfile
 
@@ -28,6 +30,7 @@ from tests.support.data import (
 )
 from tests.support.names import unique_name
 from tests.support.trees import read_tree, write_tree
+from tests.support.waiting import eventually
 
 TAR = "application/x-tar"
 
@@ -140,7 +143,11 @@ def bad_tar(kind: str) -> tuple[bytes, str]:
             "device": ("dev", tarfile.CHRTYPE),
             "duplicate": ("good.txt", tarfile.REGTYPE),
             "file under a file": ("good.txt/inner", tarfile.REGTYPE),
+            "directory named as a file": ("good.txt", tarfile.DIRTYPE),
+            "file named as a directory": ("sub", tarfile.REGTYPE),
         }[kind]
+        if kind == "file named as a directory":
+            archive.addfile(_directory("sub"))
         info = tarfile.TarInfo(name)
         info.type = kind_
         info.linkname = "/etc/passwd" if kind_ == tarfile.SYMTYPE else "good.txt"
@@ -161,7 +168,15 @@ BAD_TAR_KINDS = [
     "device",
     "duplicate",
     "file under a file",
+    "directory named as a file",
+    "file named as a directory",
 ]
+
+
+def _directory(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info
 
 
 @pytest.mark.parametrize("kind", BAD_TAR_KINDS)
@@ -190,9 +205,14 @@ def zip_with_symlink() -> bytes:
         (zip_bytes({"good.txt": b"good", "../escape.txt": b"evil"}), "../escape.txt"),
         (zip_bytes({"good.txt": b"good", "/abs.txt": b"evil"}), "/abs.txt"),
         (zip_with_symlink(), "link"),
+        (zip_bytes({"d/": b"", "d": b"file"}), "d"),
+        (zip_bytes({"d": b"file", "d/": b""}), "d/"),
+        (zip_bytes({"a": b"file", "a/b": b"under a file"}), "a/b"),
+        (zip_bytes({"a/b": b"file", "a": b"over a directory"}), "a"),
     ],
-    ids=["dotdot", "absolute", "symlink"],
-)
+    ids=["dotdot", "absolute", "symlink", "dir then file", "file then dir", "a then a/b",
+         "a/b then a"],
+)  # fmt: skip
 def test_refused_zip_entry_is_named_and_nothing_is_written(
     pman, swift_server, containers, body, name
 ):
@@ -361,6 +381,86 @@ def test_a_manifest_naming_objects_outside_the_output_is_502_and_serves_nothing(
     assert "is stored outside the output" in response.json()["message"]
     assert b"another job's" not in response.content
     assert b"not in the output" not in response.content
+
+
+def write_output(swift_server, container: str, stored: dict[str, bytes], listed: list) -> None:
+    """Objects under ``outgoing/`` and a complete manifest listing ``listed``."""
+    connection = swift_server.connection()
+    connection.put_container(container)
+    for name, data in stored.items():
+        connection.put_object(container, f"outgoing/{name}", data)
+    document = {"format": "pman-publisher-manifest/1", "complete": True, "files": listed}
+    connection.put_object(container, "outgoing/.publisher-manifest.json", json.dumps(document))
+
+
+def entry(path: str, data: bytes, *, size: int | None = None, stored_as: str = "") -> dict:
+    return {
+        "path": path,
+        "object": f"outgoing/{stored_as or path}",
+        "bytes": len(data) if size is None else size,
+        "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+    }
+
+
+A, B = b"alpha\n", b"beta\n"
+INCONSISTENT = {
+    "larger than stored": ({"a.txt": A}, [entry("a.txt", A, size=len(A) + 5)],
+                           "says 'a.txt' has 11 bytes, but Swift holds 6"),
+    "smaller than stored": ({"big.bin": b"\0" * 600_000}, [entry("big.bin", b"", size=1)],
+                            "says 'big.bin' has 1 bytes, but Swift holds 600000"),
+    "not stored": ({}, [entry("a.txt", A)], "lists 'a.txt', but Swift has no object"),
+    "twice": ({"a.txt": A, "b.txt": B}, [entry("a.txt", A), entry("a.txt", B, stored_as="b.txt")],
+              "lists a file pman cannot serve: entry 'a.txt' appears twice"),
+    "file and directory": ({"a": A, "a/b": B}, [entry("a", A), entry("a/b", B)],
+                           "entry 'a/b' is inside 'a', which is a file"),
+    "directory and file": ({"a": A, "a/b": B}, [entry("a/b", B), entry("a", A)],
+                           "entry 'a' is both a file and a directory"),
+    "manifest's name": ({"x": A}, [entry(".publisher-manifest.json", A, stored_as="x")],
+                        "lists '.publisher-manifest.json', the name of the manifest itself"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tgz", "zip"])
+@pytest.mark.parametrize("case", list(INCONSISTENT))
+def test_a_manifest_that_does_not_match_swift_is_502_in_json(
+    pman, swift_server, containers, case, fmt
+):
+    jid = containers.jid()
+    stored, listed, words = INCONSISTENT[case]
+    write_output(swift_server, f"key-{jid}", stored, listed)
+    response = requests.get(output_url(pman, jid), params={"format": fmt}, timeout=30)
+    assert response.status_code == 502, response.text[:300]
+    assert response.headers["Content-Type"] == "application/json"
+    assert words in response.json()["message"]
+
+
+def test_an_object_changed_while_streaming_cuts_the_archive_short_and_is_logged(
+    pman, swift_server, containers, caplog
+):
+    jid = containers.jid()
+    # The first file outlasts what the sockets buffer, so the second is read only once
+    # the answer has begun; it changes meanwhile.
+    big, small = b"\0" * (24 << 20), b"small\n"
+    write_output(
+        swift_server, f"key-{jid}", {"a.bin": big, "b.txt": small},
+        [entry("a.bin", big), entry("b.txt", small)],
+    )  # fmt: skip
+    with caplog.at_level(logging.ERROR, logger="pman"):
+        with requests.get(output_url(pman, jid), stream=True, timeout=60) as response:
+            assert response.status_code == 200
+            chunks = response.iter_content(1 << 16)
+            assert next(chunks)
+            swift_server.connection().put_object(
+                f"key-{jid}", "outgoing/b.txt", b"changed, and longer\n"
+            )
+            with pytest.raises(requests.exceptions.ChunkedEncodingError):
+                for _ in chunks:
+                    pass
+
+        def logged() -> list[str]:
+            return [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+
+        assert "b.txt" in eventually(logged)[0]
 
 
 @pytest.mark.parametrize(

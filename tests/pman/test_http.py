@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import jsonschema
 import pytest
 import requests
@@ -154,6 +156,41 @@ def test_unreachable_kubernetes_is_503(offline, method, path, body):
     response = requests.request(method, f"{url}{path}", json=body, timeout=30)
     assert response.status_code == 503
     assert "unreachable" in response.json()["message"]
+
+
+def test_unreachable_kubernetes_is_told_without_python_internals(offline):
+    url, _ = offline
+    response = requests.post(f"{url}/api/v1/", json=pfcon_request(), timeout=30)
+    assert response.status_code == 503
+    assert response.json() == {
+        "message": "the Kubernetes API at http://127.0.0.1:9 is unreachable (connection refused)"
+    }
+
+
+def test_readiness_says_only_what_is_not_ready_and_logs_where_it_looked(tmp_path, caplog):
+    kubeconfig = unreachable_kubeconfig(tmp_path)
+    settings = Settings(
+        kubeconfig=str(kubeconfig), job_namespace="ns-of-readyz", status_cache=False
+    )
+    with caplog.at_level(logging.WARNING, logger="pman"), pman_server(settings) as (url, _):
+        response = requests.get(f"{url}/readyz", timeout=30)
+    assert response.status_code == 503
+    assert response.json() == {"message": "not ready: Kubernetes API unreachable"}
+    details = ("127.0.0.1", ":9", "ns-of-readyz", "app.kubernetes.io/managed-by=pman")
+    assert [detail for detail in details if detail in response.text] == []
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("not ready")]
+    assert len(logged) == 1
+    assert [detail for detail in details if detail not in logged[0]] == [], logged[0]
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_a_jid_ending_in_a_newline_is_404_without_asking_kubernetes(offline, method):
+    url, app = offline
+    before = kube_requests(app)
+    response = requests.request(method, f"{url}/api/v1/chris-jid-42%0A/", timeout=10)
+    assert response.status_code == 404
+    assert response.json() == {"message": "no job 'chris-jid-42\\n'"}
+    assert kube_requests(app) == before
 
 
 def test_healthz_answers_without_kubernetes(offline):

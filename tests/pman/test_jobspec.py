@@ -8,7 +8,9 @@ from kubernetes.client import ApiClient, V1Job
 
 from pman.jobspec import build_job, pick_user
 from pman.models import parse_job_request
+from pman.service import job_object
 from pman.settings import ContainerUser, Settings
+from pman.status import job_state
 from tests.support.bodies import pfcon_request
 
 SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
@@ -259,6 +261,26 @@ def test_container_user_ranges_are_picked_from():
     uid, gid = pick_user(user)
     assert 1000 <= uid <= 2000
     assert gid == 5
+
+
+def test_dollars_are_escaped_so_kubernetes_expands_nothing_and_cmd_is_the_words_given():
+    words = ["$(HOME)", "$$", "cost: 5$", "$(a$$b)"]
+    manifest = job(
+        entrypoint=["run", "$(PATH)"],
+        args=words,
+        env=["HOME=/x", "NOTE=$(HOME) $$"],
+        input_dir="key-$(POD_NAME)/in",
+        output_dir="key-$(POD_NAME)/out",
+    )
+    escaped = ["$$(HOME)", "$$$$", "cost: 5$$", "$$(a$$$$b)"]
+    assert container(manifest, "processor")["command"] == [
+        "run", "$$(PATH)", *escaped, "/share/outgoing",
+    ]  # fmt: skip
+    assert {"name": "NOTE", "value": "$$(HOME) $$$$"} in container(manifest, "processor")["env"]
+    assert "swift://key-$$(POD_NAME)/in" in container(manifest, "stage-in")["command"]
+    assert "swift://key-$$(POD_NAME)/out" in container(manifest, "publish")["command"]
+    reported = job_object(manifest, job_state(manifest, []), logs="")
+    assert reported["cmd"] == " ".join(["run", "$(PATH)", *words, "/share/outgoing"])
 
 
 def test_an_auid_that_is_no_label_value_stays_an_annotation():

@@ -6,7 +6,7 @@ import pytest
 
 from pman.errors import BadRequest
 from pman.models import JobRequest, localize, parse_job_request
-from tests.support.bodies import BAD_FIELDS, pfcon_request
+from tests.support.bodies import BAD_FIELDS, HOSTILE_FIELDS, pfcon_request
 
 
 def test_pfcon_request_is_accepted_as_sent():
@@ -81,7 +81,7 @@ def test_localize_skips_only_the_value_after_a_flag():
     assert localize([], {"--p"}) == []
 
 
-@pytest.mark.parametrize(("field", "value", "words"), BAD_FIELDS)
+@pytest.mark.parametrize(("field", "value", "words"), BAD_FIELDS + HOSTILE_FIELDS)
 def test_each_bad_field_is_named(field, value, words):
     body = pfcon_request(**{field: value}) if value is not None else pfcon_request(**{field: None})
     with pytest.raises(BadRequest) as caught:
@@ -161,3 +161,16 @@ def test_in_a_storebase_the_directories_must_not_hold_one_another(
 def test_sibling_directories_with_a_common_prefix_are_apart():
     body = pfcon_request(input_dir="key-1/in", output_dir="key-1/income")
     assert parse_job_request(body, volume_storage=True).output_dir == "key-1/income"
+
+
+def test_names_up_to_swifts_limits_are_accepted():
+    for path in ("\u00e9" * 128 + "/out", "k/" + "p" * 999):  # 256 and 999 bytes
+        assert parse_job_request(pfcon_request(output_dir=path)).output_dir == path
+    assert parse_job_request(pfcon_request(image="i" * 520)).image == "i" * 520
+
+
+def test_the_schema_says_the_program_must_not_be_empty():
+    entrypoint = JobRequest.model_json_schema()["properties"]["entrypoint"]
+    assert entrypoint["prefixItems"] == [
+        {"type": "string", "pattern": "^[^\\x00]*$", "minLength": 1}
+    ]

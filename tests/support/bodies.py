@@ -96,3 +96,28 @@ BAD_FIELDS = [
     ("output_dir", "..", "'..'"),
     ("output_dir", "x" * 1025, "at most 1024"),
 ]
+
+# Bad values that only a hostile or broken client sends, with the words pman's answer must
+# use. JSON Schema cannot state all of these (a "$" in its patterns ends the input, which a
+# Python-based validator reads as "before a final newline"), so they are checked apart.
+HOSTILE_FIELDS = [
+    ("jid", "chris-jid-42\n", "DNS-1123"),
+    ("image", "fnndsc/pl-simplefsapp\n", "image reference"),
+    ("image", "x" * 10_000, "at most 520 characters"),
+    ("image", "fnndsc/pl-\ud800", "not valid Unicode"),
+    ("env", ["CHRIS_JID\n=chris-jid-42"], "not a valid environment variable name"),
+    ("env", ["CHRIS_JID=\udfff"], "not valid Unicode"),
+    ("entrypoint", [""], "item 0: the program must not be empty"),
+    ("entrypoint", ["python3", "\ud800"], "not valid Unicode"),
+    ("args", ["--dir", "\ud800"], "not valid Unicode"),
+    ("args_path_flags", ["\ud800"], "not valid Unicode"),
+    ("auid", "cube\ud800", "not valid Unicode"),
+    ("cpu_limit", "9" * 5000, "from 1 to 9999999"),
+    ("memory_limit", "0" * 5000 + "200" + "0" * 5000, "from 1 to 99999999"),
+    ("output_dir", "c" * 257 + "/outgoing", "container name must be at most 256 bytes"),
+    ("input_dir", "\u00e9" * 129 + "/incoming", "container name must be at most 256 bytes"),
+    ("output_dir", "key/" + "p" * 1000, "object prefix must be at most 999 bytes"),
+    ("input_dir", "key/" + "\u00e9" * 500, "object prefix must be at most 999 bytes"),
+    ("input_dir", "key-\ud800/incoming", "not valid Unicode"),
+    ("type", "\ud800", "not valid Unicode"),
+]

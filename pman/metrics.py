@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -34,6 +34,11 @@ class Metrics:
         self.jobs_submitted = Counter(
             "pman_jobs_submitted",
             "Jobs created in Kubernetes.",
+            registry=self.registry,
+        )
+        self.cached_log_bytes = Gauge(
+            "pman_cached_log_bytes",
+            "Memory held by the logs of ended processors kept for status requests.",
             registry=self.registry,
         )
         self.kube_latency = Histogram(

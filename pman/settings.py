@@ -53,6 +53,11 @@ class Settings:
     job_logs_tail: int = 1000
     """``JOB_LOGS_TAIL``: how many last lines of the processor's log a GET returns."""
 
+    job_logs_max_bytes: int = 1 << 20
+    """``JOB_LOGS_MAX_BYTES``: the most of those lines a GET returns, in bytes or with a unit
+    (``256K``, ``2M``): a processor may print a line of any length, and a status GET every
+    few seconds should stay small. A cut is said in the text."""
+
     remove_jobs: bool = True
     """``REMOVE_JOBS``: when false, DELETE answers 204 but leaves the Job (for debugging)."""
 
@@ -274,6 +279,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CONTAINER_ENV": ("container_env", _parse_choice("kubernetes", "openshift")),
     "JOB_NAMESPACE": ("job_namespace", _parse_name(_DNS_LABEL, "namespace name")),
     "JOB_LOGS_TAIL": ("job_logs_tail", _parse_int(1)),
+    "JOB_LOGS_MAX_BYTES": ("job_logs_max_bytes", parse_size),
     "REMOVE_JOBS": ("remove_jobs", parse_bool),
     "JOB_LABELS": ("job_labels", parse_labels),
     "NODE_SELECTOR": ("node_selector", parse_labels),

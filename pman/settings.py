@@ -131,6 +131,12 @@ class Settings:
     unpacked), in bytes or with a unit (``500M``, ``2GiB``); Swift's own largest object is
     5 GiB. Up to this much is kept on pman's temporary disk while an upload is checked."""
 
+    swift_timeout: int = 5
+    """``PMAN_SWIFT_TIMEOUT``: seconds the data routes wait for Swift to accept a connection
+    or to send the next bytes of an answer, its first byte included. A healthy Swift answers
+    in milliseconds; one that has hung is a 503 after this, tried three times (about 16 s
+    with the default), well inside the 100 s clients wait."""
+
     kubeconfig: str | None = None
     """``KUBECONFIG``: kubeconfig file used when pman does not run inside a cluster."""
 
@@ -302,5 +308,6 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PMAN_STATUS_CACHE": ("status_cache", parse_bool),
     "SWIFT_CREDENTIALS_FILE": ("swift_credentials", _parse_credentials_file),
     "PMAN_MAX_DATA_SIZE": ("max_data_bytes", parse_size),
+    "PMAN_SWIFT_TIMEOUT": ("swift_timeout", _parse_int(1)),
     "KUBECONFIG": ("kubeconfig", str),
 }

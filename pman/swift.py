@@ -128,7 +128,7 @@ class Store:
         *,
         source: Path | None = None,
         recheck: float = RECHECK_SECONDS,
-        timeout: float = 30.0,
+        timeout: float = 5.0,
     ) -> None:
         self._timeout = timeout
         self._file = CredentialsFile(source, credentials, every=recheck) if source else None

@@ -13,10 +13,12 @@ publisher's manifest lists them (:mod:`pman.outputs`).
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 from flask import Blueprint, Response, jsonify, request
@@ -36,6 +38,7 @@ from pman.archive import (
 from pman.errors import (
     BadRequest,
     DataNotFound,
+    InsufficientStorage,
     JobNotFound,
     ObjectNotFound,
     OutputNotReady,
@@ -123,7 +126,7 @@ def upload_input(jid: str) -> Any:
     location = Location.parse(recorded or f"key-{jid}/incoming")
     limit = pman().settings.max_data_bytes
     body = LimitedBody(_input_stream(limit), limit)
-    with tempfile.TemporaryFile(prefix="pman-upload-") as spool:
+    with _spooling(kind), tempfile.TemporaryFile(prefix="pman-upload-") as spool:
         try:
             staged = stage(_entries(kind, body), spool, location, limit=limit)
         except (ArchiveError, UnsafeEntry) as error:
@@ -134,6 +137,29 @@ def upload_input(jid: str) -> Any:
     return jsonify(
         {"jid": jid, "input_dir": str(location), "files": len(staged), "bytes": size}
     ), 201
+
+
+@contextmanager
+def _spooling(kind: str) -> Iterator[None]:
+    """507 saying what is full, and how much room an upload needs, when the temporary disk
+    fills up (an upload waits there while it is checked)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        directory = tempfile.gettempdir()
+        free = shutil.disk_usage(directory).free
+        need = "up to the size of its files"
+        if kind == "zip":
+            declared = request.content_length
+            twice = f"about {2 * declared} bytes, " if declared else ""
+            need = f"{twice}twice its size (the zip file is kept whole beside its files)"
+        raise InsufficientStorage(
+            f"pman's temporary disk ({directory}, TMPDIR) is full ({free} bytes free): an "
+            f"upload waits there while it is checked, and this one needs {need}; try again "
+            "later, or ask the operator for more room there"
+        ) from error
 
 
 def _upload_kind(mimetype: str) -> str:

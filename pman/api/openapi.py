@@ -133,7 +133,10 @@ DATA_ERRORS = {
     "413": "The body, or the files in it, exceed PMAN_MAX_DATA_SIZE.",
     "415": "The body is not a tar, zip or multipart/form-data upload.",
     "502": "Swift or Kubernetes gave an answer pman did not expect.",
-    "503": "No Swift is configured, or Swift or Kubernetes is unreachable or failing.",
+    "503": "No Swift is configured, or Swift or Kubernetes is unreachable, failing or does "
+    "not answer within PMAN_SWIFT_TIMEOUT.",
+    "507": "pman's temporary disk, where an upload waits while it is checked, is full; the "
+    "message says how much room the upload needs.",
 }
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
@@ -146,7 +149,7 @@ def _data_paths() -> dict[str, Any]:
         "schema": {"type": "string", "pattern": PATH_JID_PATTERN, "maxLength": 63},
         "description": "The job id: a DNS-1123 label, as the job was or will be submitted.",
     }
-    upload_errors = ("400", "413", "415")
+    upload_errors = ("400", "413", "415", "507")
     return {
         "/api/v1/_data/{jid}/input/": {
             "parameters": [jid],

@@ -70,7 +70,8 @@ def test_a_full_temporary_disk_is_507_saying_what_is_full_and_writes_nothing(
             # A zip that fits once, but not twice.
             archive = zip_bytes({"half.bin": os.urandom(600 << 10)})
             zipped = {"Content-Type": "application/zip"}
-            response = requests.post(f"{url}/{jid}/input/", data=archive, headers=zipped, timeout=60)
+            target = f"{url}/{jid}/input/"
+            response = requests.post(target, data=archive, headers=zipped, timeout=60)
             assert response.status_code == 507, response.text
             assert f"about {2 * len(archive)} bytes, twice its size" in response.json()["message"]
             assert not container_exists(swift_server, f"key-{jid}")

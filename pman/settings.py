@@ -131,6 +131,11 @@ class Settings:
     unpacked), in bytes or with a unit (``500M``, ``2GiB``); Swift's own largest object is
     5 GiB. Up to this much is kept on pman's temporary disk while an upload is checked."""
 
+    upload_wait_seconds: int = 20
+    """``PMAN_UPLOAD_WAIT``: how long an upload waits for its files to be in Swift before it
+    is answered 202 and finished in the background (its status then at
+    ``GET /api/v1/_data/<jid>/input/``). Clients wait 100 s for an answer, routers often 30."""
+
     swift_timeout: int = 5
     """``PMAN_SWIFT_TIMEOUT``: seconds the data routes wait for Swift to accept a connection
     or to send the next bytes of an answer, its first byte included. A healthy Swift answers
@@ -308,6 +313,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PMAN_STATUS_CACHE": ("status_cache", parse_bool),
     "SWIFT_CREDENTIALS_FILE": ("swift_credentials", _parse_credentials_file),
     "PMAN_MAX_DATA_SIZE": ("max_data_bytes", parse_size),
+    "PMAN_UPLOAD_WAIT": ("upload_wait_seconds", _parse_int(0)),
     "PMAN_SWIFT_TIMEOUT": ("swift_timeout", _parse_int(1)),
     "KUBECONFIG": ("kubeconfig", str),
 }

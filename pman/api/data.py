@@ -50,9 +50,10 @@ from pman.errors import (
 from pman.jobspec import INPUT_ANNOTATION, OUTPUT_ANNOTATION
 from pman.models import is_jid
 from pman.outputs import MANIFEST, MAX_MANIFEST_BYTES, output_chunks, published_files
-from pman.staging import LimitedBody, stage, upload
+from pman.staging import LimitedBody, stage
 from pman.status import job_state
 from pman.swift import Location, Store
+from pman.uploads import read_status, store_upload
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("data", __name__)
@@ -126,17 +127,44 @@ def upload_input(jid: str) -> Any:
     location = Location.parse(recorded or f"key-{jid}/incoming")
     limit = pman().settings.max_data_bytes
     body = LimitedBody(_input_stream(limit), limit)
-    with _spooling(kind), tempfile.TemporaryFile(prefix="pman-upload-") as spool:
+    with _spooling(kind):
+        # Closed by store_upload once the files are in Swift, maybe after the answer.
+        spool = tempfile.TemporaryFile(prefix="pman-upload-")  # noqa: SIM115
         try:
             staged = stage(_entries(kind, body), spool, location, limit=limit)
         except (ArchiveError, UnsafeEntry) as error:
+            spool.close()
             raise BadRequest(str(error)) from None
-        upload(store, location, staged, spool.fileno())
+        except BaseException:
+            spool.close()
+            raise
+    wait = pman().settings.upload_wait_seconds
+    going_on = store_upload(store, location, staged, spool, jid=jid, wait=wait)
+    if going_on is not None:
+        log.info("storing %d files in %s for job %s, in the background", len(staged), location, jid)
+        return jsonify(going_on), 202, {"Location": request.path}
     size = sum(item.size for item in staged)
     log.info("uploaded %d files (%d bytes) to %s for job %s", len(staged), size, location, jid)
     return jsonify(
         {"jid": jid, "input_dir": str(location), "files": len(staged), "bytes": size}
     ), 201
+
+
+@blueprint.get("/api/v1/_data/<jid>/input/")
+def upload_status(jid: str) -> Any:
+    if not is_jid(jid):
+        raise JobNotFound(f"no job {jid!r}")
+    store = _store()
+    job = _find_job(jid)
+    recorded = _annotations(job).get(INPUT_ANNOTATION) if job else None
+    location = Location.parse(recorded or f"key-{jid}/incoming")
+    status = read_status(store, location)
+    if status is None:
+        raise DataNotFound(
+            f"no upload to {location} is going on or was finished in the background "
+            "(an upload answered 201 was complete then)"
+        )
+    return jsonify(status)
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from pman.models import (
     ServerInfo,
     UploadResult,
 )
+from pman.uploads import UploadStatus
 
 REF = "#/components/schemas/{model}"
 ERRORS = {
@@ -38,6 +39,7 @@ def openapi_document() -> dict[str, Any]:
     models += [(m, "serialization") for m in (JobObject, ServerInfo, JobList, ErrorBody)]
     _, definitions = models_json_schema(models, ref_template=REF)
     definitions["$defs"]["UploadResult"] = UploadResult.model_json_schema(ref_template=REF)
+    definitions["$defs"]["UploadStatus"] = UploadStatus.model_json_schema(ref_template=REF)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -127,7 +129,8 @@ DATA_ERRORS = {
     "duplicate).",
     "401": ERRORS["401"],
     "403": ERRORS["403"],
-    "404": "No such job and no published output (download).",
+    "404": "No such job and no published output (download); no upload stored in the "
+    "background (upload status).",
     "405": ERRORS["405"],
     "409": "The job exists but its output is not published (yet).",
     "413": "The body, or the files in it, exceed PMAN_MAX_DATA_SIZE.",
@@ -174,7 +177,25 @@ def _data_paths() -> dict[str, Any]:
                         "description": "Every file was written to Swift.",
                         "content": {"application/json": {"schema": _ref("UploadResult")}},
                     },
+                    "202": {
+                        "description": "Every file was accepted, and they were not all in Swift "
+                        "after PMAN_UPLOAD_WAIT seconds: pman goes on storing them. GET the "
+                        "same path (the Location header) until state is done or failed.",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                        "content": {"application/json": {"schema": _ref("UploadStatus")}},
+                    },
                     **_data_errors(*upload_errors),
+                },
+            },
+            "get": {
+                "summary": "The outcome of an upload answered 202 (stored in the background)",
+                "responses": {
+                    "200": {
+                        "description": "The last such upload to the job's input_dir; state "
+                        "uploading while pman stores it, then done or failed (with a message).",
+                        "content": {"application/json": {"schema": _ref("UploadStatus")}},
+                    },
+                    **_data_errors("404"),
                 },
             },
         },

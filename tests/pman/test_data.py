@@ -369,7 +369,9 @@ def test_a_manifest_naming_objects_outside_the_output_is_502_and_serves_nothing(
         ("POST", "/api/v1/_data/Not_A_Jid/input/", 400),
         ("GET", "/api/v1/_data/Not_A_Jid/output/", 404),
         ("GET", "/api/v1/_data/some-jid/output/?format=rar", 400),
-        ("GET", "/api/v1/_data/some-jid/input/", 405),
+        ("PUT", "/api/v1/_data/some-jid/input/", 405),
+        ("GET", "/api/v1/_data/Not_A_Jid/input/", 404),
+        ("GET", "/api/v1/_data/no-upload-here/input/", 404),
     ],
 )
 def test_bad_requests(pman, method, path, status):

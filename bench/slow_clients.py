@@ -51,6 +51,7 @@ class Result:
     slow: int
     latencies: list[float]
     probes: int
+    rss_mib: int
 
     def row(self) -> str:
         answered = len(self.latencies)
@@ -61,7 +62,7 @@ class Result:
             median = worst = "-"
         return (
             f"| {self.setup} | {self.kind} | {self.slow} | {answered}/{self.probes} | "
-            f"{median} | {worst} |"
+            f"{median} | {worst} | {self.rss_mib} |"
         )
 
 
@@ -72,8 +73,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(workdir: Path, extra: list[str]) -> Iterator[str]:
-    """pman under gunicorn with the image's config (plus ``extra`` arguments); its URL."""
+def gunicorn(workdir: Path, extra: list[str]) -> Iterator[tuple[str, int]]:
+    """pman under gunicorn with the image's config (plus ``extra`` arguments); its URL and
+    the master's pid."""
     port = free_port()
     kubeconfig = workdir / "kubeconfig"
     kubeconfig.write_text(
@@ -102,7 +104,7 @@ def gunicorn(workdir: Path, extra: list[str]) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"gunicorn did not start; see {log.name}")
             time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
@@ -191,20 +193,33 @@ def probe(url: str, count: int) -> list[float]:
 
 def measure(setup: str, extra: list[str], *, slow: int, probes: int, work: Path) -> list[Result]:
     results = []
-    with gunicorn(work, extra) as url:
+    with gunicorn(work, extra) as (url, master):
         for kind in KINDS:
             with SlowClients(url, kind, slow):
                 time.sleep(2)  # the slow requests are under way
                 latencies = probe(url, probes)
-            results.append(Result(setup, kind, slow, latencies, probes))
+                rss = workers_rss_mib(master)
+            results.append(Result(setup, kind, slow, latencies, probes, rss))
             print(results[-1].row(), file=sys.stderr, flush=True)
     return results
 
 
+def workers_rss_mib(master: int) -> int:
+    """Resident memory of gunicorn's workers, together."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    total = 0
+    for pid in children:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total // 1024
+
+
 def table(results: list[Result]) -> str:
     lines = [
-        "| set-up | slow clients | connections | answered | p50 ms | slowest ms |",
-        "|---|---|---|---|---|---|",
+        "| set-up | slow clients | connections | answered | p50 ms | slowest ms "
+        "| workers' RSS MiB |",
+        "|---|---|---|---|---|---|---|",
     ]
     return "\n".join(lines + [result.row() for result in results])
 

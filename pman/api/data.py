@@ -122,9 +122,7 @@ def upload_input(jid: str) -> Any:
         raise BadRequest(f"{jid!r} is not a job id: jids are DNS-1123 labels")
     kind = _upload_kind(request.mimetype)
     store = _store()
-    job = _find_job(jid)
-    recorded = _annotations(job).get(INPUT_ANNOTATION) if job else None
-    location = Location.parse(recorded or f"key-{jid}/incoming")
+    location = _input_location(jid)
     limit = pman().settings.max_data_bytes
     body = LimitedBody(_input_stream(limit), limit)
     with _spooling(kind):
@@ -155,9 +153,7 @@ def upload_status(jid: str) -> Any:
     if not is_jid(jid):
         raise JobNotFound(f"no job {jid!r}")
     store = _store()
-    job = _find_job(jid)
-    recorded = _annotations(job).get(INPUT_ANNOTATION) if job else None
-    location = Location.parse(recorded or f"key-{jid}/incoming")
+    location = _input_location(jid)
     status = read_status(store, location)
     if status is None:
         raise DataNotFound(
@@ -165,6 +161,13 @@ def upload_status(jid: str) -> Any:
             "(an upload answered 201 was complete then)"
         )
     return jsonify(status)
+
+
+def _input_location(jid: str) -> Location:
+    """The job's input_dir as recorded on its Job, else where a job without one looks."""
+    job = _find_job(jid)
+    recorded = _annotations(job).get(INPUT_ANNOTATION) if job else None
+    return Location.parse(recorded or f"key-{jid}/incoming")
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
     python -m bench.pman_api [--jobs 1000] [--gets 3000] [--clients 8]
 
-Starts a local cluster and pman (gunicorn, one worker, eight threads, as in the image)
+Starts a local cluster and pman (gunicorn with the image's config, one worker of eight threads)
 as separate processes, submits ``--jobs`` jobs through ``POST /api/v1/``, then times
 ``GET /api/v1/<jid>/`` on random jobs from ``--clients`` concurrent clients:
 
@@ -128,7 +128,7 @@ def local_cluster(scratch: Path, audit: Path) -> Iterator[Path]:
 
 @contextmanager
 def pman(kubeconfig: Path, scratch: Path, *, cache: bool) -> Iterator[str]:
-    """pman under gunicorn, one worker, as the image runs it; yields its URL."""
+    """pman under gunicorn with the image's config, one worker of eight threads; its URL."""
     port = _free_port()
     env = {
         **os.environ,

@@ -71,4 +71,6 @@ def _store(settings: Settings) -> Store | None:
     credentials = settings.swift_credentials
     if credentials is None:
         return None
-    return Store(credentials, source=settings.swift_credentials_file)
+    return Store(
+        credentials, source=settings.swift_credentials_file, timeout=settings.swift_timeout
+    )

@@ -95,6 +95,12 @@ class PayloadTooLarge(PmanError):
     status = 413
 
 
+class InsufficientStorage(PmanError):
+    """pman's temporary disk has no room left for an upload being checked."""
+
+    status = 507
+
+
 class DataNotFound(PmanError):
     """No such data: a job that does not exist and has no published output."""
 

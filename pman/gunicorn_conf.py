@@ -26,7 +26,12 @@ configure_logging()
 
 bind = os.environ.get("PMAN_BIND", "0.0.0.0:5010")
 workers = int(os.environ.get("PMAN_WORKERS", "2"))
-threads = int(os.environ.get("PMAN_THREADS", "8"))
+# gthread keeps idle kept-alive connections in its poller, but a request whose headers or
+# body are still arriving holds one of these threads until it is complete, however slowly the
+# client sends it: with 8, a dozen slow clients stopped pman for everyone. A waiting thread
+# costs little memory, and connections spread unevenly over the workers, so each worker has
+# enough for 100 slow clients alone, with room for real requests.
+threads = int(os.environ.get("PMAN_THREADS", "128"))
 worker_class = "gthread"
 # Clients wait up to 100 s; a request stuck longer than this is better restarted.
 timeout = 120

@@ -111,8 +111,9 @@ class Kube:
             )
         return _items(_json(response))
 
-    def read_log(self, pod: str, container: str, *, tail: int) -> str | None:
-        """The last ``tail`` lines of a container's log, or None while it has none."""
+    def read_log(self, pod: str, container: str, *, tail: int, limit: int) -> bytes | None:
+        """At most ``limit`` bytes of the last ``tail`` lines of a container's log (Kubernetes
+        cuts them at ``limit`` bytes from their start), or None while it has none."""
         try:
             with self._call("get", "pods/log", pod):
                 response = self._core.read_namespaced_pod_log(
@@ -120,13 +121,21 @@ class Kube:
                     self.namespace,
                     container=container,
                     tail_lines=tail,
+                    limit_bytes=limit,
                     _preload_content=False,
                     _request_timeout=TIMEOUT,
                 )
+                try:
+                    data = response.read(limit)
+                    if response.read(1):
+                        # More than asked for: drop the connection rather than read on.
+                        response.close()
+                finally:
+                    response.release_conn()
         except (JobNotFound, BadRequest):
             # The pod is gone, or its container is still waiting to start.
             return None
-        return response.data.decode("utf-8", errors="replace")
+        return data
 
     def watch(
         self, resource: str, *, selector: str, resource_version: str, timeout: int

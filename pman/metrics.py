@@ -10,10 +10,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Label values are a closed set, whatever a client sends: every new value is a new series,
+# held in memory and in every scrape for as long as the process lives.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+OTHER = "other"
 
 
 class Metrics:
@@ -32,6 +36,11 @@ class Metrics:
             "Jobs created in Kubernetes.",
             registry=self.registry,
         )
+        self.cached_log_bytes = Gauge(
+            "pman_cached_log_bytes",
+            "Memory held by the logs of ended processors kept for status requests.",
+            registry=self.registry,
+        )
         self.kube_latency = Histogram(
             "pman_kubernetes_request_duration_seconds",
             "Kubernetes API requests by operation, including failed ones.",
@@ -39,6 +48,14 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+
+    def count_request(self, route: str, method: str, status: int) -> None:
+        """Count one answered request. ``route`` is the matched rule (or "unmatched"): a
+        closed set; a method outside :data:`METHODS` counts as "other", and so does a status
+        outside 100-599 (pman answers none)."""
+        method = method if method in METHODS else OTHER
+        code = str(status) if 100 <= status <= 599 else OTHER
+        self.http_requests.labels(route, method, code).inc()
 
     @contextmanager
     def kube_call(self, operation: str) -> Iterator[None]:

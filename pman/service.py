@@ -26,6 +26,7 @@ from pman.jobspec import (
     run_of,
 )
 from pman.kube import Kube
+from pman.logs import CACHE_BYTES, LogCache, tail_of_log
 from pman.metrics import Metrics
 from pman.models import JobRequest
 from pman.pod import PROCESSOR
@@ -58,7 +59,7 @@ class JobService:
         self.kube = kube
         self.cache = cache
         self.metrics = metrics or kube.metrics
-        self._logs = _Lru(capacity=512)  # logs of ended processors, by pod uid
+        self._logs = LogCache(capacity=CACHE_BYTES, on_change=self.metrics.cached_log_bytes.set)
         self._asked = _Lru(capacity=512)  # Job versions whose pods were asked for
 
     def info(self) -> dict[str, str]:
@@ -105,6 +106,7 @@ class JobService:
         if not self.settings.remove_jobs:
             return
         self.kube.delete_job(jid, uid=job["metadata"].get("uid"))
+        self._logs.forget(jid)
         if self.cache:
             self.cache.forget(jid)
 
@@ -197,13 +199,16 @@ class JobService:
         if (kept := self._logs.get(uid)) is not None:
             return kept
         finished = processor_finished(pod)
-        text = self.kube.read_log(
-            pod["metadata"]["name"], PROCESSOR, tail=self.settings.job_logs_tail
+        name = pod["metadata"]["name"]
+        text = tail_of_log(
+            lambda tail, limit: self.kube.read_log(name, PROCESSOR, tail=tail, limit=limit),
+            lines=self.settings.job_logs_tail,
+            max_bytes=self.settings.job_logs_max_bytes,
         )
         if text is None:
             return logs_placeholder(state)
         if finished:
-            self._logs.put(uid, text)
+            self._logs.put(_labels(pod).get(JID_LABEL, ""), uid, text)
         return text
 
 

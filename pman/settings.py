@@ -64,6 +64,11 @@ class Settings:
     job_logs_tail: int = 1000
     """``JOB_LOGS_TAIL``: how many last lines of the processor's log a GET returns."""
 
+    job_logs_max_bytes: int = 1 << 20
+    """``JOB_LOGS_MAX_BYTES``: the most of those lines a GET returns, in bytes or with a unit
+    (``256K``, ``2M``): a processor may print a line of any length, and a status GET every
+    few seconds should stay small. A cut is said in the text."""
+
     remove_jobs: bool = True
     """``REMOVE_JOBS``: when false, DELETE answers 204 but leaves the Job (for debugging)."""
 
@@ -136,6 +141,17 @@ class Settings:
     """``PMAN_MAX_DATA_SIZE``: largest upload to the data routes (the body, and its files once
     unpacked), in bytes or with a unit (``500M``, ``2GiB``); Swift's own largest object is
     5 GiB. Up to this much is kept on pman's temporary disk while an upload is checked."""
+
+    upload_wait_seconds: int = 20
+    """``PMAN_UPLOAD_WAIT``: how long an upload waits for its files to be in Swift before it
+    is answered 202 and finished in the background (its status then at
+    ``GET /api/v1/_data/<jid>/input/``). Clients wait 100 s for an answer, routers often 30."""
+
+    swift_timeout: int = 5
+    """``PMAN_SWIFT_TIMEOUT``: seconds the data routes wait for Swift to accept a connection
+    or to send the next bytes of an answer, its first byte included. A healthy Swift answers
+    in milliseconds; one that has hung is a 503 after this, tried three times (about 16 s
+    with the default), well inside the 100 s clients wait."""
 
     kubeconfig: str | None = None
     """``KUBECONFIG``: kubeconfig file used when pman does not run inside a cluster."""
@@ -381,6 +397,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CONTAINER_ENV": ("container_env", _parse_choice("kubernetes", "openshift")),
     "JOB_NAMESPACE": ("job_namespace", _parse_name(_DNS_LABEL, "namespace name")),
     "JOB_LOGS_TAIL": ("job_logs_tail", _parse_int(1)),
+    "JOB_LOGS_MAX_BYTES": ("job_logs_max_bytes", parse_size),
     "REMOVE_JOBS": ("remove_jobs", parse_bool),
     "JOB_LABELS": ("job_labels", parse_labels),
     "NODE_SELECTOR": ("node_selector", parse_labels),
@@ -402,6 +419,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PMAN_MAX_BODY_SIZE": ("max_body_bytes", _parse_int(1024)),
     "PMAN_STATUS_CACHE": ("status_cache", parse_bool),
     "PMAN_MAX_DATA_SIZE": ("max_data_bytes", parse_size),
+    "PMAN_UPLOAD_WAIT": ("upload_wait_seconds", _parse_int(0)),
+    "PMAN_SWIFT_TIMEOUT": ("swift_timeout", _parse_int(1)),
     "KUBECONFIG": ("kubeconfig", str),
     "STORAGE_TYPE": ("storage_type", _parse_storage_type),
     "VOLUME_NAME": ("volume_name", _parse_name(_DNS_SUBDOMAIN, "PersistentVolumeClaim name")),

@@ -16,7 +16,7 @@ import hashlib
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -26,7 +26,9 @@ from pman.errors import PayloadTooLarge
 from pman.swift import Location, Store
 
 MAX_OBJECT_NAME = 1024  # Swift's default max_object_name_length, in bytes
-UPLOAD_THREADS = 8
+# Objects in flight at once, each over a kept-alive connection of its own: as many as the
+# publisher uses. Small files cost Swift a few ms of work each; fewer in flight leave it idle.
+UPLOAD_THREADS = 32
 
 
 class LimitedBody:
@@ -101,8 +103,16 @@ class _Names:
         self._files.add(name)
 
 
-def upload(store: Store, location: Location, staged: list[Staged], spool: int) -> None:
-    """PUT the staged files from the spool (a file descriptor), several at a time."""
+def upload(
+    store: Store,
+    location: Location,
+    staged: list[Staged],
+    spool: int,
+    *,
+    done: Callable[[], None] = lambda: None,
+) -> None:
+    """PUT the staged files from the spool (a file descriptor), several at a time; ``done``
+    is called after each."""
     with store.session() as swift:
         swift.ensure_container(location.container)
     pending: queue.SimpleQueue[Staged] = queue.SimpleQueue()
@@ -126,6 +136,7 @@ def upload(store: Store, location: Location, staged: list[Staged], spool: int) -
                 except BaseException:
                     failed.set()
                     raise
+                done()
 
     workers = min(UPLOAD_THREADS, len(staged))
     with ThreadPoolExecutor(workers or 1, thread_name_prefix="pman-upload") as pool:

@@ -128,7 +128,7 @@ class Store:
         *,
         source: Path | None = None,
         recheck: float = RECHECK_SECONDS,
-        timeout: float = 30.0,
+        timeout: float = 5.0,
     ) -> None:
         self._timeout = timeout
         self._file = CredentialsFile(source, credentials, every=recheck) if source else None
@@ -181,14 +181,27 @@ class SwiftSession:
             self._conn.put_container(container)
 
     def put_object(
-        self, container: str, name: str, body: BinaryIO, *, length: int, etag: str
+        self,
+        container: str,
+        name: str,
+        body: BinaryIO,
+        *,
+        length: int,
+        etag: str | None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Upload ``length`` bytes read from ``body``; Swift checks them against ``etag``
         (their MD5) and refuses to store anything else. ``body`` must be seekable for a retry.
         """
         with self._translated(f"uploading {container}/{name}"):
             self._conn.put_object(
-                container, name, body, content_length=length, etag=etag, chunk_size=CHUNK
+                container,
+                name,
+                body,
+                content_length=length,
+                etag=etag,
+                chunk_size=CHUNK,
+                headers=headers,
             )
 
     def object_sizes(self, container: str, prefix: str) -> dict[str, int]:

@@ -72,7 +72,7 @@ def _authenticate() -> None:
 @blueprint.after_app_request
 def _count(response: Response) -> Response:
     route = request.url_rule.rule if request.url_rule else "unmatched"
-    pman().metrics.http_requests.labels(route, request.method, str(response.status_code)).inc()
+    pman().metrics.count_request(route, request.method, response.status_code)
     return response
 
 

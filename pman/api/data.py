@@ -20,11 +20,13 @@ not mount the storeBase itself, has nothing to move.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
 import tempfile
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 from flask import Blueprint, Response, jsonify, request
@@ -44,6 +46,7 @@ from pman.archive import (
 from pman.errors import (
     BadRequest,
     DataNotFound,
+    InsufficientStorage,
     JobNotFound,
     ObjectNotFound,
     OutputNotReady,
@@ -56,9 +59,10 @@ from pman.errors import (
 from pman.jobspec import INPUT_ANNOTATION, OUTPUT_ANNOTATION, run_of
 from pman.models import is_jid
 from pman.outputs import MANIFEST, MAX_MANIFEST_BYTES, output_chunks, published_files
-from pman.staging import LimitedBody, stage, upload
+from pman.staging import LimitedBody, stage
 from pman.status import job_state
 from pman.swift import Location, Store
+from pman.uploads import read_status, store_upload
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("data", __name__)
@@ -144,22 +148,75 @@ def upload_input(jid: str) -> Any:
         raise BadRequest(f"{jid!r} is not a job id: jids are DNS-1123 labels")
     kind = _upload_kind(request.mimetype)
     store = _store()
-    job = _find_job(jid)
-    recorded = _annotations(job).get(INPUT_ANNOTATION) if job else None
-    location = Location.parse(recorded or f"key-{jid}/incoming")
+    location = _input_location(jid)
     limit = pman().settings.max_data_bytes
     body = LimitedBody(_input_stream(limit), limit)
-    with tempfile.TemporaryFile(prefix="pman-upload-") as spool:
+    with _spooling(kind):
+        # Closed by store_upload once the files are in Swift, maybe after the answer.
+        spool = tempfile.TemporaryFile(prefix="pman-upload-")  # noqa: SIM115
         try:
             staged = stage(_entries(kind, body), spool, location, limit=limit)
         except (ArchiveError, UnsafeEntry) as error:
+            spool.close()
             raise BadRequest(str(error)) from None
-        upload(store, location, staged, spool.fileno())
+        except BaseException:
+            spool.close()
+            raise
+    wait = pman().settings.upload_wait_seconds
+    going_on = store_upload(store, location, staged, spool, jid=jid, wait=wait)
+    if going_on is not None:
+        log.info("storing %d files in %s for job %s, in the background", len(staged), location, jid)
+        return jsonify(going_on), 202, {"Location": request.path}
     size = sum(item.size for item in staged)
     log.info("uploaded %d files (%d bytes) to %s for job %s", len(staged), size, location, jid)
     return jsonify(
         {"jid": jid, "input_dir": str(location), "files": len(staged), "bytes": size}
     ), 201
+
+
+@blueprint.get("/api/v1/_data/<jid>/input/")
+def upload_status(jid: str) -> Any:
+    if not is_jid(jid):
+        raise JobNotFound(f"no job {jid!r}")
+    store = _store()
+    location = _input_location(jid)
+    status = read_status(store, location)
+    if status is None:
+        raise DataNotFound(
+            f"no upload to {location} is going on or was finished in the background "
+            "(an upload answered 201 was complete then)"
+        )
+    return jsonify(status)
+
+
+def _input_location(jid: str) -> Location:
+    """The job's input_dir as recorded on its Job, else where a job without one looks."""
+    job = _find_job(jid)
+    recorded = _annotations(job).get(INPUT_ANNOTATION) if job else None
+    return Location.parse(recorded or f"key-{jid}/incoming")
+
+
+@contextmanager
+def _spooling(kind: str) -> Iterator[None]:
+    """507 saying what is full, and how much room an upload needs, when the temporary disk
+    fills up (an upload waits there while it is checked)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        directory = tempfile.gettempdir()
+        free = shutil.disk_usage(directory).free
+        need = "up to the size of its files"
+        if kind == "zip":
+            declared = request.content_length
+            twice = f"about {2 * declared} bytes, " if declared else ""
+            need = f"{twice}twice its size (the zip file is kept whole beside its files)"
+        raise InsufficientStorage(
+            f"pman's temporary disk ({directory}, TMPDIR) is full ({free} bytes free): an "
+            f"upload waits there while it is checked, and this one needs {need}; try again "
+            "later, or ask the operator for more room there"
+        ) from error
 
 
 def _upload_kind(mimetype: str) -> str:

@@ -16,6 +16,7 @@ from pman.models import (
     ServerInfo,
     UploadResult,
 )
+from pman.uploads import UploadStatus
 
 REF = "#/components/schemas/{model}"
 ERRORS = {
@@ -39,6 +40,7 @@ def openapi_document() -> dict[str, Any]:
     models += [(m, "serialization") for m in (JobObject, ServerInfo, JobList, ErrorBody)]
     _, definitions = models_json_schema(models, ref_template=REF)
     definitions["$defs"]["UploadResult"] = UploadResult.model_json_schema(ref_template=REF)
+    definitions["$defs"]["UploadStatus"] = UploadStatus.model_json_schema(ref_template=REF)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -128,7 +130,8 @@ DATA_ERRORS = {
     "duplicate, a path that is both a file and a directory).",
     "401": ERRORS["401"],
     "403": ERRORS["403"],
-    "404": "No such job and no published output (download).",
+    "404": "No such job and no published output (download); no upload stored in the "
+    "background (upload status).",
     "405": ERRORS["405"],
     "409": "The job exists but its output is not published (yet), or pman runs with a volume "
     "STORAGE_TYPE (kubernetes_pvc, host), where the client reads and writes the storeBase "
@@ -137,7 +140,10 @@ DATA_ERRORS = {
     "415": "The body is not a tar, zip or multipart/form-data upload.",
     "502": "Swift or Kubernetes gave an answer pman did not expect, or the published "
     "manifest does not match the objects in Swift (download).",
-    "503": "No Swift is configured, or Swift or Kubernetes is unreachable or failing.",
+    "503": "No Swift is configured, or Swift or Kubernetes is unreachable, failing or does "
+    "not answer within PMAN_SWIFT_TIMEOUT.",
+    "507": "pman's temporary disk, where an upload waits while it is checked, is full; the "
+    "message says how much room the upload needs.",
 }
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
@@ -150,7 +156,7 @@ def _data_paths() -> dict[str, Any]:
         "schema": {"type": "string", "pattern": PATH_JID_PATTERN, "maxLength": 63},
         "description": "The job id: a DNS-1123 label, as the job was or will be submitted.",
     }
-    upload_errors = ("400", "409", "413", "415")
+    upload_errors = ("400", "409", "413", "415", "507")
     return {
         "/api/v1/_data/{jid}/input/": {
             "parameters": [jid],
@@ -175,7 +181,25 @@ def _data_paths() -> dict[str, Any]:
                         "description": "Every file was written to Swift.",
                         "content": {"application/json": {"schema": _ref("UploadResult")}},
                     },
+                    "202": {
+                        "description": "Every file was accepted, and they were not all in Swift "
+                        "after PMAN_UPLOAD_WAIT seconds: pman goes on storing them. GET the "
+                        "same path (the Location header) until state is done or failed.",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                        "content": {"application/json": {"schema": _ref("UploadStatus")}},
+                    },
                     **_data_errors(*upload_errors),
+                },
+            },
+            "get": {
+                "summary": "The outcome of an upload answered 202 (stored in the background)",
+                "responses": {
+                    "200": {
+                        "description": "The last such upload to the job's input_dir; state "
+                        "uploading while pman stores it, then done or failed (with a message).",
+                        "content": {"application/json": {"schema": _ref("UploadStatus")}},
+                    },
+                    **_data_errors("404"),
                 },
             },
         },

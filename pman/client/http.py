@@ -8,6 +8,7 @@ could not be reached, did not answer in time, or answered 5xx).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
@@ -23,6 +24,8 @@ DEFAULT_URL = "http://127.0.0.1:5010/api/v1/"
 # file is in Swift.
 TIMEOUT = (10.0, 30.0)
 TRANSFER_TIMEOUT = (10.0, 600.0)
+# How often ``push`` asks about an upload pman finishes in the background.
+POLL_SECONDS = 1.0
 STREAM_CHUNK = 1 << 20
 
 
@@ -60,12 +63,34 @@ class PmanClient:
         self._request("DELETE", f"{_segment(jid)}/")
 
     def push(
-        self, jid: str, body: BinaryIO | Iterable[bytes], *, content_type: str
+        self,
+        jid: str,
+        body: BinaryIO | Iterable[bytes],
+        *,
+        content_type: str,
+        poll_every: float = POLL_SECONDS,
     ) -> dict[str, Any]:
-        """Upload a job's input: a file (sent with its length) or chunks (sent chunked)."""
+        """Upload a job's input: a file (sent with its length) or chunks (sent chunked).
+        Returns once every file is in Swift: an upload pman answers 202 (it goes on in the
+        background) is followed through ``GET`` of the same path until it ends."""
         path = f"_data/{_segment(jid)}/input/"
         headers = {"Content-Type": content_type}
-        return self._json("POST", path, data=body, headers=headers, timeout=TRANSFER_TIMEOUT)
+        response = self._request("POST", path, data=body, headers=headers, timeout=TRANSFER_TIMEOUT)
+        result = _decoded(response, f"{self.url}{path}")
+        if response.status_code != 202:
+            return result
+        while result.get("state") == "uploading":
+            time.sleep(poll_every)
+            status = self._json("GET", path)
+            if status.get("id") != result.get("id"):
+                raise Unavailable(
+                    f"another upload to {result.get('input_dir')} began before this one "
+                    "ended; its outcome is unknown"
+                )
+            result = status
+        if result.get("state") != "done":
+            raise Unavailable(f"storing the input in Swift failed: {result.get('message')}")
+        return result
 
     @contextmanager
     def pull(self, jid: str, *, fmt: str) -> Iterator[BinaryIO]:
@@ -80,11 +105,7 @@ class PmanClient:
             response.close()
 
     def _json(self, method: str, path: str, **options: Any) -> Any:
-        response = self._request(method, path, **options)
-        try:
-            return response.json()
-        except ValueError:
-            raise Unavailable(f"{self.url}{path} did not answer with JSON") from None
+        return _decoded(self._request(method, path, **options), f"{self.url}{path}")
 
     def _request(self, method: str, path: str, **options: Any) -> requests.Response:
         options.setdefault("timeout", TIMEOUT)
@@ -139,6 +160,13 @@ def api_url(url: str) -> str:
 
 def _segment(jid: str) -> str:
     return quote(jid, safe="")
+
+
+def _decoded(response: requests.Response, url: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise Unavailable(f"{url} did not answer with JSON") from None
 
 
 def _error(response: requests.Response) -> ClientError:

@@ -143,6 +143,7 @@ def test_the_deployment_environment_is_a_valid_pman_configuration(variant):
     assert settings.job_ttl_seconds == int(values["JOB_TTL_SECONDS"])
     assert settings.job_grace_seconds == int(values["JOB_GRACE_SECONDS"])
     assert settings.job_logs_tail == int(values["JOB_LOGS_TAIL"])
+    assert settings.job_logs_max_bytes == parse_size(values["JOB_LOGS_MAX_BYTES"])
     assert settings.api_token == find(objects, "Secret", "pman-api-token")["stringData"]["token"]
     assert pman_env(objects)["PMAN_WORKERS"] == values["GUNICORN_WORKERS"]
     assert settings.max_data_bytes == parse_size(values["PMAN_MAX_DATA_SIZE"])
@@ -191,6 +192,7 @@ def test_the_defaults_match_pmans_own():
         "job_ttl_seconds",
         "job_grace_seconds",
         "job_logs_tail",
+        "job_logs_max_bytes",
         "swift_secret_name",
         "max_data_bytes",
     )

@@ -339,6 +339,44 @@ def test_logs_are_the_last_lines_decoded_with_replacement(pman, jobs):
     assert lines[-1] == "bad \ufffd\ufffd bytes été"
 
 
+LONG_LINES = "for i in range(1500): print(f'line {i} ' + 'x' * 90)"
+ONE_HUGE_LINE = "import sys; print('start'); sys.stdout.write('y' + '\\u00e9' * 100000)"
+
+
+def cached_log_bytes(handle) -> float:
+    text = requests.get(f"{handle.url}/metrics", timeout=10).text
+    found = re.search(r"^pman_cached_log_bytes (\S+)", text, re.MULTILINE)
+    assert found is not None, "no pman_cached_log_bytes in /metrics"
+    return float(found.group(1))
+
+
+def test_logs_are_bounded_in_bytes_with_the_cut_said_and_dropped_at_delete(
+    kube_cluster, bucket, secret
+):
+    limit = 64 << 10
+    settings = {"job_logs_max_bytes": limit, "status_cache": False, "swift_secret_name": secret}
+    with running_pman(kube_cluster, **settings) as small:
+        many = python_job(small, bucket, LONG_LINES, type="fs")["jid"]
+        huge = python_job(small, bucket, ONE_HUGE_LINE, type="fs")["jid"]
+        # The last lines that fit, and what was left out said first.
+        logs = small.wait(many)[0]["logs"]
+        assert len(logs.encode()) <= limit + 200
+        assert logs.startswith("[pman: earlier lines left out: the last 1000 lines (JOB_LOGS_TAIL)")
+        assert logs.endswith("line 1499 " + "x" * 90 + "\n")
+        # A last line too long even alone: its first bytes, cut between two characters.
+        logs = small.wait(huge)[0]["logs"]
+        assert len(logs.encode()) <= limit + 300
+        assert logs.splitlines()[1].startswith("y\u00e9\u00e9")
+        assert "\ufffd" not in logs
+        assert logs.endswith(
+            "[pman: cut here, at 65536 bytes (JOB_LOGS_MAX_BYTES); the log goes on]\n"
+        )
+        # Ended processors' logs are kept, and dropped with their jobs.
+        assert cached_log_bytes(small) > limit
+        assert small.delete(many).status_code == small.delete(huge).status_code == 204
+        assert cached_log_bytes(small) == 0
+
+
 def test_several_workers_run_as_one_job(pman, jobs):
     jid = jobs["workers"]["jid"]
     final, _ = pman.wait(jid)

@@ -469,7 +469,9 @@ def test_an_object_changed_while_streaming_cuts_the_archive_short_and_is_logged(
         ("POST", "/api/v1/_data/Not_A_Jid/input/", 400),
         ("GET", "/api/v1/_data/Not_A_Jid/output/", 404),
         ("GET", "/api/v1/_data/some-jid/output/?format=rar", 400),
-        ("GET", "/api/v1/_data/some-jid/input/", 405),
+        ("PUT", "/api/v1/_data/some-jid/input/", 405),
+        ("GET", "/api/v1/_data/Not_A_Jid/input/", 404),
+        ("GET", "/api/v1/_data/no-upload-here/input/", 404),
     ],
 )
 def test_bad_requests(pman, method, path, status):

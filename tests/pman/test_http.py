@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 import logging
+import random
+import re
+import string
 
 import jsonschema
 import pytest
@@ -206,6 +209,33 @@ def test_metrics_count_requests_by_route_and_code(offline):
     assert 'pman_http_requests_total{code="404",method="GET",route="/api/v1/<jid>/"}' in text
     assert "pman_jobs_submitted_total 0.0" in text
     assert "pman_kubernetes_request_duration_seconds_bucket" in text
+
+
+def test_metric_labels_come_from_a_closed_set_whatever_clients_send(tmp_path):
+    kubeconfig = unreachable_kubeconfig(tmp_path)
+    settings = Settings(kubeconfig=str(kubeconfig), api_token=TOKEN, status_cache=False)
+    methods = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD", "TRACE", "CONNECT"]
+    chance = random.Random(14)
+    with pman_server(settings) as (url, _), requests.Session() as session:
+        for number in range(300):
+            invented = "".join(chance.choices(string.ascii_uppercase, k=8))
+            method = chance.choice([*methods, invented])
+            path = chance.choice(["/api/v1/", "/api/v1/some-job/", f"/x{number}/", "/metrics"])
+            session.request(method, f"{url}{path}", timeout=10)
+        text = session.get(
+            f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+        ).text
+    series = [line for line in text.splitlines() if line.startswith("pman_http_requests_total{")]
+    labels = [dict(re.findall(r'(\w+)="([^"]*)"', line)) for line in series]
+    assert {label["method"] for label in labels} <= {*methods, "other"}
+    assert {label["route"] for label in labels} <= {
+        "/api/v1/",
+        "/api/v1/<jid>/",
+        "/metrics",
+        "unmatched",
+    }
+    assert {label["code"] for label in labels} <= {"200", "401", "404", "405"}
+    assert len(series) <= 4 * 10 * 4
 
 
 @pytest.mark.parametrize(

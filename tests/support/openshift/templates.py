@@ -39,6 +39,7 @@ ALL_SET: dict[str, dict[str, str]] = {
         "JOB_GRACE_SECONDS": "120",
         "JOB_TTL_SECONDS": "172800",
         "JOB_LOGS_TAIL": "50",
+        "JOB_LOGS_MAX_BYTES": "256Ki",
         "GUNICORN_WORKERS": "4",
         "CPU_REQUEST": "250m",
         "CPU_LIMIT": "2",

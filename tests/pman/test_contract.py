@@ -350,14 +350,15 @@ def cached_log_bytes(handle) -> float:
     return float(found.group(1))
 
 
+@SWIFT_ONLY
 def test_logs_are_bounded_in_bytes_with_the_cut_said_and_dropped_at_delete(
-    kube_cluster, bucket, secret
+    kube_cluster, storage, secret
 ):
     limit = 64 << 10
     settings = {"job_logs_max_bytes": limit, "status_cache": False, "swift_secret_name": secret}
     with running_pman(kube_cluster, **settings) as small:
-        many = python_job(small, bucket, LONG_LINES, type="fs")["jid"]
-        huge = python_job(small, bucket, ONE_HUGE_LINE, type="fs")["jid"]
+        many = python_job(small, storage, LONG_LINES, type="fs")["jid"]
+        huge = python_job(small, storage, ONE_HUGE_LINE, type="fs")["jid"]
         # The last lines that fit, and what was left out said first.
         logs = small.wait(many)[0]["logs"]
         assert len(logs.encode()) <= limit + 200

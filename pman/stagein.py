@@ -174,16 +174,17 @@ class _Planner:
                     "/share/incoming (an empty, '.' or '..' segment)"
                 )
             if rel.endswith(LINK_SUFFIX):
-                links.append((listed.name, rel))
+                links.append((listed, rel))
             else:
                 self._add(listed, _join(at, rel))
-        for name, rel in links:
-            self._follow(name, _join(at, posixpath.dirname(rel)), chain)
+        for listed, rel in links:
+            self._follow(listed, _join(at, posixpath.dirname(rel)), chain)
 
-    def _follow(self, link: str, directory: str, chain: tuple[str, ...]) -> None:
+    def _follow(self, listed: Listed, directory: str, chain: tuple[str, ...]) -> None:
         if len(self.links) >= MAX_LINKS:
             raise InputRefused(f"the input holds more than {MAX_LINKS} ChRIS links to follow")
-        target = self._target(link)
+        link = listed.name
+        target = self._target(listed)
         if target in chain:
             self.links.append(FollowedLink(link, target, "", "loop"))
             return
@@ -201,10 +202,16 @@ class _Planner:
             self.links.append(FollowedLink(link, target, path, "staged"))
             self.stage(target, at=path, chain=(*chain, target))
 
-    def _target(self, link: str) -> str:
+    def _target(self, listed: Listed) -> str:
         """The clean path a link holds; :class:`InputRefused` for one that cannot be used."""
+        link = listed.name
         if link in self._targets:
             return self._targets[link]
+        if listed.size > MAX_LINK_BYTES:
+            raise InputRefused(
+                f"the ChRIS link {link!r} holds {listed.size} bytes, more than a path "
+                f"({MAX_LINK_BYTES} at most): it is no link"
+            )
         try:
             text = self.source.read(link, limit=MAX_LINK_BYTES).decode("utf-8").strip()
         except UnicodeDecodeError:

@@ -49,8 +49,9 @@ class _Blueprint(Blueprint):
     """Registered under the app's ``PFCON_BASE_PATH``, and only when the API is on."""
 
     def register(self, app: Flask, options: dict[str, Any]) -> None:
-        settings: Settings = app.extensions["pman"].settings
-        if settings.pfcon_enabled:
+        held = app.extensions.get("pman")
+        settings: Settings = held.settings if held else Settings(pfcon_user="-", pfcon_password="-")
+        if settings.pfcon_enabled:  # an app of no pman's (a tool listing the routes): served
             super().register(app, {**options, "url_prefix": settings.pfcon_base.rstrip("/")})
 
 

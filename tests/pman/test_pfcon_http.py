@@ -191,6 +191,26 @@ def test_every_route_but_health_and_login_wants_a_good_token(pfcon, method, path
     assert kube_requests(app) == before
 
 
+def test_a_token_from_one_replica_is_good_on_another_and_a_new_key_wants_a_new_login(
+    pfcon, kubeconfig
+):
+    url, _ = pfcon
+    issued = requests.post(
+        f"{url}auth-token/", json={"pfcon_user": USER, "pfcon_password": PASSWORD}, timeout=10
+    ).json()["token"]
+    with pman_server(settings_for(kubeconfig)) as (other, _):
+        answer = requests.get(f"{other}{BASE}pluginjobs/", headers=auth(issued), timeout=10)
+        assert answer.status_code == 200, answer.text
+    rekeyed = settings_for(kubeconfig, pfcon_secret_key="r" * 40)
+    with pman_server(rekeyed) as (other, _):
+        answer = requests.get(f"{other}{BASE}pluginjobs/", headers=auth(issued), timeout=10)
+        assert answer.json() == {"message": "Invalid authorization token."}
+        login = {"pfcon_user": USER, "pfcon_password": PASSWORD}
+        fresh = requests.post(f"{other}{BASE}auth-token/", json=login, timeout=10).json()
+        answer = requests.get(f"{other}{BASE}pluginjobs/", headers=auth(fresh["token"]), timeout=10)
+        assert answer.status_code == 200
+
+
 def test_pmans_own_token_neither_applies_here_nor_is_replaced_by_a_pfcon_token(pfcon):
     url, _ = pfcon
     root = url.removesuffix(BASE)

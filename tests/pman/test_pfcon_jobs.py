@@ -168,25 +168,32 @@ def test_a_ds_plugin_stages_its_input_with_pfcons_link_layout(pman, swift_server
     assert in_swift(swift_server, cube, output)[linked] == b"Test pipeline"
 
 
-def test_a_link_to_the_output_or_above_fails_the_job_not_the_post(pman, swift_server, cube):
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("home/alice/feeds/{feed}", "'home/alice/feeds/{feed}', which is this job's output"),
+        ("../other-container/secrets", "which is not a path in the container"),
+    ],
+    ids=["output-ancestor", "escapes-the-container"],
+)
+def test_a_refused_link_fails_the_job_not_the_post(pman, swift_server, cube, target, reason):
     _, cube_api = pman
     jid = cube_jid()
-    output = feed_output("alice", 2, "pl-copy", 4)
-    source = feed_output("alice", 2, "pl-dircopy", 3)
+    feed = unique_name("feed").replace("-", "_")
+    output = f"home/alice/feeds/{feed}/pl-copy_4/data"
+    source = f"home/alice/feeds/{feed}/pl-dircopy_3/data"
     put_objects(
         swift_server.connection(),
         cube,
-        {f"{source}/in.txt": b"in", f"{source}/feed.chrislink": b"home/alice/feeds/feed_2"},
+        {f"{source}/in.txt": b"in", f"{source}/feed.chrislink": target.format(feed=feed).encode()},
     )
     response = cube_api.post(plugin_form(jid, COPY_INPUT, input_dirs=[source], output_dir=output))
     assert response.status_code == 201, response.text
     final, _ = cube_api.wait(jid)
     assert final["status"] == "finishedWithError", final
     assert final["message"].startswith("the job's input was refused: the ChRIS link ")
-    assert (
-        "'home/alice/feeds/feed_2', which is this job's output folder or a folder"
-        in (final["message"])
-    )
+    assert f"'{source}/feed.chrislink'" in final["message"]
+    assert reason.format(feed=feed) in final["message"]
     assert final["logs"].startswith("The processor did not run")
     listed = cube_api.files(jid, output)
     assert (listed.status_code, listed.json()["rel_file_paths"]) == (200, [])
@@ -305,3 +312,37 @@ def test_unknown_jids_and_jobs_of_pmans_own_api_are_not_the_pfcon_apis(pman):
     assert "pman's own API" in clash.json()["message"]
     assert cube_api.delete(jid).status_code == 204
     assert requests.get(f"{handle.url}/api/v1/{jid}/", timeout=30).status_code == 200
+
+
+def test_delete_stops_a_running_job_and_removes_its_pods(pman, tmp_path):
+    handle, cube_api = pman
+    jid = cube_jid()
+    form = plugin_form(
+        jid,
+        WAIT_FOR_FLAG.format(flag=tmp_path / "never"),
+        kind="fs",
+        input_dirs=[PLACEHOLDER],
+        output_dir=feed_output("alice", 7, "pl-wait", 9),
+    )
+    cube_api.submit(form)
+    cube_api.wait(jid, lambda job: job["status"] == "started")
+    assert cube_api.delete(jid).status_code == 204
+    assert cube_api.get(jid).status_code == 404
+    eventually(lambda: job_pods(handle.cluster, jid) == [], timeout=90, what="its pods gone")
+
+
+def test_an_unreachable_swift_at_submit_is_503(kube_cluster, secret, cube):
+    unreachable = swiftcreds.from_environment(
+        {"ST_AUTH": "http://127.0.0.1:9/auth/v1.0", "ST_USER": "test:tester", "ST_KEY": "x"}
+    )
+    settings = {"swift_credentials": unreachable, "swift_secret_name": secret}
+    with running_pman(kube_cluster, **settings, **pfcon_settings(cube)) as handle:
+        cube_api = PfconClient(f"{handle.url}{BASE}")
+        jid = cube_jid()
+        form = plugin_form(
+            jid, COPY_INPUT, input_dirs=["home/alice/in"], output_dir="home/alice/out"
+        )
+        response = cube_api.post(form)
+        assert response.status_code == 503, response.text
+        assert "Swift" in response.json()["message"]
+        assert cube_api.get(jid).status_code == 404  # nothing was created

@@ -22,6 +22,7 @@ from tests.support.pman_server import pman_server, unreachable_kubeconfig
 USER, PASSWORD = "cube", "cube-password-1234"
 KEY = "k" * 40
 BASE = "/pfcon/api/v1/"
+DAY = 86400  # tokens made at collection must outlive a whole run of the suite
 AUTH_URL = "http://127.0.0.1:9/auth/v1.0"
 SERVER_INFO = {
     "server_version": "6.0.0",
@@ -81,7 +82,7 @@ def pfcon(kubeconfig):
 
 
 def token(**claims) -> str:
-    return jwt.encode({"pfcon_user": USER, "exp": time.time() + 60, **claims}, KEY, "HS256")
+    return jwt.encode({"pfcon_user": USER, "exp": time.time() + DAY, **claims}, KEY, "HS256")
 
 
 def auth(value: str | None = None) -> dict[str, str]:
@@ -155,13 +156,13 @@ ROUTES = [
     ("DELETE", "deletejobs/chris-jid-1/"),
 ]
 EXPIRED = jwt.encode({"pfcon_user": USER, "exp": time.time() - 10}, KEY, "HS256")
-UNSIGNED = jwt.encode({"pfcon_user": USER, "exp": time.time() + 60}, None, "none")
-WRONG_KEY = jwt.encode({"pfcon_user": USER, "exp": time.time() + 60}, "x" * 40, "HS256")
+UNSIGNED = jwt.encode({"pfcon_user": USER, "exp": time.time() + DAY}, None, "none")
+WRONG_KEY = jwt.encode({"pfcon_user": USER, "exp": time.time() + DAY}, "x" * 40, "HS256")
 with warnings.catch_warnings():  # a key too short for HS512: the point is its other algorithm
     warnings.simplefilter("ignore")
-    HS512 = jwt.encode({"pfcon_user": USER, "exp": time.time() + 60}, KEY, "HS512")
+    HS512 = jwt.encode({"pfcon_user": USER, "exp": time.time() + DAY}, KEY, "HS512")
 NO_EXP = jwt.encode({"pfcon_user": USER}, KEY, "HS256")
-OTHER_USER = jwt.encode({"pfcon_user": "mallory", "exp": time.time() + 60}, KEY, "HS256")
+OTHER_USER = jwt.encode({"pfcon_user": "mallory", "exp": time.time() + DAY}, KEY, "HS256")
 BAD_TOKENS = [
     ({}, "Missing authorization header."),
     ({"Authorization": ""}, "Missing authorization header."),

@@ -13,7 +13,10 @@ The layout is pfcon's (its test ``test_post_with_chris_links`` pins it):
   its parent folder, holding that one file; links found in linked content are resolved in
   turn, where they land; the link objects themselves are not staged;
 - a link whose folder is already there (a real folder or an earlier link's) adds nothing,
-  as pfcon copies a linked folder only where none exists yet.
+  as pfcon copies a linked folder only where none exists yet;
+- the publisher's manifest at a folder's top (``.publisher-manifest.json``, there when the
+  folder was filled with ``publisher upload``) is not staged, as ``publisher download``
+  leaves it out.
 
 Where pfcon is loose, this is strict: folders are prefixes with a ``/`` boundary (``a/b``
 never takes in ``a/b2``); each prefix is listed and each link read once; a link to a folder
@@ -31,6 +34,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 LINK_SUFFIX = ".chrislink"
+PUBLISHER_MANIFEST = ".publisher-manifest.json"
+"""Not staged at a folder's top, as ``publisher download`` does not stage it: a folder
+filled with ``publisher upload`` holds one."""
 MAX_LINK_BYTES = 4096
 """A ChRIS link holds one path: anything larger is not one."""
 MAX_FILES = 200_000
@@ -166,8 +172,8 @@ class _Planner:
         links = []
         for listed in self._folder(prefix):
             rel = listed.name[len(prefix) + 1 :]
-            if not rel or rel.endswith("/"):
-                continue  # the folder's own marker, or a sub-folder's
+            if not rel or rel.endswith("/") or rel == PUBLISHER_MANIFEST:
+                continue  # the folder's own marker, a sub-folder's, the publisher's manifest
             if clean_path(rel) is None:
                 raise InputRefused(
                     f"the input object {listed.name!r} cannot be a file name under "

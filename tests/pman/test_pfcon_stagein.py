@@ -220,6 +220,18 @@ def test_directory_markers_are_not_files():
     assert layout(["in"], objects) == {"sub/f.txt": "in/sub/f.txt"}
 
 
+def test_the_publishers_manifest_at_a_folders_top_is_not_staged():
+    objects = {
+        "in/.publisher-manifest.json": b"{}",
+        "in/sub/.publisher-manifest.json": b"a plugin's file of that name",
+        "in/a.txt": b"a",
+    }
+    assert layout(["in"], objects) == {
+        "a.txt": "in/a.txt",
+        "sub/.publisher-manifest.json": "in/sub/.publisher-manifest.json",
+    }
+
+
 def test_clean_paths():
     assert clean_path("home/bob/") == "home/bob"
     for bad in ("", "/", "/home", "a//b", "a/./b", "a/..", "a\x00b"):

@@ -1,7 +1,7 @@
 """`python -m bench` (what `make bench` runs): every benchmark, then the results table.
 
 Options: --rounds N (alternating rounds per tool, default 3), --quick (small data, one
-round: a smoke test of the benchmarks themselves), --only throughput,floor,rss,publish,
+round: a smoke test of the benchmarks themselves), --only throughput,floor,rss,publish,chris,
 --workdir DIR (default: a temporary directory, removed afterwards), --swift-workers 0,2
 (the throughput is measured once per value: Swift's servers each with that many worker
 processes, 0 being one process per server; the other benchmarks use the first value).
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import datasets, floor, publish_latency, rss, throughput
+from bench import chris, datasets, floor, publish_latency, rss, throughput
 from bench.datasets import MIB
 from bench.tools import Tools
 from devstack.swiftaio import SwiftAIO
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="throughput,floor,rss,publish")
+    parser.add_argument("--only", default="throughput,floor,rss,publish,chris")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--swift-workers", type=_workers, default=[0, 2])
     args = parser.parse_args(argv)
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             floor_rows += [row] if row else []
         if floor_rows:
             sections.append(floor.table(floor_rows))
-        if only & {"rss", "publish"}:
+        if only & {"rss", "publish", "chris"}:
             with SwiftAIO(work / "swift", workers=args.swift_workers[0]) as swift:
                 if "rss" in only:
                     sections.append(_rss_table(rss.run(Tools(swift), work, say)))
@@ -66,6 +66,16 @@ def main(argv: list[str] | None = None) -> int:
                         say=say,
                     )
                     sections.append(_publish_table(found))
+                if "chris" in only:
+                    cube = chris.ChrisBench(swift, work / "chris")
+                    found = cube.run(
+                        small_files=100,
+                        large_mib=32 if args.quick else 256,
+                        memory_limit=200,
+                        rounds=1 if args.quick else args.rounds,
+                        say=say,
+                    )
+                    sections.append(chris.table(found))
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -24,6 +24,7 @@ import argparse
 import base64
 import logging
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -55,6 +56,11 @@ CLAIM = "storebase"
 PUBLISHER_ACCOUNT = "pman-publisher"
 ENV_FILE = "env"
 PID_FILE = "up.pid"
+# pman as a ChRIS compute resource: pfcon's development user and CUBE's default container.
+PFCON_USER = "pfcon"
+PFCON_PASSWORD = "pfcon1234"
+CUBE_CONTAINER = "users"
+PFCON_BASE = "/pfcon/api/v1/"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -138,6 +144,8 @@ class Stack:
         self.swift: SwiftAIO | None = None
         self.cluster: LocalCluster | None = None
         self.pman: PmanProcess | None = None
+        # The pfcon API's tokens are signed with it; one pman, so one made up per start.
+        self.pfcon_secret_key = secrets.token_urlsafe(32)
 
     @property
     def env_file(self) -> Path:
@@ -191,6 +199,8 @@ class Stack:
         except SwiftStartError as exc:
             raise StackError(f"Swift: {exc}") from exc
         self.swift.write_credentials(self.credentials_file)
+        # CUBE's container, where the pfcon API's jobs read and write.
+        self.swift.connection().put_container(CUBE_CONTAINER)
 
     def _start_cluster(self) -> None:
         state = self.directory / "cluster"
@@ -235,8 +245,16 @@ class Stack:
             assert self.cluster.claim_directory(self.namespace, CLAIM) == self.storebase
 
     def pman_settings(self) -> dict[str, str]:
-        """What pman is told about this stack (its settings, see README.rst)."""
-        settings = {"JOB_NAMESPACE": self.namespace, "SWIFT_SECRET_NAME": self.secret_name}
+        """What pman is told about this stack (its settings, see README.rst), the pfcon API
+        on with pfcon's development user over CUBE's default container."""
+        settings = {
+            "JOB_NAMESPACE": self.namespace,
+            "SWIFT_SECRET_NAME": self.secret_name,
+            "PFCON_USER": PFCON_USER,
+            "PFCON_PASSWORD": PFCON_PASSWORD,
+            "PFCON_SECRET_KEY": self.pfcon_secret_key,
+            "SWIFT_CONTAINER_NAME": CUBE_CONTAINER,
+        }
         if self.storage == "host":
             settings.update(STORAGE_TYPE="host", STOREBASE=str(self.storebase))
         elif self.storage == "kubernetes_pvc":
@@ -258,6 +276,8 @@ class Stack:
         if self.pman is not None:
             # The API's base URL, as pman's client commands and pfcon take it.
             env["PMAN_URL"] = f"{self.pman.url}/api/v1/"
+            # The compute resource's URL, as an operator registers it in CUBE.
+            env["PFCON_URL"] = f"{self.pman.url}{PFCON_BASE}"
         return env
 
 
@@ -327,6 +347,9 @@ def commands_to_try(env_file: Path, storage: str = "swift") -> str:
         f"publisher download swift://key-{other}/outgoing ./{other}-output",
         f'curl -s -X DELETE "${{PMAN_URL}}{other}/"',
         "",
+        "# as a ChRIS compute resource, with the requests CUBE sends:",
+        *cube_commands(program, sample),
+        "",
         "# KUBECONFIG is set too: kubectl get jobs,pods works if you have kubectl",
     ]
     return _indent(lines)
@@ -353,6 +376,46 @@ def _storebase_commands(env_file: Path, program: Path, sample: Path) -> list[str
 
 def _indent(lines: list[str]) -> str:
     return "\n".join(f"    {line}" if line else "" for line in lines)
+
+
+def cube_commands(program: Path, sample: Path) -> list[str]:
+    """A CUBE-shaped run through the pfcon API with curl: log in, read the server info,
+    POST a plugin instance's form, poll it, read its file list, fetch it, delete it."""
+    jid, data = "chris-jid-1", f"home/{PFCON_USER}/uploads/try"
+    output = f"home/{PFCON_USER}/feeds/feed_1/pl-wordcount_1/data"
+    login = f'{{"pfcon_user": "{PFCON_USER}", "pfcon_password": "{PFCON_PASSWORD}"}}'
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    fields = [
+        "jid=" + jid,
+        "entrypoint=python3",
+        f"entrypoint={program}",
+        "args=--top",
+        "args=5",
+        f"auid={PFCON_USER}",
+        "number_of_workers=1",
+        "cpu_limit=1000",
+        "memory_limit=200",
+        "gpu_limit=0",
+        "image=python:3.11-slim",
+        "type=ds",
+        f"env=CHRIS_JID={jid}",
+        f"input_dirs={data}",
+        f"output_dir={output}",
+    ]
+    form = " ".join(f"-d {shlex.quote(field)}" for field in fields)
+    return [
+        f"publisher upload {sample} swift://{CUBE_CONTAINER}/{data}",
+        f'TOKEN=$(curl -s -X POST "${{PFCON_URL}}auth-token/" -H "Content-Type: '
+        f'application/json" -d {shlex.quote(login)} | python3 -c '
+        "'import json, sys; print(json.load(sys.stdin)[\"token\"])')",
+        f'curl -s {auth} "${{PFCON_URL}}pluginjobs/"    # the server info CUBE reads',
+        f'curl -s {auth} "${{PFCON_URL}}pluginjobs/" \\',
+        f"    {form}",
+        f'curl -s {auth} "${{PFCON_URL}}pluginjobs/{jid}/"    # until finishedSuccessfully',
+        f'curl -s {auth} "${{PFCON_URL}}pluginjobs/{jid}/file/?job_output_path={output}"',
+        f"publisher download swift://{CUBE_CONTAINER}/{output} ./{jid}-output",
+        f'curl -s -X DELETE {auth} "${{PFCON_URL}}pluginjobs/{jid}/"',
+    ]
 
 
 # -- the commands ---------------------------------------------------------------------
@@ -474,6 +537,10 @@ def _announce(stack: Stack, shown_dir: Path) -> None:
     env_file = shown_dir / ENV_FILE
     if stack.pman is not None:
         lines.append(f"pman:           {stack.pman.url} (log {stack.pman.log_path})")
+        lines.append(
+            f"pfcon API:      {stack.pman.url}{PFCON_BASE} (user {PFCON_USER}, password "
+            f"{PFCON_PASSWORD}; CUBE's container: {CUBE_CONTAINER})"
+        )
     if stack.storage != "swift":
         lines.append(f"storeBase:      {stack.storebase} (STORAGE_TYPE={stack.storage})")
     else:

@@ -7,23 +7,28 @@ the Kubernetes and Swift boundaries to the job service, registers the API front 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
 
-from pman.api import common, data, ops, v6
+from pman.api import common, data, ops, pfcon, v6
 from pman.api.openapi import openapi_document
 from pman.cache import StatusCache
 from pman.kube import Kube
 from pman.metrics import Metrics
+from pman.pfconjobs import PfconJobs
 from pman.service import JobService
-from pman.settings import Settings
+from pman.settings import Settings, check_pfcon
 from pman.swift import Store
 
-# Every route pman serves, and the request handling they share.
-BLUEPRINTS = (common.blueprint, v6.blueprint, data.blueprint, ops.blueprint)
+log = logging.getLogger("pman")
+
+# Every route pman serves, and the request handling they share. The pfcon API registers
+# itself under PFCON_BASE_PATH, and only when it is on.
+BLUEPRINTS = (common.blueprint, v6.blueprint, data.blueprint, ops.blueprint, pfcon.blueprint)
 
 
 @dataclass
@@ -37,6 +42,8 @@ class Pman:
     store: Store | None
     metrics: Metrics
     openapi: dict[str, Any] = field(default_factory=openapi_document)
+    pfcon: PfconJobs | None = None
+    """The pfcon API's jobs, when it is on (:mod:`pman.api.pfcon`)."""
 
     def close(self) -> None:
         """Stop the watches and release Kubernetes connections."""
@@ -48,23 +55,41 @@ class Pman:
 def create_app(settings: Settings | None = None) -> Flask:
     """The pman WSGI application; settings from the environment when not given."""
     settings = settings or Settings.from_env(os.environ)
+    check_pfcon(settings)
     metrics = Metrics()
     kube = Kube(settings, metrics=metrics)
     cache = StatusCache(kube) if settings.status_cache else None
     app = Flask("pman")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    jobs = JobService(settings, kube, cache=cache)
+    store = _store(settings)
     app.extensions["pman"] = Pman(
         settings=settings,
-        jobs=JobService(settings, kube, cache=cache),
-        store=_store(settings),
+        jobs=jobs,
+        store=store,
         metrics=metrics,
+        pfcon=_pfcon(settings, jobs, store),
     )
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     if cache:
         cache.start()
     return app
+
+
+def _pfcon(settings: Settings, jobs: JobService, store: Store | None) -> PfconJobs | None:
+    """The pfcon API's jobs when it is on; says at start whether it is."""
+    if not settings.pfcon_enabled or store is None:
+        log.info("the pfcon API is off (set PFCON_USER and PFCON_PASSWORD to serve it)")
+        return None
+    log.info(
+        "the pfcon API is on at %s: CUBE's container %s, pman's bookkeeping in %s",
+        settings.pfcon_base,
+        settings.swift_container_name,
+        settings.bookkeeping_container,
+    )
+    return PfconJobs(settings, jobs, store)
 
 
 def _store(settings: Settings) -> Store | None:

@@ -439,3 +439,96 @@ def _token_sources() -> list[Manifest]:
             }
         },
     ]
+
+
+# -- jobs of the pfcon API (pman.api.pfcon): the same pod, its data in CUBE's container ------
+
+FRONT_END_LABEL = "pman.chrisproject.org/front-end"
+PFCON_FRONT_END = "pfcon"
+PLAN_ANNOTATION = "pman.chrisproject.org/stage-in-plan"
+MANIFEST_ANNOTATION = "pman.chrisproject.org/manifest"
+
+
+def build_pfcon_job(
+    request: JobRequest,
+    settings: Settings,
+    *,
+    run: str,
+    plan: str,
+    manifest: str,
+    uid: Uid = None,
+    gid: Uid = None,
+) -> Manifest:
+    """The Job of a pfcon job, run ``run``: its stage-in downloads what the stage-in plan
+    ``plan`` (``container/object``) lists, its publish uploads to ``request.output_dir``
+    (in CUBE's container) and writes the manifest to ``manifest`` (``container/object``),
+    so that nothing but the plugin's files lands in the output. Always Swift-shaped."""
+    job = build_job(request, settings, run=run, uid=uid, gid=gid)
+    extra = {
+        "labels": {FRONT_END_LABEL: PFCON_FRONT_END},
+        "annotations": {PLAN_ANNOTATION: plan, MANIFEST_ANNOTATION: manifest},
+    }
+    for metadata in (job["metadata"], job["spec"]["template"]["metadata"]):
+        for key, values in extra.items():
+            metadata[key] = {**metadata[key], **values}
+    job["spec"]["template"]["spec"] = pfcon_pod_spec(
+        request, settings, run=run, plan=plan, manifest=manifest, uid=uid, gid=gid
+    )
+    return job
+
+
+def pfcon_pod_spec(
+    request: JobRequest,
+    settings: Settings,
+    *,
+    run: str,
+    plan: str,
+    manifest: str,
+    uid: Uid,
+    gid: Uid,
+) -> Manifest:
+    """The pod of a pfcon job: stage-in from the plan, the processor, the publish sidecar."""
+    publish_options = ["--run-id", run, "--manifest-to", f"swift://{manifest}"]
+    publish_options.append("--skip-chris-links")  # a plugin's links could reach others' data
+    spec: Manifest = {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": settings.job_grace_seconds,
+        "serviceAccountName": settings.publisher_service_account,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(uid=uid, gid=gid),
+        "initContainers": [plan_stage_in_container(settings.publisher_image, f"swift://{plan}")],
+        "containers": [
+            processor_container(request, settings),
+            publish_container(
+                settings.publisher_image,
+                f"swift://{request.output_dir}",
+                options=publish_options,
+            ),
+        ],
+        "volumes": volumes(settings),
+    }
+    if settings.node_selector:
+        spec["nodeSelector"] = dict(settings.node_selector)
+    if settings.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
+    return spec
+
+
+def plan_stage_in_container(image: str, plan: str) -> Manifest:
+    """``publisher download --plan``: the objects the stage-in plan ``plan``
+    (``swift://container/object``) lists into ``/share/incoming``, and ``/share/outgoing``
+    made writable by any UID (see :func:`stage_in_container`)."""
+    container = stage_in_container(image, plan)
+    container["command"] = [
+        "publisher",
+        "download",
+        "--credentials",
+        CREDENTIALS_FILE,
+        "--make-dir",
+        OUTGOING,
+        "--plan",
+        plan,
+        INCOMING,
+    ]
+    return container

@@ -211,6 +211,26 @@ class JobService:
             self._logs.put(_labels(pod).get(JID_LABEL, ""), uid, text)
         return text
 
+    # -- for the pfcon API (pman.pfconjobs): jobs built elsewhere, and their Job objects ----
+
+    def create(self, job: Obj) -> Obj:
+        """Create a Job built by the caller (as :meth:`submit` does); its object."""
+        self._refuse_while_ending(job["metadata"]["name"])
+        created = self.kube.create_job(job)
+        self.metrics.jobs_submitted.inc()
+        return job_object(created, job_state(created, []), logs="")
+
+    def report(self, jid: str) -> tuple[Obj, Obj, JobState]:
+        """The job object (with logs, as :meth:`get`), the Job it comes from and its state."""
+        job, pods = self._observe(jid)
+        state = job_state(job, pods)
+        logs = self._read_logs(state, representative_pod(pods))
+        return job_object(job, state, logs=logs), job, state
+
+    def all_pods(self, jid: str) -> list[Obj]:
+        """The pods of every run of ``jid``, those still ending included."""
+        return self.kube.list_pods(jid_selector(jid))[0]
+
 
 def job_object(job: Obj, state: JobState, *, logs: str) -> Obj:
     """The contract's job object plus ``phase`` and ``reason``."""

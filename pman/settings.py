@@ -176,6 +176,45 @@ class Settings:
     server_version: str = __version__
     """Reported by ``GET /api/v1/``; not configurable."""
 
+    # -- the pfcon API (pman as a ChRIS compute resource, :mod:`pman.api.pfcon`) --------
+
+    pfcon_user: str | None = None
+    """``PFCON_USER``: the user CUBE logs in as (pfcon's name). The pfcon API is served only
+    when it and ``PFCON_PASSWORD`` are set."""
+
+    pfcon_password: str | None = field(default=None, repr=False)
+    """``PFCON_PASSWORD``: that user's password (pfcon's name)."""
+
+    pfcon_secret_key: str | None = field(default=None, repr=False)
+    """``PFCON_SECRET_KEY``: the key the pfcon API's tokens are signed with (HS256). Every
+    replica must have the same one, so that a token one replica made is good on all; at
+    least 32 characters. (pfcon calls it ``SECRET_KEY``, a name too general beside pman's
+    other secrets.)"""
+
+    pfcon_base: str = "/pfcon/api/v1/"
+    """``PFCON_BASE_PATH``: where the pfcon API's routes are (``<base>pluginjobs/``...); CUBE
+    is given ``http://<pman>:5010<base>``. Never under ``/api/v1/``, where every name is a
+    jid."""
+
+    swift_container_name: str = "users"
+    """``SWIFT_CONTAINER_NAME``: CUBE's Swift container (pfcon's name and CUBE's default),
+    where the pfcon jobs' ``input_dirs`` and ``output_dir`` are."""
+
+    pfcon_bookkeeping_container: str | None = None
+    """``PFCON_BOOKKEEPING_CONTAINER``: where pman keeps what CUBE must never see (the
+    stage-in plans and the publisher's manifests); default
+    ``<SWIFT_CONTAINER_NAME>_pman``."""
+
+    @property
+    def pfcon_enabled(self) -> bool:
+        """Whether the pfcon API is served: its user and password are set."""
+        return bool(self.pfcon_user and self.pfcon_password)
+
+    @property
+    def bookkeeping_container(self) -> str:
+        """The pfcon API's bookkeeping container (``PFCON_BOOKKEEPING_CONTAINER``)."""
+        return self.pfcon_bookkeeping_container or f"{self.swift_container_name}_pman"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build settings from environment variables, reporting every bad one at once."""
@@ -199,7 +238,9 @@ class Settings:
             problems += _read_swift_credentials(environ, values)
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
-        return cls(**values)
+        settings = cls(**values)
+        check_pfcon(settings)
+        return settings
 
     def __post_init__(self) -> None:
         problems = storage_problems(self.storage_type, self.volume_name, self.storebase)
@@ -393,6 +434,66 @@ def _parse_id(raw: str) -> int | tuple[int, int] | None:
     return value
 
 
+MIN_SECRET_KEY = 32
+"""Characters of ``PFCON_SECRET_KEY`` at least: an HS256 key shorter than its 32-byte hash
+is guessed more easily than the hash is broken."""
+_API_V1 = "/api/v1/"
+
+
+def check_pfcon(settings: Settings) -> None:
+    """Raise :class:`SettingsError` naming every problem of the pfcon API's settings."""
+    if problems := pfcon_problems(settings):
+        raise SettingsError("invalid settings: " + "; ".join(problems))
+
+
+def pfcon_problems(settings: Settings) -> list[str]:
+    """What keeps the pfcon API's settings from working together (none when it is off)."""
+    if bool(settings.pfcon_user) != bool(settings.pfcon_password):
+        return ["PFCON_USER and PFCON_PASSWORD go together: set both to serve the pfcon API"]
+    if not settings.pfcon_enabled:
+        return []
+    problems = []
+    key = settings.pfcon_secret_key or ""
+    if len(key) < MIN_SECRET_KEY:
+        problems.append(
+            f"the pfcon API needs PFCON_SECRET_KEY, at least {MIN_SECRET_KEY} characters, the "
+            "key its tokens are signed with (the same on every pman replica)"
+        )
+    if settings.swift_credentials is None:
+        problems.append(
+            "the pfcon API needs pman's Swift credentials (SWIFT_CREDENTIALS_FILE, or "
+            "ST_AUTH/ST_USER/ST_KEY, or the OS_* variables): pman reads each job's inputs in "
+            "CUBE's container when it is submitted"
+        )
+    if settings.bookkeeping_container == settings.swift_container_name:
+        problems.append(
+            "PFCON_BOOKKEEPING_CONTAINER must not be CUBE's container (SWIFT_CONTAINER_NAME): "
+            "CUBE must never see pman's bookkeeping"
+        )
+    return problems
+
+
+def parse_base_path(raw: str) -> str:
+    """A URL path such as ``/pfcon/api/v1/``: absolute, ending in ``/``, plain segments, and
+    not ``/api/v1/`` or under it (every name there is a jid)."""
+    segments = raw.strip("/").split("/")
+    if not raw.startswith("/") or not raw.endswith("/") or raw == "/":
+        raise ValueError("expected a path that starts and ends with '/', e.g. /pfcon/api/v1/")
+    if any(not _PATH_SEGMENT.match(segment) for segment in segments):
+        raise ValueError("each segment must be letters, digits, '-', '_' or '.', not . or ..")
+    if raw.startswith(_API_V1):
+        raise ValueError("must not be /api/v1/ or under it: pman's own routes are there")
+    return raw
+
+
+def _parse_container_name(raw: str) -> str:
+    if "/" in raw or len(raw) > 256:
+        raise ValueError("not a Swift container name (no '/', at most 256 characters)")
+    return raw
+
+
+_PATH_SEGMENT = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]+$")
+
 _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CONTAINER_ENV": ("container_env", _parse_choice("kubernetes", "openshift")),
     "JOB_NAMESPACE": ("job_namespace", _parse_name(_DNS_LABEL, "namespace name")),
@@ -425,4 +526,11 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "STORAGE_TYPE": ("storage_type", _parse_storage_type),
     "VOLUME_NAME": ("volume_name", _parse_name(_DNS_SUBDOMAIN, "PersistentVolumeClaim name")),
     "STOREBASE": ("storebase", _parse_storebase),
+    # The pfcon API.
+    "PFCON_USER": ("pfcon_user", str),
+    "PFCON_PASSWORD": ("pfcon_password", str),
+    "PFCON_SECRET_KEY": ("pfcon_secret_key", str),
+    "PFCON_BASE_PATH": ("pfcon_base", parse_base_path),
+    "SWIFT_CONTAINER_NAME": ("swift_container_name", _parse_container_name),
+    "PFCON_BOOKKEEPING_CONTAINER": ("pfcon_bookkeeping_container", _parse_container_name),
 }

@@ -50,8 +50,11 @@ PUBLISHER_EXIT_CODES = {
     11: "the Kubernetes API failed",
     12: "the processor's end was never seen",
     13: "a local disk error occurred",
+    14: "the job's input was refused",
 }
 INPUT_MISSING_CODES = {6, 7}
+# The stage-in plan refused the input (pfcon jobs): its reason is the stage-in's last line.
+INPUT_REFUSED_CODE = 14
 
 
 @dataclass(frozen=True)
@@ -253,7 +256,9 @@ def _processor_outcome(terminated: Obj, pod: Obj) -> str:
 def pod_failure(pod: Obj) -> tuple[str, str]:
     """``(reason, message)`` naming the part of the pod that failed, or ``("", "")``."""
     stage_in = container_status(pod, STAGE_IN, init=True) or {}
-    if code := _exit_code(stage_in):
+    if (code := _exit_code(stage_in)) == INPUT_REFUSED_CODE:
+        return "InputRefused", _refusal(stage_in)
+    if code:
         reason = "InputMissing" if code in INPUT_MISSING_CODES else "StageInFailed"
         return reason, "staging in the input from Swift failed" + _exit_detail(code, stage_in)
     check = container_status(pod, CHECK_INPUT, init=True) or {}
@@ -314,6 +319,13 @@ def _exit_detail(code: int, status: Obj) -> str:
     detail = f" (exit code {code}: {meaning})" if meaning else f" (exit code {code})"
     message = (status.get("state", {}).get("terminated", {}).get("message") or "").strip()
     return f"{detail}: {message.splitlines()[-1]}" if message else detail
+
+
+def _refusal(status: Obj) -> str:
+    """``the job's input was refused: <why>``, why being the stage-in's last line."""
+    message = (status.get("state", {}).get("terminated", {}).get("message") or "").strip()
+    why = message.splitlines()[-1].removeprefix("publisher: ") if message else ""
+    return f"the job's input was refused: {why}" if why else "the job's input was refused"
 
 
 def _limit_text(pod: Obj) -> str:

@@ -12,6 +12,7 @@ with the original exception as ``__cause__``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -204,12 +205,44 @@ class SwiftSession:
                 headers=headers,
             )
 
+    def list_objects(
+        self, container: str, prefix: str, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The listing entries (``name``, ``bytes``, ``hash``, and ``slo_etag`` for a Static
+        Large Object) of the objects whose names start with ``prefix``: all of them, or the
+        first ``limit``. :class:`ObjectNotFound` when the container does not exist."""
+        with self._translated(f"listing {container}/{prefix}"):
+            if limit is None:
+                _, listing = self._conn.get_container(container, prefix=prefix, full_listing=True)
+            else:
+                _, listing = self._conn.get_container(container, prefix=prefix, limit=limit)
+        return listing
+
+    def put_small(self, container: str, name: str, data: bytes, *, content_type: str) -> None:
+        """Upload a small object held in memory, checked against its MD5."""
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        with self._translated(f"uploading {container}/{name}"):
+            self._conn.put_object(
+                container,
+                name,
+                data,
+                content_length=len(data),
+                etag=etag,
+                content_type=content_type,
+            )
+
+    def delete_object(self, container: str, name: str) -> None:
+        """Delete an object; one that is already gone is fine."""
+        try:
+            with self._translated(f"deleting {container}/{name}"):
+                self._conn.delete_object(container, name)
+        except ObjectNotFound:
+            pass
+
     def object_sizes(self, container: str, prefix: str) -> dict[str, int]:
         """The size of every object under ``prefix``, by name, from the container listing
         (a few requests for thousands of objects; a large object's whole size)."""
-        with self._translated(f"listing {container}/{prefix}"):
-            _, listing = self._conn.get_container(container, prefix=prefix, full_listing=True)
-        return {item["name"]: int(item["bytes"]) for item in listing}
+        return {item["name"]: int(item["bytes"]) for item in self.list_objects(container, prefix)}
 
     def read_object(self, container: str, name: str, *, limit: int) -> bytes:
         """A small object's content; :class:`StoreError` when it holds more than ``limit``."""

@@ -4,7 +4,8 @@ Exit codes (also in publisher/README.rst): 0 done; 1 unexpected error; 2 bad usa
 3 no usable credentials; 4 credentials refused; 5 Swift or auth service unreachable;
 6 container missing; 7 nothing to download / object vanished; 8 checksum mismatch;
 9 unsafe object name; 10 Swift kept failing or refused; 11 Kubernetes API error;
-12 watched pod gone or wait deadline passed; 13 local disk error; 128+N killed by signal N.
+12 watched pod gone or wait deadline passed; 13 local disk error; 14 the stage-in plan
+refuses the input; 128+N killed by signal N.
 """
 
 from __future__ import annotations
@@ -59,6 +60,14 @@ def parse_location(text: str) -> SwiftLocation:
     if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
         raise argparse.ArgumentTypeError(f"{text!r}: empty, '.' or '..' segment in the prefix")
     return SwiftLocation(container, prefix)
+
+
+def parse_object(text: str) -> SwiftLocation:
+    """``swift://CONTAINER/OBJECT``: one object (its name in ``prefix``)."""
+    location = parse_location(text)
+    if not location.prefix:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected swift://CONTAINER/OBJECT")
+    return location
 
 
 def parse_size(text: str) -> int:
@@ -141,7 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also create DIR, writable by any user (a job's output directory)",
     )
-    down.add_argument("source", type=parse_location, metavar="swift://CONTAINER/PREFIX")
+    down.add_argument(
+        "--plan",
+        type=parse_object,
+        metavar="swift://CONTAINER/OBJECT",
+        help="download what this stage-in plan (written by pman) lists, instead of a prefix",
+    )
+    down.add_argument("source", type=parse_location, nargs="?", metavar="swift://CONTAINER/PREFIX")
     down.add_argument("dest", type=Path, metavar="DEST")
 
     run = argparse.ArgumentParser(add_help=False)
@@ -151,6 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="the run this output belongs to, recorded in the manifest (pman gives each "
         "submission of a job one)",
+    )
+    run.add_argument(
+        "--manifest-to",
+        type=parse_object,
+        metavar="swift://CONTAINER/OBJECT",
+        help="write the manifest there, not under the destination prefix",
+    )
+    run.add_argument(
+        "--skip-chris-links",
+        action="store_true",
+        help="never upload files whose name ends in .chrislink (they are reported)",
     )
 
     up = commands.add_parser("upload", parents=[common, run], help="upload a directory")
@@ -231,8 +257,10 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _download(args: argparse.Namespace, store: SwiftStore) -> dict[str, Any]:
-    from publisher.download import DownloadOptions, download_prefix, make_output_dir
+    from publisher.download import DownloadOptions, download_plan, download_prefix, make_output_dir
 
+    if (args.plan is None) == (args.source is None):
+        raise UsageError("download needs either swift://CONTAINER/PREFIX or --plan, not both")
     if args.make_dir is not None:
         make_output_dir(args.make_dir)
     options = DownloadOptions(
@@ -240,16 +268,19 @@ def _download(args: argparse.Namespace, store: SwiftStore) -> dict[str, Any]:
         segment_threads=args.segment_threads,
         allow_empty=args.allow_empty,
     )
+    source = args.source or args.plan
+    download = download_plan if args.plan else download_prefix
     with Reporter(Progress("download"), interval=args.progress_interval) as progress:
-        result = download_prefix(
+        result = download(
             store,
-            args.source.container,
-            args.source.prefix,
+            source.container,
+            source.prefix,
             args.dest,
             options=options,
             progress=progress,
         )
-    log.info("downloaded %s into %s: %s", args.source, args.dest, progress.line())
+    what = f"the plan {source}" if args.plan else str(source)
+    log.info("downloaded %s into %s: %s", what, args.dest, progress.line())
     return result.summary() | {"retries": store.retries}
 
 
@@ -265,6 +296,8 @@ def _upload(args: argparse.Namespace, store: SwiftStore, options: UploadOptions)
             options=options,
             progress=progress,
             run=args.run_id,
+            manifest_at=_manifest_at(args),
+            skip_chris_links=args.skip_chris_links,
         )
     log.info("uploaded %s to %s: %s", args.src, args.dest, progress.line())
     return result.summary() | {"retries": store.retries}
@@ -301,10 +334,17 @@ def _publish(
             progress=progress,
             stop=stop,
             run=args.run_id,
+            manifest_at=_manifest_at(args),
+            skip_chris_links=args.skip_chris_links,
         )
     if result.upload is not None:
         log.info("published %s to %s: %s", args.src, args.dest, progress.line())
     return result.summary() | {"retries": store.retries}
+
+
+def _manifest_at(args: argparse.Namespace) -> tuple[str, str] | None:
+    location = args.manifest_to
+    return None if location is None else (location.container, location.prefix)
 
 
 def _setup_logging(verbose: bool) -> None:

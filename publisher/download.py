@@ -11,6 +11,7 @@ temporary name and renamed into place only once it is complete and verified.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -23,11 +24,13 @@ from typing import Any
 
 from publisher.errors import (
     ContainerNotFound,
+    InputRefused,
     IntegrityError,
     Interrupted,
     LocalIOError,
     NothingToDownload,
     UnsafeName,
+    UsageError,
 )
 from publisher.localfs import PartialFile, Root, UnsafePath
 from publisher.manifest import MANIFEST_NAME
@@ -38,6 +41,9 @@ from publisher.transfer import SEGMENT_THREADS, THREADS, object_prefix, wait_all
 log = logging.getLogger("publisher")
 
 NAME_MAX = 255
+PLAN_FORMAT = "pman-stage-in-plan/"
+MAX_PLAN = 256 << 20
+"""The largest stage-in plan read (some hundred bytes per file)."""
 STOP_GRACE = 2.0
 """Seconds an interrupted download waits for its running tasks to remove their partial files."""
 
@@ -155,6 +161,116 @@ def download_prefix(
     result.directories = len(directories)
     result.seconds = time.monotonic() - started
     return result
+
+
+@dataclass(frozen=True)
+class StageInPlan:
+    """A stage-in plan: the objects of ``container`` to download, each to its own path."""
+
+    container: str
+    files: list[_Item]
+    links: int
+
+
+def download_plan(
+    store: SwiftStore,
+    container: str,
+    name: str,
+    dest: Path,
+    *,
+    options: DownloadOptions,
+    progress: Progress,
+) -> DownloadResult:
+    """Download what the stage-in plan in object container/name lists into `dest`: exactly
+    those objects, each to its planned path, each checked against its planned ETag."""
+    started = time.monotonic()
+    plan = read_plan(store, container, name)
+    _check_clashes({item.path: item for item in plan.files}, set())
+    _planned_pieces(store, plan.container, plan.files)
+    progress.total_files = len(plan.files)
+    progress.total_bytes = sum(item.obj.size for item in plan.files)
+    with Root(dest, create=True) as root:
+        _Downloader(
+            store,
+            root,
+            plan.container,
+            progress,
+            threads=options.threads,
+            segment_threads=options.segment_threads,
+        ).run(plan.files)
+    log.info("the plan had %d files, %d ChRIS links followed", len(plan.files), plan.links)
+    result = DownloadResult(plan.container, "", files=len(plan.files))
+    result.bytes = progress.total_bytes
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def read_plan(store: SwiftStore, container: str, name: str) -> StageInPlan:
+    """The plan in object container/name; InputRefused when it refuses the input, UsageError
+    when it is no plan, UnsafeName when a path would leave the destination."""
+    where = f"{container}/{name}"
+    try:
+        document = json.loads(store.read_small(container, name, limit=MAX_PLAN))
+    except NothingToDownload:
+        raise NothingToDownload(f"the stage-in plan {where} does not exist") from None
+    except ValueError:
+        raise UsageError(f"{where} is not a stage-in plan (not JSON)") from None
+    if not isinstance(document, dict) or not str(document.get("format", "")).startswith(
+        PLAN_FORMAT
+    ):
+        raise UsageError(f"{where} is not a stage-in plan (no {PLAN_FORMAT} format)")
+    if document.get("error"):
+        raise InputRefused(str(document["error"]))
+    source = document.get("container")
+    entries = document.get("files")
+    if not isinstance(source, str) or not source or not isinstance(entries, list):
+        raise UsageError(f"{where} is not a stage-in plan (no container or no files)")
+    try:
+        files = [_planned(entry) for entry in entries]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{where} lists a file it does not describe: {exc}") from None
+    links = document.get("links")
+    return StageInPlan(source, files, len(links) if isinstance(links, list) else 0)
+
+
+def _planned(entry: dict[str, Any]) -> _Item:
+    size, name, path = entry["bytes"], entry["object"], entry["path"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError(f"{path!r} has no valid size")
+    if not isinstance(name, str) or not name or not isinstance(path, str):
+        raise ValueError(f"{path!r} has no object name")
+    etag, slo_etag = str(entry["etag"]), str(entry.get("slo_etag") or "")
+    try:
+        relative_path(path, "")
+    except UnsafeName as exc:
+        raise UnsafeName(f"the plan's path {path!r} would leave the destination: {exc}") from None
+    if path.endswith("/"):
+        raise UnsafeName(f"the plan's path {path!r} is not a file name: refused")
+    return _Item(path, ObjectInfo(name, size, etag, slo_etag=slo_etag))
+
+
+def _planned_pieces(store: SwiftStore, container: str, files: list[_Item]) -> None:
+    """Each planned file's pieces, each with the ETag it must have: the object's planned
+    one, or for a Static Large Object its segments' (which must add up to the planned)."""
+    for item in files:
+        if item.obj.slo_etag:
+            item.pieces = store.slo_segments(container, item.obj.name)
+            joined = "".join(piece.etag for piece in item.pieces)
+            if hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest() != (
+                item.obj.slo_etag
+            ):
+                raise IntegrityError(
+                    f"object {item.obj.name!r} changed since the job was submitted: its "
+                    "segments are not the planned ones"
+                )
+        else:
+            item.pieces = [Segment(container, item.obj.name, item.obj.size, item.obj.etag)]
+        total = sum(p.size for p in item.pieces)
+        if total != item.obj.size:
+            raise IntegrityError(
+                f"object {item.obj.name!r} changed since the job was submitted: it has "
+                f"{total} bytes, the plan says {item.obj.size}"
+            )
 
 
 def _listing(store: SwiftStore, container: str, name_prefix: str, *, allow_empty: bool) -> list:

@@ -86,6 +86,13 @@ class LocalIOError(PublisherError):
     exit_code = 13
 
 
+class InputRefused(PublisherError):
+    """The stage-in plan refuses the job's input, and says why (e.g. a ChRIS link to the
+    job's own output)."""
+
+    exit_code = 14
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM: stop now. A BaseException so that no handler swallows it."""
 

@@ -174,8 +174,11 @@ def publish(
     progress: Progress,
     stop: GracefulStop,
     run: str | None = None,
+    manifest_at: tuple[str, str] | None = None,
+    skip_chris_links: bool = False,
 ) -> PublishResult:
-    """Wait for `wait_container` to end, then upload `src` and the manifest (of `run`).
+    """Wait for `wait_container` to end, then upload `src` and the manifest (of `run`; at
+    `manifest_at` when given, see `upload_tree`, as is `skip_chris_links`).
 
     SIGTERM is handled as `stop` (installed by the caller) says.
     """
@@ -206,6 +209,8 @@ def publish(
             existing=preparation.result(),
             missing_ok=True,
             run=run,
+            manifest_at=manifest_at,
+            skip_chris_links=skip_chris_links,
         )
     finally:
         stop.cancel()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from publisher.errors import PublisherError, UsageError
+from publisher.errors import NothingToDownload, PublisherError, UsageError
 from publisher.localfs import (
     FileSlice,
     LocalFile,
@@ -47,6 +47,7 @@ HASH_CHUNK = 256 << 10
 MAX_OBJECT_NAME = 1024
 MAX_MANIFEST = 64 << 20
 """The largest earlier manifest read (some hundred bytes per file)."""
+CHRIS_LINK = ".chrislink"
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,16 @@ class UploadResult:
     started: float = 0.0
     finished: float = 0.0
     manifest: dict[str, Any] | None = None
+    manifest_at: tuple[str, str] | None = None
+    """Where the manifest went when not under the prefix: (container, object)."""
 
     def summary(self) -> dict[str, Any]:
         assert self.manifest is not None
+        at = self.manifest_at
         return {
             "container": self.container,
             "prefix": self.prefix,
-            "manifest": manifest_object_name(self.prefix),
+            "manifest": manifest_object_name(self.prefix) if at is None else "/".join(at),
             **self.manifest["totals"],
             "seconds": self.manifest["timings"]["seconds"],
             "skipped_paths": [{"path": s.path, "reason": s.reason} for s in self.skipped],
@@ -93,33 +97,50 @@ def upload_tree(
     existing: dict[str, ObjectInfo] | None = None,
     missing_ok: bool = False,
     run: str | None = None,
+    manifest_at: tuple[str, str] | None = None,
+    skip_chris_links: bool = False,
 ) -> UploadResult:
     """Upload `src` to container/prefix and write the manifest last, naming `run`.
 
-    The output replaces the one an earlier manifest under the prefix describes: that
-    manifest goes first (no reader takes the prefix for complete meanwhile), and the files
+    The manifest is ``<prefix>/.publisher-manifest.json``, or the object `manifest_at`
+    (container, name) elsewhere: then nothing but the files lands under the prefix.
+
+    The output replaces the one an earlier manifest (at the same place) describes: that
+    manifest goes first (no reader takes the output for complete meanwhile), and the files
     it lists that this upload does not have are deleted before the new manifest is written.
     Objects no manifest ever listed are left alone.
 
     With `missing_ok`, a missing `src` is published as an empty output (a processor that
-    failed before writing anything still gets its manifest).
+    failed before writing anything still gets its manifest). With `skip_chris_links`, files
+    whose name ends in ``.chrislink`` are reported and not uploaded, as symbolic links are.
     """
     result = UploadResult(container, prefix.strip("/"), started=time.time())
+    result.manifest_at = manifest_at
     if missing_ok and not src.exists():
         log.warning("%s does not exist: publishing an empty output", src)
         src.mkdir(parents=True, exist_ok=True)
     if not src.is_dir():
         raise UsageError(f"{src} is not a directory")
-    files, result.skipped = _plan(src, object_prefix(prefix))
+    files, result.skipped = _plan(
+        src,
+        object_prefix(prefix),
+        reserve_manifest=manifest_at is None,
+        skip_chris_links=skip_chris_links,
+    )
     for item in result.skipped:
         log.warning("not uploaded: %s (%s)", item.path, item.reason)
     if existing is None:
         existing = list_destination(store, container, prefix)
-    manifest_name = manifest_object_name(prefix)
+    manifest_container, manifest_name = manifest_at or (container, manifest_object_name(prefix))
     earlier: dict[str, bool] = {}
-    if manifest_name in existing:
+    if manifest_at is None and manifest_name in existing:
         earlier = _earlier_output(store, container, manifest_name, object_prefix(prefix))
         store.delete_object(container, manifest_name)
+    elif manifest_at is not None:
+        found = _earlier_output_at(store, manifest_at, container, object_prefix(prefix))
+        if found is not None:
+            earlier = found
+            store.delete_object(manifest_container, manifest_name)
     progress.total_files = len(files)
     progress.total_bytes = sum(f.size for f in files)
     with Root(src) as root:
@@ -142,8 +163,15 @@ def upload_tree(
         run=run,
     )
     body, md5 = encode(result.manifest)
+    if manifest_at is not None:
+        store.ensure_container(manifest_container)
     store.put_object(
-        container, manifest_name, body, length=len(body), etag=md5, content_type="application/json"
+        manifest_container,
+        manifest_name,
+        body,
+        length=len(body),
+        etag=md5,
+        content_type="application/json",
     )
     return result
 
@@ -166,17 +194,47 @@ def _earlier_output(
     }
 
 
+def _earlier_output_at(
+    store: SwiftStore, manifest_at: tuple[str, str], container: str, name_prefix: str
+) -> dict[str, bool] | None:
+    """The objects the earlier manifest at `manifest_at` lists under container/prefix; None
+    when there is none, nothing when it is unreadable or describes another output."""
+    manifest_container, manifest_name = manifest_at
+    where = f"{manifest_container}/{manifest_name}"
+    try:
+        raw = store.read_small(manifest_container, manifest_name, limit=MAX_MANIFEST)
+    except NothingToDownload:
+        return None
+    try:
+        document = json.loads(raw)
+        earlier = {f["object"]: "large_object" in f for f in document["files"]}
+        if document.get("container") != container:
+            raise ValueError(f"it describes container {document.get('container')!r}")
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("the earlier manifest %s is unreadable (%s)", where, exc)
+        return {}
+    return {
+        name: large
+        for name, large in earlier.items()
+        if isinstance(name, str) and name.startswith(name_prefix)
+    }
+
+
 def list_destination(store: SwiftStore, container: str, prefix: str) -> dict[str, ObjectInfo]:
     """Create the container if needed and list what is already under the prefix."""
     store.ensure_container(container)
     return {o.name: o for o in store.list_objects(container, object_prefix(prefix))}
 
 
-def _plan(src: Path, name_prefix: str) -> tuple[list[LocalFile], list[Skipped]]:
+def _plan(
+    src: Path, name_prefix: str, *, reserve_manifest: bool = True, skip_chris_links: bool = False
+) -> tuple[list[LocalFile], list[Skipped]]:
     files, skipped = scan_tree(src)
     kept = []
     for f in files:
-        reason = _unusable_name(f.path, name_prefix)
+        reason = _unusable_name(f.path, name_prefix, reserve_manifest=reserve_manifest)
+        if not reason and skip_chris_links and f.path.endswith(CHRIS_LINK):
+            reason = "a ChRIS link (.chrislink): never published"
         if reason:
             skipped.append(Skipped(printable(f.path), reason))
         else:
@@ -184,14 +242,14 @@ def _plan(src: Path, name_prefix: str) -> tuple[list[LocalFile], list[Skipped]]:
     return kept, skipped
 
 
-def _unusable_name(path: str, name_prefix: str) -> str:
+def _unusable_name(path: str, name_prefix: str, *, reserve_manifest: bool = True) -> str:
     try:
         encoded = (name_prefix + path).encode("utf-8")
     except UnicodeEncodeError:
         return "file name is not valid UTF-8"
     if len(encoded) > MAX_OBJECT_NAME:
         return f"object name longer than {MAX_OBJECT_NAME} bytes"
-    if path == MANIFEST_NAME:
+    if reserve_manifest and path == MANIFEST_NAME:
         return "reserved for the publisher's manifest"
     return ""
 

@@ -16,6 +16,7 @@ from pman.models import is_jid
 
 if TYPE_CHECKING:
     from pman.app import Pman
+    from pman.settings import Settings
 
 log = logging.getLogger("pman.api")
 blueprint = Blueprint("common", __name__)
@@ -59,14 +60,23 @@ def known_jid(jid: str) -> str:
 
 @blueprint.before_app_request
 def _authenticate() -> None:
-    token = pman().settings.api_token
-    if not token or request.endpoint in PUBLIC_ENDPOINTS:
+    settings = pman().settings
+    token = settings.api_token
+    if not token or request.endpoint in PUBLIC_ENDPOINTS or _is_pfcon(settings):
         return
     given = request.headers.get("Authorization", "")
     scheme, _, credentials = given.partition(" ")
     expected = token.encode()
     if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.encode(), expected):
         raise Unauthorized("this pman needs an 'Authorization: Bearer <token>' header")
+
+
+def _is_pfcon(settings: Settings) -> bool:
+    """Whether the request is for the pfcon API, which has its own tokens (pfcon's JWT)."""
+    base = settings.pfcon_base
+    return settings.pfcon_enabled and (
+        request.path.startswith(base) or request.path == base.rstrip("/")
+    )
 
 
 @blueprint.after_app_request

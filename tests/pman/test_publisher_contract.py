@@ -7,6 +7,7 @@ pman never imports the publisher; only this test does.
 
 from __future__ import annotations
 
+import json
 import shlex
 import stat
 import subprocess
@@ -15,12 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from pman.jobspec import build_job
+from pman.jobspec import build_job, build_pfcon_job
 from pman.models import parse_job_request
+from pman.pfconjobs import PfconJobRequest, manifest_name
 from pman.settings import Settings
-from pman.status import INPUT_MISSING_CODES, PUBLISHER_EXIT_CODES
+from pman.stagein import Plan, Planned, plan_document
+from pman.status import INPUT_MISSING_CODES, INPUT_REFUSED_CODE, PUBLISHER_EXIT_CODES
 from publisher import errors as publisher_errors
 from publisher.cli import build_parser
+from publisher.download import read_plan
 from tests.support.bodies import pfcon_request
 
 
@@ -125,3 +129,78 @@ def test_a_link_where_the_output_directory_goes_is_refused(swift_server, tmp_pat
     code = run_publisher(argv, swift_server.environment())
     assert code == publisher_errors.UnsafeName.exit_code
     assert not (tmp_path / "incoming").exists()
+
+
+# -- jobs of the pfcon API ---------------------------------------------------------------------
+
+PLAN = "users_pman/runs/chris-jid-1/run-1/stage-in.json"
+OUTPUT = "home/alice/feeds/feed_1/pl-app_1/data"
+
+
+def pfcon_containers() -> dict[str, dict]:
+    form = {
+        "jid": "chris-jid-1", "entrypoint": ["python3", "app"], "auid": "alice",
+        "number_of_workers": "1", "cpu_limit": "1000", "memory_limit": "200", "gpu_limit": "0",
+        "image": "fnndsc/pl-app", "type": "ds", "input_dirs": ["in"], "output_dir": OUTPUT,
+    }  # fmt: skip
+    request = PfconJobRequest.parse(form).job_request(container="users", plan=PLAN)
+    manifest = f"users_pman/{manifest_name(OUTPUT)}"
+    job = build_pfcon_job(request, Settings(), run="run-1", plan=PLAN, manifest=manifest)
+    spec = job["spec"]["template"]["spec"]
+    return {c["name"]: c for c in spec["initContainers"] + spec["containers"]}
+
+
+def test_a_pfcon_jobs_stage_in_downloads_its_plan_and_its_publish_writes_to_cube():
+    parts = pfcon_containers()
+    stage_in = parse(parts["stage-in"])
+    assert stage_in.source is None
+    assert (stage_in.plan.container, stage_in.plan.prefix) == (
+        "users_pman",
+        "runs/chris-jid-1/run-1/stage-in.json",
+    )
+    assert stage_in.dest == Path("/share/incoming")
+    assert stage_in.make_dir == Path("/share/outgoing")
+    publish = parse(parts["publish"])
+    assert (publish.dest.container, publish.dest.prefix) == ("users", OUTPUT)
+    assert (publish.manifest_to.container, publish.manifest_to.prefix) == (
+        "users_pman",
+        manifest_name(OUTPUT),
+    )
+    assert publish.skip_chris_links
+    assert publish.run_id == "run-1"
+
+
+class PlanObject:
+    """The one object the publisher reads a plan from (what its Swift store answers)."""
+
+    def __init__(self, document: dict) -> None:
+        self.data = json.dumps(document).encode()
+
+    def read_small(self, container: str, name: str, *, limit: int) -> bytes:
+        assert f"{container}/{name}" == PLAN
+        return self.data
+
+
+def test_the_publisher_reads_the_plans_pman_writes():
+    plan = Plan(
+        files=[
+            Planned("in/a.txt", "e1", 1, "a.txt"),
+            Planned("lib/big", "m", 9, "lib/big", slo_etag="e2"),
+        ]
+    )
+    document = plan_document(
+        plan, container="users", jid="chris-jid-1", run="run-1", input_dirs=["in"], output_dir="o"
+    )
+    container, _, name = PLAN.partition("/")
+    read = read_plan(PlanObject(document), container, name)
+    assert read.container == "users"
+    assert [(i.path, i.obj.name, i.obj.etag, i.obj.size, i.obj.slo_etag) for i in read.files] == [
+        ("a.txt", "in/a.txt", "e1", 1, ""),
+        ("lib/big", "lib/big", "m", 9, "e2"),
+    ]
+    refused = plan_document(
+        None, container="users", jid="j", run="r", input_dirs=[], output_dir="o", error="why"
+    )
+    with pytest.raises(publisher_errors.InputRefused, match="why") as caught:
+        read_plan(PlanObject(refused), container, name)
+    assert caught.value.exit_code == INPUT_REFUSED_CODE

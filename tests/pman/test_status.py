@@ -147,6 +147,8 @@ CASES = [
     ("stage-in failed", job(),
      [pod("Failed", stage_in=terminated(3, message="Traceback\nInputMissing: no objects under key-x/incoming"))],
      ("finishedWithError", "done", "StageInFailed", "(exit code 3: no usable Swift credentials were found): InputMissing: no objects under key-x/incoming", T1.replace("Z", "+00:00"))),
+    ("input refused", job(), [pod("Failed", stage_in=terminated(14, message="publisher: the ChRIS link 'in/x.chrislink' points to 'home/a', which is this job's output folder or a folder above it"))],
+     ("finishedWithError", "done", "InputRefused", "the job's input was refused: the ChRIS link 'in/x.chrislink' points to 'home/a', which", T1.replace("Z", "+00:00"))),
     ("input missing", job(), [pod("Failed", stage_in=terminated(7))],
      ("finishedWithError", "done", "InputMissing", "failed (exit code 7: there is nothing under the given prefix)", T1.replace("Z", "+00:00"))),
     ("stage-in failed, pod phase lags", job(), [pod("Pending", stage_in=terminated(1))],

@@ -81,7 +81,14 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _pfcon(settings: Settings, jobs: JobService, store: Store | None) -> PfconJobs | None:
     """The pfcon API's jobs when it is on; says at start whether it is."""
     if not settings.pfcon_enabled or store is None:
-        log.info("the pfcon API is off (set PFCON_USER and PFCON_PASSWORD to serve it)")
+        if settings.pfcon_user and settings.pfcon_password:
+            log.warning(
+                "the pfcon API is off: it needs Swift credentials, and this pman "
+                "(STORAGE_TYPE=%s) has none",
+                settings.storage_type,
+            )
+        else:
+            log.info("the pfcon API is off (set PFCON_USER and PFCON_PASSWORD to serve it)")
         return None
     log.info(
         "the pfcon API is on at %s: CUBE's container %s, pman's bookkeeping in %s",

@@ -207,8 +207,12 @@ class Settings:
 
     @property
     def pfcon_enabled(self) -> bool:
-        """Whether the pfcon API is served: its user and password are set."""
-        return bool(self.pfcon_user and self.pfcon_password)
+        """Whether the pfcon API is served: its user and password are set, and pman has Swift
+        credentials or needs them for its jobs anyway (Swift storage). A pman on a shared
+        volume for pfcon 5.x, with no Swift credentials, leaves it off (and says so at start)
+        rather than refuse to start over a user and password its template generated."""
+        configured = bool(self.pfcon_user and self.pfcon_password)
+        return configured and not (self.volume_storage and self.swift_credentials is None)
 
     @property
     def bookkeeping_container(self) -> str:
@@ -236,6 +240,9 @@ class Settings:
             )
         if storage_type == SWIFT:
             problems += _read_swift_credentials(environ, values)
+        elif values.get("pfcon_user") and values.get("pfcon_password"):
+            # The pfcon API's jobs always use Swift: read them if the deployment has them.
+            problems += _read_swift_credentials(environ, values, missing_ok=True)
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
         settings = cls(**values)
@@ -257,11 +264,16 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def _read_swift_credentials(environ: Mapping[str, str], values: dict[str, Any]) -> list[str]:
-    """pman's own Swift account, for the data routes (swift mode only: in the volume modes
-    they answer 409, so a credentials file the deployment mounts anyway is not read)."""
+def _read_swift_credentials(
+    environ: Mapping[str, str], values: dict[str, Any], *, missing_ok: bool = False
+) -> list[str]:
+    """pman's own Swift account, for the data routes and the pfcon API (in the volume modes
+    the data routes answer 409, so it is read only for the pfcon API, and a file that is
+    not there, an optional Secret left out, means none)."""
     variable = "SWIFT_CREDENTIALS_FILE"
     raw = (environ.get(variable) or "").strip()
+    if raw and missing_ok and not Path(raw).exists():
+        return []
     if raw:
         try:
             values["swift_credentials"] = _parse_credentials_file(raw)
@@ -463,7 +475,8 @@ def pfcon_problems(settings: Settings) -> list[str]:
         problems.append(
             "the pfcon API needs pman's Swift credentials (SWIFT_CREDENTIALS_FILE, or "
             "ST_AUTH/ST_USER/ST_KEY, or the OS_* variables): pman reads each job's inputs in "
-            "CUBE's container when it is submitted"
+            "CUBE's container when it is submitted (or leave PFCON_USER and PFCON_PASSWORD "
+            "empty to turn the pfcon API off)"
         )
     if settings.bookkeeping_container == settings.swift_container_name:
         problems.append(

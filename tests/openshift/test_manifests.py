@@ -155,12 +155,19 @@ def test_the_deployment_environment_is_a_valid_pman_configuration(variant):
     find(deployed_objects(variant), "ServiceAccount", settings.publisher_service_account)
 
 
-def test_the_storage_parameters_make_pman_mount_the_claim_and_read_no_swift_credentials():
+def test_the_storage_parameters_make_pman_mount_the_claim_and_swift_serve_only_the_pfcon_api():
     objects, values = process("pman.yaml", "all-set"), given("all-set")
     settings = pman_settings(objects)
     assert (settings.storage_type, settings.volume_name) == ("kubernetes_pvc", "chris-storebase")
     assert values["VOLUME_NAME"] == "chris-storebase"
-    assert settings.swift_credentials is None  # the Secret is optional, and not read
+    # The Swift Secret is optional: read for the pfcon API's jobs (which always use Swift)
+    # when it is there; without it pman starts with the pfcon API off.
+    assert settings.swift_credentials is not None
+    assert settings.pfcon_enabled
+    without = pman_settings(objects, secrets={})
+    assert (without.swift_credentials, without.pfcon_enabled) == (None, False)
+    off = pman_settings(objects, extra={"PFCON_USER": "", "PFCON_PASSWORD": ""})
+    assert off.swift_credentials is None  # not read when nothing needs it
     (volume,) = job_pod("all-set")["spec"]["volumes"]
     assert volume == {
         "name": "storebase",

@@ -41,7 +41,7 @@ from typing import Any
 
 from localcluster.node import mounts
 from localcluster.node.runtime import ConfigError
-from localcluster.node.volumes import token_paths
+from localcluster.node.volumes import VolumeNotReady, token_paths
 
 Obj = dict[str, Any]
 
@@ -181,7 +181,8 @@ def _pod_user(pod: Obj) -> int | None:
 
 
 def own_volumes(pod: Obj, volumes: dict[str, Path]) -> None:
-    """Give the pod's volumes to its fsGroup (and its token to its UID), as a kubelet does.
+    """Give the pod's volumes to its fsGroup (and its token to its UID), as a kubelet does;
+    raises VolumeNotReady (a FailedMount) when a tree cannot be changed.
 
     Only root may give files away: elsewhere the volumes stay the local cluster's user's,
     which in user namespaces is the containers' own."""
@@ -203,7 +204,13 @@ def own_volumes(pod: Obj, volumes: dict[str, Path]) -> None:
                 continue  # as the kubelet: a read-only volume keeps its owners
             if on_root_mismatch and not _needs_change(path, group):
                 continue
-        _own_tree(path, group, read_only=read_only)
+        try:
+            _own_tree(path, group, read_only=read_only)
+        except OSError as exc:  # a claim on a read-only file system, say
+            raise VolumeNotReady(
+                f'MountVolume.SetUp failed for volume "{volume["name"]}" : applying fsGroup '
+                f"{group}: {exc.strerror}: {os.path.normpath(exc.filename or path)}"
+            ) from None
     if user is not None:
         for token, _ in token_paths(pod, volumes):
             os.chown(token, user, -1)
@@ -230,10 +237,15 @@ def _own_tree(top: Path, group: int, *, read_only: bool) -> None:
     through directory descriptors and each entry opened without following a link, so that a
     file swapped for a link to a file of this machine is left alone, not given away."""
     mask = 0o440 if read_only else 0o660
-    for _, directories, files, directory_fd in os.fwalk(top):
-        _own_open(directory_fd, group, mask)
-        for name in [*files, *directories]:
-            _own_entry(name, directory_fd, group, mask)
+    for directory, directories, files, directory_fd in os.fwalk(top):
+        for name in [".", *files, *directories]:
+            try:
+                if name == ".":
+                    _own_open(directory_fd, group, mask)
+                else:
+                    _own_entry(name, directory_fd, group, mask)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, os.path.join(directory, name)) from None
 
 
 def _own_entry(name: str, directory_fd: int, group: int, mask: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from localcluster.node.security import (
     own_volumes,
     rewrite_file,
 )
+from localcluster.node.volumes import VolumeNotReady
 from tests.support.isolation import shared_directory
 
 
@@ -224,6 +226,23 @@ def test_a_read_only_claim_and_what_links_point_to_keep_their_owners(tmp_path):
     assert (claim / "key-1" / "to-dir").lstat().st_gid == 4000
     assert _mode(outside) == (0, 0o700)
     assert _mode(outside / "secret") == (0, 0o600)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to a group needs root")
+def test_a_claim_that_cannot_be_changed_keeps_the_pod_waiting_with_the_reason(tmp_path):
+    _claim_tree(tmp_path)
+    stuck = tmp_path / "key-1" / "in.txt"
+    if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode != 0:
+        pytest.skip("no chattr here, or a file system without immutable files")
+    try:
+        with pytest.raises(VolumeNotReady) as caught:
+            own_volumes(pod({"fsGroup": 4000}, volumes=CLAIM), {"data": tmp_path})
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)
+    assert str(caught.value) == (
+        'MountVolume.SetUp failed for volume "data" : applying fsGroup 4000: '
+        f"Operation not permitted: {stuck}"
+    )
 
 
 def test_a_rewritten_token_keeps_its_mode_and_owner(tmp_path):

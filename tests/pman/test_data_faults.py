@@ -21,6 +21,9 @@ from tests.support.data import Containers, container_exists, data_pman, tar_byte
 
 # Well inside the 100 s pman's clients wait, far below what a hung Swift used to cost.
 CLIENT_PATIENCE = 60
+# pman's Swift timeout for the servers that meet a Swift that does not answer: the answer is
+# the same with the default, only later.
+QUICK = {"swift_timeout": 1}
 TAR = {"Content-Type": "application/x-tar"}
 
 
@@ -117,7 +120,7 @@ def test_a_swift_that_never_answers_is_503_before_the_client_gives_up(
         silent = swiftcreds.from_environment(
             {"ST_AUTH": f"http://127.0.0.1:{port}/auth/v1.0", "ST_USER": "a:b", "ST_KEY": "k"}
         )
-        with data_pman(kube_cluster, swift_server, swift_credentials=silent) as pman:
+        with data_pman(kube_cluster, swift_server, swift_credentials=silent, **QUICK) as pman:
             jid = containers.jid()
             url = f"{pman.url}/api/v1/_data/{jid}"
             response = requests.post(
@@ -128,7 +131,7 @@ def test_a_swift_that_never_answers_is_503_before_the_client_gives_up(
 
 
 def test_a_frozen_swift_proxy_is_503_on_both_data_routes(kube_cluster, swift_server, containers):
-    with data_pman(kube_cluster, swift_server) as pman:
+    with data_pman(kube_cluster, swift_server, **QUICK) as pman:
         jid = containers.jid()
         url = f"{pman.url}/api/v1/_data/{jid}"
         swift_server.pause("proxy")  # connections are accepted by the kernel, never answered

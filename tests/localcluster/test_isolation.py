@@ -61,8 +61,14 @@ class Node:
 
     @property
     def machine_file(self) -> Path:
-        """A file a container must not create: in the virtualenv, part of its "image"."""
-        return Path(sys.prefix) / f"written-by-a-container-{self.mode}"
+        """A file a container must not create: in the virtualenv, part of its "image", or in
+        the interpreter's own tree when the virtualenv is under a temporary directory (which
+        containers share, as the local cluster's README says)."""
+        shared = {Path(tempfile.gettempdir()).resolve(), Path("/tmp"), Path("/var/tmp")}
+        for top in (Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()):
+            if not any(top.is_relative_to(each) for each in shared):
+                return top / f"written-by-a-container-{self.mode}"
+        pytest.skip("both the virtualenv and the interpreter are under a temporary directory")
 
     @property
     def tmp_file(self) -> Path:

@@ -28,9 +28,9 @@ from publisher.credentials import resolve
 from publisher.errors import Interrupted, PublisherError, TempUrlRefused, UsageError
 from publisher.progress import Progress, Reporter
 from publisher.swift import RetryPolicy, SwiftStore, TempUrlStore
-from publisher.tempurl import NotATempUrl, TempUrl
 from publisher.transfer import SEGMENT_THREADS, THREADS, object_prefix
 from publisher.upload import UploadOptions
+from swiftcreds.tempurl import NotATempUrl, TempUrl
 
 log = logging.getLogger("publisher")
 

@@ -36,8 +36,8 @@ from publisher.localfs import PartialFile, Root, UnsafePath
 from publisher.manifest import MANIFEST_NAME
 from publisher.progress import Progress
 from publisher.swift import ObjectInfo, Segment, SwiftStore
-from publisher.tempurl import TempUrl, exact
 from publisher.transfer import SEGMENT_THREADS, THREADS, object_prefix, wait_all, worker_pool
+from swiftcreds.tempurl import TempUrl, exact
 
 log = logging.getLogger("publisher")
 

@@ -49,8 +49,8 @@ from publisher.errors import (
     TransferFailed,
     UsageError,
 )
-from publisher.tempurl import TempUrl, expiry
 from swiftcreds.reasons import short_reason
+from swiftcreds.tempurl import TempUrl, expiry
 
 log = logging.getLogger(__name__)
 

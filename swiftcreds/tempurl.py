@@ -1,5 +1,6 @@
-"""Swift temporary URLs as the publisher is given them: parsed, matched to the requests they
-allow, described without their signature. Pure: no I/O.
+"""Swift temporary URLs, as pman hands them to job pods and the publisher uses them: parsed,
+matched to the requests they allow, described without their signature. Pure: no I/O
+(pman signs them in :mod:`pman.swift`).
 
 A temporary URL (Swift's ``tempurl`` middleware) is a signature of one method, one path and
 an expiry time, made with a key only the account's owner can read: ``.../v1/AUTH_x/c/o?
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 METHODS = ("GET", "PUT", "DELETE")
-"""The methods a publisher is given temporary URLs for."""
+"""The methods a publisher is given temporary URLs for (``HEAD`` comes with GET and PUT)."""
 API_VERSION = "v1"
 
 

@@ -256,7 +256,7 @@ def swift_parts(
                 publish_container(
                     image,
                     access.destination,
-                    options=["--run-id", run, *access.publish_options()],
+                    options=["--run-id", run, *segments(settings), *access.publish_options()],
                     credentials=False,
                 ),
             ],
@@ -277,7 +277,7 @@ def swift_parts(
             publish_container(
                 settings.publisher_image,
                 f"swift://{request.output_dir}",
-                options=["--run-id", run],
+                options=["--run-id", run, *segments(settings)],
             ),
         ],
         "volumes": volumes(settings),
@@ -427,6 +427,12 @@ def publish_container(
     }
 
 
+def segments(settings: Settings) -> list[str]:
+    """The publisher's ``--segment-size``, when ``PUBLISHER_SEGMENT_SIZE`` sets one."""
+    size = settings.publisher_segment_size
+    return [] if size is None else ["--segment-size", str(size)]
+
+
 def _field_env(name: str, path: str) -> Manifest:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
@@ -567,10 +573,11 @@ def pfcon_pod_spec(
     image, signed = settings.publisher_image, access is not None
     if access is None:
         plan_source, destination = f"swift://{plan}", f"swift://{request.output_dir}"
-        publish_options = ["--run-id", run, "--manifest-to", f"swift://{manifest}"]
+        publish_options = ["--run-id", run, *segments(settings)]
+        publish_options += ["--manifest-to", f"swift://{manifest}"]
     else:
         plan_source, destination = access.plan, access.destination
-        publish_options = ["--run-id", run, *access.publish_options()]
+        publish_options = ["--run-id", run, *segments(settings), *access.publish_options()]
     publish_options.append("--skip-chris-links")  # a plugin's links could reach others' data
     spec: Manifest = {
         "restartPolicy": "Never",

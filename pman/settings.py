@@ -104,6 +104,11 @@ class Settings:
     publisher_image: str = f"pman-publisher:{__version__}"
     """``PUBLISHER_IMAGE``: image of the stage-in and publish containers."""
 
+    publisher_segment_size: int | None = None
+    """``PUBLISHER_SEGMENT_SIZE``: the publish container's ``--segment-size``, in bytes or
+    with a unit (``100MiB``): outputs above it go as Static Large Objects in segments this
+    big. Unset keeps the publisher's own default (64 MiB)."""
+
     swift_secret_name: str = "swift-credentials"
     """``SWIFT_SECRET_NAME``: Secret holding ``swift-credentials.cfg``."""
 
@@ -576,6 +581,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PUBLISHER_IMAGE": ("publisher_image", str),
     "SWIFT_SECRET_NAME": ("swift_secret_name", _parse_name(_DNS_SUBDOMAIN, "Secret name")),
     "SWIFT_POD_CREDENTIALS": ("swift_pod_credentials", _parse_choice(*POD_CREDENTIALS)),
+    "PUBLISHER_SEGMENT_SIZE": ("publisher_segment_size", parse_size),
     "PMAN_SERVICE_URL": ("pman_service_url", parse_service_url),
     "PUBLISHER_SERVICE_ACCOUNT": (
         "publisher_service_account",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.support.cluster", "tests.support.swift"]
+pytest_plugins = ["tests.support.cluster", "tests.support.swift", "tests.support.isolation"]
 
 TIERS = ("unit", "integration", "e2e", "images")
 SERVER_FIXTURES = {"swift_server", "kube_cluster", "keystone_swift"}

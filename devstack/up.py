@@ -16,6 +16,13 @@ expects: jobs read ``<storeBase>/<input_dir>`` and write ``<storeBase>/<output_d
 ``kubernetes_pvc`` the claim (``storebase``) is that directory: the local cluster's claim
 directory is made a link to it. The env file then also names it, as ``STOREBASE_MOUNT``
 (pfcon's name for where it sees its storeBase).
+
+Jobs run as a non-root UID (the namespace's arbitrary one, in group 0, unless
+``CONTAINER_USER`` says), not as whoever runs ``up``. A claim's tree is given to the pods'
+``fsGroup`` by the local cluster, as by a kubelet; a host directory no kubelet changes, so
+``up`` prepares ``--storebase`` as an operator must (:func:`prepare_host_storebase`): group 0
+(or ``CONTAINER_USER``'s fixed GID), setgid, group-writable. A client then makes the
+directories of its jobs group-writable (``umask 002``), as the printed commands do.
 """
 
 from __future__ import annotations
@@ -141,6 +148,7 @@ class Stack:
             raise StackError(f"unknown storage {storage!r}: one of {', '.join(STORAGE_TYPES)}")
         self.storage = storage
         self.storebase = Path(storebase or self.directory / "storebase").resolve()
+        self.storebase_said: list[str] = []  # what was done to the storeBase, for people
         self.swift: SwiftAIO | None = None
         self.cluster: LocalCluster | None = None
         self.pman: PmanProcess | None = None
@@ -236,6 +244,10 @@ class Stack:
             return
         assert self.cluster is not None
         self.storebase.mkdir(parents=True, exist_ok=True)
+        if self.storage == "host":
+            self.storebase_said = prepare_host_storebase(
+                self.storebase, job_group(os.environ.get("CONTAINER_USER", ""))
+            )
         if self.storage == "kubernetes_pvc":
             # A claim of the local cluster is a directory of its state, or where a link
             # there points (localcluster/README.md).
@@ -279,6 +291,40 @@ class Stack:
             # The compute resource's URL, as an operator registers it in CUBE.
             env["PFCON_URL"] = f"{self.pman.url}{PFCON_BASE}"
         return env
+
+
+def job_group(container_user: str) -> int | None:
+    """The group the jobs share: ``CONTAINER_USER``'s GID when it is one number, 0 (the group
+    of every arbitrary UID, as OpenShift assigns them) when it names none, None for a range
+    (each job gets its own)."""
+    gid = container_user.partition(":")[2].strip()
+    if not gid:
+        return 0
+    return int(gid) if gid.isdigit() else None
+
+
+def prepare_host_storebase(path: Path, group: int | None) -> list[str]:
+    """Make a ``hostPath`` storeBase usable by the jobs' UIDs, as its operator must (no
+    kubelet changes a hostPath's owner): ``group``, setgid (what is made in it keeps the
+    group), group read, write and search; world-writable when the jobs share no group. Says
+    what it did, and the command for what was already in it; nothing when this user is not
+    root, since containers then run as it."""
+    if os.geteuid() != 0:
+        return []
+    if group is None:
+        path.chmod(path.stat().st_mode & 0o7777 | 0o777)
+        return ["made world-writable: CONTAINER_USER's GID is a range, no group is every job's"]
+    os.chown(path, -1, group)
+    path.chmod(path.stat().st_mode & 0o7777 | 0o2770)
+    said = [f"made group {group}, setgid and group-writable, for the jobs' UIDs"]
+    if any(path.iterdir()):
+        where = shlex.quote(str(path))
+        said += [
+            "what it already held keeps its modes; for the jobs to write there too, run:",
+            f"chgrp -R {group} {where} && chmod -R g+rwX {where} &&",
+            f"    find {where} -type d -exec chmod g+s {{}} +",
+        ]
+    return said
 
 
 def write_env_file(path: Path, env: Mapping[str, str]) -> None:
@@ -361,8 +407,10 @@ def _storebase_commands(env_file: Path, program: Path, sample: Path) -> list[str
         f". {env_file}",
         "",
         "# as pfcon does: the input into the storeBase, submit, then read the output there",
-        f'mkdir -p "$STOREBASE_MOUNT/key-{jid}/incoming" "$STOREBASE_MOUNT/key-{jid}/outgoing"',
-        f'cp -r {sample}/. "$STOREBASE_MOUNT/key-{jid}/incoming/"',
+        "# (group-writable: the job runs as another UID, in the storeBase's group)",
+        f'(umask 002 && mkdir -p "$STOREBASE_MOUNT/key-{jid}/incoming" \\',
+        f'    "$STOREBASE_MOUNT/key-{jid}/outgoing" && \\',
+        f'    cp -r {sample}/. "$STOREBASE_MOUNT/key-{jid}/incoming/")',
         'curl -s -X POST "$PMAN_URL" -H "Content-Type: application/json" \\',
         f"    -d {shlex.quote(_job_json(jid, program))}",
         f"pman status {jid} --wait",
@@ -543,6 +591,7 @@ def _announce(stack: Stack, shown_dir: Path) -> None:
         )
     if stack.storage != "swift":
         lines.append(f"storeBase:      {stack.storebase} (STORAGE_TYPE={stack.storage})")
+        lines += [" " * 16 + line for line in stack.storebase_said]
     else:
         lines.append(f"pman:           not started; run: . {env_file}; pman serve")
     lines += [

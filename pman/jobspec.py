@@ -303,15 +303,17 @@ def pod_security_context(*, uid: Uid, gid: Uid, shared_volume: bool = False) -> 
     """What OpenShift's restricted policy requires; the UID is the cluster's unless set.
 
     On a storeBase shared by every job, the kubelet would otherwise change the group of
-    the whole volume at each pod's start: only when its top directory does not match."""
+    the whole volume at each pod's start: only when its top directory does not match. The
+    policy is set without a GID too, for the ``fsGroup`` OpenShift's restricted policy gives
+    a pod that names none."""
     context: Manifest = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     if uid is not None:
         context["runAsUser"] = uid
     if gid is not None:
         context["runAsGroup"] = gid
         context["fsGroup"] = gid
-        if shared_volume:
-            context["fsGroupChangePolicy"] = "OnRootMismatch"
+    if shared_volume:
+        context["fsGroupChangePolicy"] = "OnRootMismatch"
     return context
 
 

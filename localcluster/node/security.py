@@ -18,11 +18,15 @@ pods' traffic on loopback), then the container's ``capabilities.drop`` (``ALL`` 
 setuid program can gain; a non-root container has none.
 
 Volumes, when the local cluster runs as root (only root may give files away): with an
-``fsGroup``, ``emptyDir``, ``secret``, ``configMap``, ``downwardAPI`` and ``projected``
-volumes belong to that group as the kubelet's ``SetVolumeOwnership`` makes them: files get
-``mode | 0440`` (read-only volume types) or ``| 0660`` (emptyDir), directories also the setgid
-bit and ``| 0110``; a projected service account token belongs to the pod's UID when all its
-containers run as one.
+``fsGroup``, ``emptyDir``, ``secret``, ``configMap``, ``downwardAPI``, ``projected`` and
+``persistentVolumeClaim`` volumes belong to that group as the kubelet's ``SetVolumeOwnership``
+makes them: files get ``mode | 0440`` (read-only volume types) or ``| 0660`` (emptyDir, claims),
+directories also the setgid bit and ``| 0110``; a projected service account token belongs to
+the pod's UID when all its containers run as one. A claim is changed as a volume whose driver
+supports ``fsGroup`` is: the whole tree at each pod's start, or with ``fsGroupChangePolicy:
+OnRootMismatch`` only when its top directory does not already have that group, the setgid bit
+and group read, write and search; a claim ``readOnly`` on the volume is not changed, nor is a
+``hostPath``, which stays as its owner made it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 
 from localcluster.node import mounts
 from localcluster.node.runtime import ConfigError
-from localcluster.node.volumes import token_paths
+from localcluster.node.volumes import VolumeNotReady, token_paths
 
 Obj = dict[str, Any]
 
@@ -61,6 +65,7 @@ DEFAULT_CAPABILITIES = (
 # fmt: on
 CAPABILITIES = {name: number for number, name in enumerate(_CAPABILITY_NAMES)}
 _READ_ONLY_KINDS = ("secret", "configMap", "downwardAPI", "projected")
+_OWNED_KINDS = ("emptyDir", "persistentVolumeClaim", *_READ_ONLY_KINDS)
 
 
 def arbitrary_uid(namespace: str) -> int:
@@ -176,7 +181,8 @@ def _pod_user(pod: Obj) -> int | None:
 
 
 def own_volumes(pod: Obj, volumes: dict[str, Path]) -> None:
-    """Give the pod's volumes to its fsGroup (and its token to its UID), as a kubelet does.
+    """Give the pod's volumes to its fsGroup (and its token to its UID), as a kubelet does;
+    raises VolumeNotReady (a FailedMount) when a tree cannot be changed.
 
     Only root may give files away: elsewhere the volumes stay the local cluster's user's,
     which in user namespaces is the containers' own."""
@@ -185,28 +191,88 @@ def own_volumes(pod: Obj, volumes: dict[str, Path]) -> None:
     group, user = fs_group(pod), _pod_user(pod)
     if group is None and user is None:
         return
+    context = (pod.get("spec") or {}).get("securityContext") or {}
+    on_root_mismatch = context.get("fsGroupChangePolicy") == "OnRootMismatch"
     for volume in (pod.get("spec") or {}).get("volumes") or []:
         path = volumes.get(volume["name"])
-        kind = next((k for k in ("emptyDir", *_READ_ONLY_KINDS) if k in volume), None)
-        if path is None or kind is None:
+        kind = next((k for k in _OWNED_KINDS if k in volume), None)
+        if path is None or kind is None or group is None:
             continue
-        if group is not None:
-            _own_tree(path, group, read_only=kind != "emptyDir")
+        read_only = kind in _READ_ONLY_KINDS
+        if kind == "persistentVolumeClaim":
+            if (volume[kind] or {}).get("readOnly"):
+                continue  # as the kubelet: a read-only volume keeps its owners
+            if on_root_mismatch and not _needs_change(path, group):
+                continue
+        try:
+            _own_tree(path, group, read_only=read_only)
+        except OSError as exc:  # a claim on a read-only file system, say
+            raise VolumeNotReady(
+                f'MountVolume.SetUp failed for volume "{volume["name"]}" : applying fsGroup '
+                f"{group}: {exc.strerror}: {os.path.normpath(exc.filename or path)}"
+            ) from None
     if user is not None:
         for token, _ in token_paths(pod, volumes):
             os.chown(token, user, -1)
 
 
+def _needs_change(top: Path, group: int) -> bool:
+    """``OnRootMismatch``: whether the top of a volume lacks the group, the setgid bit or
+    group read, write and search (the kubelet's ``requiresPermissionChange``)."""
+    try:
+        info = os.stat(top)
+    except OSError:
+        return True
+    wanted = 0o660 | 0o110
+    return (
+        info.st_gid != group or info.st_mode & wanted != wanted or not info.st_mode & stat.S_ISGID
+    )
+
+
 def _own_tree(top: Path, group: int, *, read_only: bool) -> None:
+    """The group and modes of every file and directory under ``top``; symbolic links get the
+    group and are never followed.
+
+    Containers may be changing the tree meanwhile (other pods of a claim): it is walked
+    through directory descriptors and each entry opened without following a link, so that a
+    file swapped for a link to a file of this machine is left alone, not given away."""
     mask = 0o440 if read_only else 0o660
-    for directory, _, files in os.walk(top):
-        for path in [directory, *(os.path.join(directory, f) for f in files)]:
-            info = os.lstat(path)
-            os.lchown(path, -1, group)
-            if stat.S_ISLNK(info.st_mode):
-                continue
-            extra = mask | (stat.S_ISGID | 0o110 if stat.S_ISDIR(info.st_mode) else 0)
-            os.chmod(path, stat.S_IMODE(info.st_mode) | extra)
+    for directory, directories, files, directory_fd in os.fwalk(top):
+        for name in [".", *files, *directories]:
+            try:
+                if name == ".":
+                    _own_open(directory_fd, group, mask)
+                else:
+                    _own_entry(name, directory_fd, group, mask)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, os.path.join(directory, name)) from None
+
+
+def _own_entry(name: str, directory_fd: int, group: int, mask: int) -> None:
+    try:
+        info = os.stat(name, dir_fd=directory_fd, follow_symlinks=False)
+        if stat.S_ISDIR(info.st_mode):
+            return  # walked into (and owned) as a directory
+        if not stat.S_ISREG(info.st_mode):
+            os.chown(name, -1, group, dir_fd=directory_fd, follow_symlinks=False)
+            return
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        fd = os.open(name, flags, dir_fd=directory_fd)
+    except OSError:
+        return  # gone, or made a link, since it was listed
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            _own_open(fd, group, mask)
+    finally:
+        os.close(fd)
+
+
+def _own_open(fd: int, group: int, mask: int) -> None:
+    info = os.fstat(fd)
+    os.fchown(fd, -1, group)
+    extra = mask | (stat.S_ISGID | 0o110 if stat.S_ISDIR(info.st_mode) else 0)
+    # The mode from before the chown, which clears a file's setuid and setgid bits.
+    os.fchmod(fd, stat.S_IMODE(info.st_mode) | extra)
 
 
 def rewrite_file(path: Path, data: bytes) -> None:

@@ -11,6 +11,9 @@ keeps the pod waiting, as on a real node.
 
 A mount's ``subPath`` is found as the kubelet finds it (:func:`subpath_source`): created
 when missing, refused when it leads outside its volume.
+
+Who may use them is the volume's owner's business, as on a node: a claim's tree is given to
+the pod's ``fsGroup`` (``security.own_volumes``), a ``hostPath`` is left as it is.
 """
 
 from __future__ import annotations
@@ -201,7 +204,8 @@ class VolumeBuilder:
 
 def claim_directory(claims: Path, namespace: str, claim: str) -> Path:
     """The directory a claim stands for: ``<claims>/<namespace>/<claim>``, made on first use
-    (mode 0777, so that a job of any UID can write, as on a freshly provisioned volume)."""
+    (mode 0777, as many provisioners make a new volume's top; a pod's ``fsGroup`` then gets
+    the tree, see ``security.own_volumes``)."""
     path = claims / namespace / claim
     if not path.exists():
         path.mkdir(parents=True, exist_ok=True)
@@ -220,8 +224,9 @@ def read_only_volumes(pod: Obj) -> set[str]:
 
 def subpath_source(volume: Path, sub_path: str, *, mount: str, container: str) -> Path:
     """The host directory of ``sub_path`` in the volume at ``volume``, as the kubelet makes
-    it: missing directories are created with the mode of the volume's top directory, and a
-    path that resolves outside the volume, through a symbolic link, is refused.
+    it: missing directories are created by root with the mode of the volume's top directory
+    (in a setgid directory, such as a claim given to an ``fsGroup``, they take its group),
+    and a path that resolves outside the volume, through a symbolic link, is refused.
 
     The kubelet makes the check and the mount one safe operation; here they are two steps,
     which a process changing the volume in between could race."""

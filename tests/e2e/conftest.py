@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.support.cluster import KubeCluster
-from tests.support.isolation import shared_directory
 from tests.support.pipeline import pman_process, upload_sample
 from tests.support.pman_cluster import swift_secret
 from tests.support.rest import PmanClient, delete_jobs
@@ -53,10 +51,3 @@ def pman(local_cluster, secret, tmp_path_factory) -> Iterator[PmanClient]:
             yield client
         finally:
             delete_jobs(local_cluster, client.jids)
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A directory this test shares with its jobs' containers (non-root UIDs enter it)."""
-    with shared_directory() as path:
-        yield path

@@ -16,7 +16,7 @@ import pytest
 import requests
 from swiftclient.client import Connection
 
-from devstack.up import read_env_file
+from devstack.up import job_group, prepare_host_storebase, read_env_file
 from tests.support.pipeline import MANIFEST, SAMPLE_INPUT
 from tests.support.waiting import eventually
 
@@ -146,6 +146,11 @@ def test_up_runs_pman_over_a_storebase_a_pfcon_style_client_uses(tmp_path, stora
         assert "finishedSuccessfully" in done.stdout
         outgoing = storebase / "key-try-1" / "outgoing"
         assert {"counts.tsv", "words.tsv", "summary.json"} <= {p.name for p in outgoing.iterdir()}
+        if storage == "host" and os.geteuid() == 0:
+            # Prepared for the jobs' UIDs, as the operator of a hostPath must.
+            info = storebase.stat()
+            assert (info.st_gid, info.st_mode & 0o2070) == (0, 0o2070)
+            assert "made group 0, setgid and group-writable" in output.read_text()
         push = run(sys.executable, "-m", "pman.cli", "push", "x-1", str(SAMPLE_INPUT), env=shell)
         assert push.returncode == 3
         assert f"409 pman runs with STORAGE_TYPE={storage}" in push.stderr
@@ -158,6 +163,38 @@ def test_up_runs_pman_over_a_storebase_a_pfcon_style_client_uses(tmp_path, stora
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_the_jobs_group_is_container_user_s_fixed_gid_else_0():
+    assert [job_group(user) for user in ("", "1000:", ":1000", "2000:3000", "5-9:10-20")] == [
+        0,
+        0,
+        1000,
+        3000,
+        None,
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to a group needs root")
+def test_a_host_storebase_is_prepared_and_up_says_how_to_prepare_what_it_held(tmp_path):
+    fresh, held = tmp_path / "fresh", tmp_path / "held"
+    fresh.mkdir(mode=0o700)
+    (held / "key-1" / "outgoing").mkdir(parents=True)
+    (held / "key-1" / "outgoing").chmod(0o755)
+    said = prepare_host_storebase(fresh, 0)
+    assert said == ["made group 0, setgid and group-writable, for the jobs' UIDs"]
+    assert (fresh.stat().st_gid, fresh.stat().st_mode & 0o7777) == (0, 0o2770)
+    said = prepare_host_storebase(held, 3000)
+    assert "keeps its modes" in said[1]
+    # The command it prints, run as printed, makes the rest usable by the group too.
+    done = run("sh", "-c", " ".join(line.strip() for line in said[2:]))
+    assert done.returncode == 0, done.stderr
+    info = (held / "key-1" / "outgoing").stat()
+    assert (info.st_gid, info.st_mode & 0o7777) == (3000, 0o2775)
+    unshared = tmp_path / "unshared"
+    unshared.mkdir(mode=0o755)
+    assert "world-writable" in prepare_host_storebase(unshared, None)[0]
+    assert unshared.stat().st_mode & 0o777 == 0o777
 
 
 def test_up_refuses_a_storebase_without_a_volume_storage(tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from localcluster.node.security import arbitrary_uid
 from localcluster.node.volumes import SubPathError, claim_directory, subpath_source
 from tests.support.kube import (
     container,
@@ -149,6 +150,60 @@ def test_subpaths_of_a_claim_read_only_and_read_write(jobs, core, namespace, loc
     assert not (directory / "key-1" / "incoming" / "new.txt").exists()
     # Only the two mount points: nothing else of the claim is under /share.
     assert lines[-2:] == ["incoming", "outgoing"]
+
+
+@pytest.mark.parametrize(
+    "security",
+    [{"runAsNonRoot": True}, {"runAsUser": 2000, "runAsGroup": 3000, "fsGroup": 3000}],
+    ids=["arbitrary-uid", "fixed-uid"],
+)
+def test_a_non_root_pod_writes_the_directories_a_root_client_made_in_a_claim(
+    jobs, core, namespace, local, security
+):
+    # On a node the kubelet gives a claim's tree to the pod's fsGroup (the arbitrary UID's
+    # own number when the pod names none, as OpenShift's restricted policy assigns it).
+    if not local.isolation.root or local.mount_mode == "rewrite":
+        pytest.skip("needs a local cluster running as root, with mount namespaces")
+    claim = unique_name("claim")
+    directory = local.claim_directory(namespace, claim)
+    (directory / "key-1" / "incoming").mkdir(parents=True)
+    (directory / "key-1" / "outgoing").mkdir()
+    (directory / "key-1" / "incoming" / "in.txt").write_text("input\n")
+    for made in (directory / "key-1", *(directory / "key-1").iterdir()):
+        made.chmod(0o755)
+    script = (
+        "id -u; cp /share/incoming/in.txt /share/outgoing/out.txt && echo out-written; "
+        "(echo x > /share/incoming/new.txt) 2>/dev/null && echo in-writable || echo in-read-only; "
+        "echo y > /share/made/y.txt && echo made-written"
+    )
+    mounts = [
+        {"name": "data", "mountPath": "/share/incoming", "subPath": "key-1/incoming"},
+        {"name": "data", "mountPath": "/share/outgoing", "subPath": "key-1/outgoing"},
+        {"name": "data", "mountPath": "/share/made", "subPath": "key-2/made"},
+    ]
+    mounts[0]["readOnly"] = True
+    main = container("main", script, volumeMounts=mounts)
+    manifest = job_manifest(
+        unique_name("fsgroup"),
+        [main],
+        volumes=[_claim(claim)],
+        pod_spec={"securityContext": {**security, "fsGroupChangePolicy": "OnRootMismatch"}},
+    )
+    pod = _run(jobs, core, namespace, manifest)
+    lines = _log(core, namespace, pod).split()
+    group = security.get("fsGroup", arbitrary_uid(namespace))
+    assert lines == [
+        str(security.get("runAsUser", group)),
+        "out-written",
+        "in-read-only",
+        "made-written",
+    ]
+    assert (directory / "key-1" / "outgoing" / "out.txt").read_text() == "input\n"
+    assert not (directory / "key-1" / "incoming" / "new.txt").exists()
+    # The tree is the fsGroup's; the subPath the kubelet made took the group of the claim.
+    for path in (directory, directory / "key-1" / "outgoing", directory / "key-2" / "made"):
+        info = path.stat()
+        assert (info.st_gid, info.st_mode & 0o2070) == (group, 0o2070), path
 
 
 def test_a_claim_read_only_on_the_volume_is_read_only_in_every_mount(jobs, core, namespace, local):

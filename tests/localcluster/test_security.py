@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from localcluster.node.security import (
     own_volumes,
     rewrite_file,
 )
+from localcluster.node.volumes import VolumeNotReady
 from tests.support.isolation import shared_directory
 
 
@@ -137,6 +139,110 @@ def test_volumes_belong_to_the_fs_group_as_a_kubelet_makes_them(tmp_path):
     share = empty.stat()
     assert (share.st_gid, stat.S_IMODE(share.st_mode)) == (4000, 0o2777)
     assert (host / "file").stat().st_gid == 0  # a hostPath is the host's, as on a node
+
+
+def _mode(path: Path) -> tuple[int, int]:
+    info = path.lstat()
+    return info.st_gid, stat.S_IMODE(info.st_mode)
+
+
+def _claim_tree(top: Path) -> None:
+    """A claim's tree as a client running as root leaves it: 0755 directories, 0644 files."""
+    (top / "key-1" / "outgoing").mkdir(parents=True)
+    (top / "key-1" / "in.txt").write_text("input")
+    for directory in (top, top / "key-1", top / "key-1" / "outgoing"):
+        directory.chmod(0o755)
+    (top / "key-1" / "in.txt").chmod(0o644)
+
+
+CLAIM = [{"name": "data", "persistentVolumeClaim": {"claimName": "storebase"}}]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to a group needs root")
+def test_a_claim_s_tree_belongs_to_the_fs_group_as_a_kubelet_makes_it(tmp_path):
+    _claim_tree(tmp_path)
+    own_volumes(pod({"fsGroup": 4000}, volumes=CLAIM), {"data": tmp_path})
+    for directory in (tmp_path, tmp_path / "key-1", tmp_path / "key-1" / "outgoing"):
+        assert _mode(directory) == (4000, 0o2775)
+    assert _mode(tmp_path / "key-1" / "in.txt") == (4000, 0o664)
+    # A directory made in it afterwards takes the group, as under setgid on a node.
+    (tmp_path / "key-2").mkdir()
+    assert (tmp_path / "key-2").stat().st_gid == 4000
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to a group needs root")
+def test_without_an_fs_group_a_claim_goes_to_the_arbitrary_uid_s_group(tmp_path):
+    # OpenShift's restricted policy gives such a pod an fsGroup from the namespace's range.
+    arbitrary, named = tmp_path / "arbitrary", tmp_path / "named"
+    for top in (arbitrary, named):
+        _claim_tree(top)
+    own_volumes(pod({"runAsNonRoot": True}, volumes=CLAIM), {"data": arbitrary})
+    assert _mode(arbitrary / "key-1" / "outgoing") == (arbitrary_uid("team-a"), 0o2775)
+    # A pod naming a UID and no fsGroup leaves the claim alone, as Kubernetes does.
+    own_volumes(pod({"runAsUser": 2000}, volumes=CLAIM), {"data": named})
+    assert _mode(named / "key-1" / "outgoing") == (0, 0o755)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to a group needs root")
+def test_on_root_mismatch_changes_a_claim_only_when_its_top_does_not_match(tmp_path):
+    policy = {"fsGroup": 4000, "fsGroupChangePolicy": "OnRootMismatch"}
+    _claim_tree(tmp_path)
+    own_volumes(pod(policy, volumes=CLAIM), {"data": tmp_path})
+    assert _mode(tmp_path / "key-1" / "outgoing") == (4000, 0o2775)
+    # The top matches: what the client made since is left as it is.
+    (tmp_path / "key-2").mkdir()
+    os.chown(tmp_path / "key-2", -1, 0)
+    (tmp_path / "key-2").chmod(0o755)
+    own_volumes(pod(policy, volumes=CLAIM), {"data": tmp_path})
+    assert _mode(tmp_path / "key-2") == (0, 0o755)
+    # Without the policy (Always), and with a top that does not match, the whole tree.
+    own_volumes(pod({"fsGroup": 4000}, volumes=CLAIM), {"data": tmp_path})
+    assert _mode(tmp_path / "key-2") == (4000, 0o2775)
+    (tmp_path / "key-3").mkdir()
+    (tmp_path / "key-3").chmod(0o755)
+    tmp_path.chmod(0o755)  # setgid and group write gone: a mismatch
+    own_volumes(pod(policy, volumes=CLAIM), {"data": tmp_path})
+    assert _mode(tmp_path / "key-3") == (4000, 0o2775)
+    own_volumes(pod({**policy, "fsGroup": 5000}, volumes=CLAIM), {"data": tmp_path})
+    assert _mode(tmp_path / "key-1" / "in.txt") == (5000, 0o664)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to a group needs root")
+def test_a_read_only_claim_and_what_links_point_to_keep_their_owners(tmp_path):
+    outside, claim = tmp_path / "outside", tmp_path / "claim"
+    outside.mkdir(mode=0o700)
+    (outside / "secret").write_text("not the pod's")
+    (outside / "secret").chmod(0o600)
+    _claim_tree(claim)
+    (claim / "key-1" / "to-file").symlink_to(outside / "secret")
+    (claim / "key-1" / "to-dir").symlink_to(outside)
+    read_only = [{"name": "data", "persistentVolumeClaim": {"claimName": "s", "readOnly": True}}]
+    own_volumes(pod({"fsGroup": 4000}, volumes=read_only), {"data": claim})
+    assert _mode(claim / "key-1") == (0, 0o755)
+    own_volumes(pod({"fsGroup": 4000}, volumes=CLAIM), {"data": claim})
+    assert _mode(claim / "key-1") == (4000, 0o2775)
+    # The links themselves take the group; what they point to is not the pod's.
+    assert (claim / "key-1" / "to-file").lstat().st_gid == 4000
+    assert (claim / "key-1" / "to-dir").lstat().st_gid == 4000
+    assert _mode(outside) == (0, 0o700)
+    assert _mode(outside / "secret") == (0, 0o600)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to a group needs root")
+def test_a_claim_that_cannot_be_changed_keeps_the_pod_waiting_with_the_reason(tmp_path):
+    _claim_tree(tmp_path)
+    stuck = tmp_path / "key-1" / "in.txt"
+    if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode != 0:
+        pytest.skip("no chattr here, or a file system without immutable files")
+    try:
+        with pytest.raises(VolumeNotReady) as caught:
+            own_volumes(pod({"fsGroup": 4000}, volumes=CLAIM), {"data": tmp_path})
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)
+    assert str(caught.value) == (
+        'MountVolume.SetUp failed for volume "data" : applying fsGroup 4000: '
+        f"Operation not permitted: {stuck}"
+    )
 
 
 def test_a_rewritten_token_keeps_its_mode_and_owner(tmp_path):

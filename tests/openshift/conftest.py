@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.support.isolation import shared_directory
 from tests.support.openshift.templates import TEMPLATES, VARIANTS, Obj, process
 
 
@@ -16,10 +12,3 @@ def processed(request: pytest.FixtureRequest) -> tuple[str, str, list[Obj]]:
     """(template, variant, objects) for every template and both sets of parameters."""
     name, variant = request.param
     return name, variant, process(name, variant)
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A directory this test shares with its jobs' containers (non-root UIDs enter it)."""
-    with shared_directory() as path:
-        yield path

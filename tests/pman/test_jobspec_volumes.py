@@ -53,7 +53,11 @@ DS_POD = {
     "terminationGracePeriodSeconds": 30,
     "automountServiceAccountToken": False,
     "enableServiceLinks": False,
-    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+    "securityContext": {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "fsGroupChangePolicy": "OnRootMismatch",
+    },
     "initContainers": [CHECK_INPUT],
     "containers": [PROCESSOR],
     "volumes": [{"name": "storebase", "persistentVolumeClaim": {"claimName": "storebase-claim"}}],
@@ -143,6 +147,21 @@ def test_a_fixed_group_changes_the_shared_volume_only_when_its_top_does_not_matc
         "fsGroup": 0,
         "fsGroupChangePolicy": "OnRootMismatch",
     }
+
+
+@pytest.mark.parametrize("settings", [PVC, HOST], ids=["kubernetes_pvc", "host"])
+def test_without_a_container_user_the_cluster_s_fs_group_changes_only_a_mismatched_top(
+    settings,
+):
+    # OpenShift's restricted policy gives the pod an fsGroup from the namespace's range.
+    pod = pod_of(ds_request(), settings)
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "fsGroupChangePolicy": "OnRootMismatch",
+    }
+    job = build_job(ds_request(), settings, run="run-1")
+    assert kubernetes_validate.validate(job, "1.30", strict=True) == "1.30"
 
 
 def test_shm_and_the_rest_of_the_settings_apply_as_with_swift():

@@ -13,10 +13,11 @@ import pytest
 import requests
 
 from pman.cli import main
+from pman.settings import ContainerUser
 from tests.support.names import unique_name
 from tests.support.pfcon5 import Pfcon5, compute_data
-from tests.support.pman_cluster import read_job, running_pman
-from tests.support.storage import VOLUME_MODES
+from tests.support.pman_cluster import COPY_FILES, read_job, running_pman
+from tests.support.storage import VOLUME_MODES, prepare_storebase
 from tests.support.trees import read_tree, write_tree
 from tests.support.waiting import eventually
 
@@ -25,8 +26,8 @@ COPY = (
     "import os, shutil, sys; src, out = sys.argv[-2], sys.argv[-1]; "
     "names = sorted(os.path.relpath(os.path.join(r, f), src) for r, _, fs in os.walk(src) "
     "for f in fs); print('input:', ' '.join(names)); "
-    "shutil.copytree(src, out, dirs_exist_ok=True); "
-    "open(os.path.join(out, 'listing.txt'), 'w').write(chr(10).join(names) + chr(10))"
+    "open(os.path.join(out, 'listing.txt'), 'w').write(chr(10).join(names) + chr(10))\n"
+    + COPY_FILES
 )
 GREET = "import sys; open(sys.argv[-1] + '/hello.txt', 'w').write('hello from an fs plugin\\n')"
 TRY_WRITING_THE_INPUT = (
@@ -48,6 +49,11 @@ LOOK_AROUND = (
     "except OSError as error:\n"
     "    print('peek refused:', error.strerror)\n"
 )
+SAY_WHO = (
+    "import os, shutil, sys; src, out = sys.argv[-2], sys.argv[-1]; "
+    "open(os.path.join(out, 'who.txt'), 'w')"
+    ".write(f'{os.getuid()} {os.getgid()} {sorted(os.getgroups())}')\n" + COPY_FILES
+)
 NEEDS_MOUNTS = "read-only mounts and /share need mount namespaces; rewrite mode has none"
 
 
@@ -60,9 +66,11 @@ def mode(request, kube_cluster):
 
 @pytest.fixture(scope="module")
 def storebase(mode, kube_cluster, tmp_path_factory):
-    """pfcon's storeBase (its STOREBASE_MOUNT), the directory the jobs mount."""
+    """pfcon's storeBase (its STOREBASE_MOUNT), the directory the jobs mount: a host directory
+    prepared for the jobs' UIDs as an operator must, or a claim, which the kubelet gives to
+    the jobs' fsGroup."""
     if mode == "host":
-        return tmp_path_factory.mktemp("storebase")
+        return prepare_storebase(tmp_path_factory.mktemp("storebase"))
     return kube_cluster.local.claim_directory(kube_cluster.namespace, unique_name("storebase"))
 
 
@@ -193,6 +201,43 @@ def test_fslink_mode_linked_inputs_are_read_and_the_output_lands_in_the_shared_t
     pfcon.delete(jid)
     assert not (storebase / f"key-{jid}").exists()
     assert (storebase / output / "own.txt").read_bytes() == b"own\n"
+
+
+def test_a_fixed_container_user_reads_the_input_and_writes_the_output(
+    mode, kube_cluster, tmp_path_factory
+):
+    # CONTAINER_USER=2000:3000 is the pods' runAsUser, runAsGroup and fsGroup: the kubelet
+    # gives a claim's tree to that group; a host directory its operator gives to it.
+    if mode == "host":
+        storebase = prepare_storebase(tmp_path_factory.mktemp("fixed"), gid=3000)
+        settings = {"storage_type": "host", "storebase": storebase}
+    else:
+        claim = unique_name("storebase")
+        storebase = kube_cluster.local.claim_directory(kube_cluster.namespace, claim)
+        settings = {"storage_type": "kubernetes_pvc", "volume_name": claim}
+    user = ContainerUser(uid=2000, gid=3000)
+    with running_pman(kube_cluster, container_user=user, **settings) as handle:
+        pfcon = Pfcon5(handle, storebase)
+        jid = unique_name("fixed")
+        pfcon.submit_zipfile(jid, ds(SAY_WHO), zip_of({"scan/a.dcm": b"slice a\n"}))
+        spec = read_job(handle.cluster, jid)["spec"]["template"]["spec"]
+        assert spec["securityContext"] == {
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "runAsUser": 2000,
+            "runAsGroup": 3000,
+            "fsGroup": 3000,
+            "fsGroupChangePolicy": "OnRootMismatch",
+        }
+        job = pfcon.wait(jid)
+        assert job["status"] == "finishedSuccessfully", job
+        output = pfcon.output_zip(jid)
+        assert output["scan/a.dcm"] == b"slice a\n"
+        if kube_cluster.local.isolation.root:
+            assert output["who.txt"] == b"2000 3000 [3000]"
+            written = storebase / f"key-{jid}" / "outgoing" / "who.txt"
+            assert written.stat().st_uid == 2000
+        pfcon.delete(jid)
 
 
 # -- what the job may touch ------------------------------------------------------------

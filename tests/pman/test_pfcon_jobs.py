@@ -200,10 +200,10 @@ def test_a_refused_link_fails_the_job_not_the_post(pman, swift_server, cube, tar
     assert in_swift(swift_server, cube, output) == {}
 
 
-def test_post_is_idempotent_while_running_and_once_finished(pman, tmp_path):
+def test_post_is_idempotent_while_running_and_once_finished(pman, shared_dir):
     handle, cube_api = pman
     jid = cube_jid()
-    flag = tmp_path / "go"
+    flag = shared_dir / "go"  # where the plugin's non-root UID may look
     output = feed_output("alice", 3, "pl-wait", 5)
     form = plugin_form(
         jid,
@@ -256,11 +256,11 @@ def test_post_of_a_failed_job_runs_it_again_and_replaces_its_output(pman, swift_
     assert set(in_swift(swift_server, cube, output)) == {"good.txt"}
 
 
-def test_the_file_list_is_refused_for_another_path_or_before_the_end(pman, tmp_path):
+def test_the_file_list_is_refused_for_another_path_or_before_the_end(pman, shared_dir):
     _, cube_api = pman
     jid = cube_jid()
     output = feed_output("alice", 5, "pl-wait", 7)
-    flag = tmp_path / "go"
+    flag = shared_dir / "go"
     form = plugin_form(
         jid, WAIT_FOR_FLAG.format(flag=flag), kind="fs", input_dirs=[PLACEHOLDER], output_dir=output
     )

@@ -160,7 +160,7 @@ def test_a_jid_submitted_again_while_its_deleted_run_ends_is_refused_then_runs_a
 
 
 def test_an_earlier_runs_output_is_never_served_as_the_new_runs_and_is_replaced(
-    pman, bucket, swift_server, tmp_path
+    pman, bucket, swift_server, shared_dir
 ):
     jid = unique_name("replace")
     pman.submit(**body(jid, bucket, WRITE.format(name="first.txt")))
@@ -169,7 +169,7 @@ def test_an_earlier_runs_output_is_never_served_as_the_new_runs_and_is_replaced(
     assert pman.delete(jid).status_code == 204
     eventually(lambda: job_pods(pman.cluster, jid) == [], what="the first run's pods gone")
 
-    flag = tmp_path / "go"
+    flag = shared_dir / "go"  # where the processor's non-root UID may look
     pman.submit(**body(jid, bucket, WAIT_FOR_FLAG_THEN_WRITE.format(flag=flag, name="b.txt")))
     pman.wait(jid, lambda job: job["status"] == "started")
     # The first run's manifest is still in Swift, but it is not this run's output.

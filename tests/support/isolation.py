@@ -12,6 +12,8 @@ read, or the error, "found": whether what was read holds the needle}``. Kinds:
 - ``umount-read``: ``MOUNT_POINT|FILE``: detach whatever is mounted at MOUNT_POINT (a
   root process with every capability can), then read FILE;
 - ``processes``: the process ids listed in ``/proc``.
+
+It also gives every test the ``shared_dir`` fixture (a plugin of the root ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 PROBE = r"""
 import ctypes, glob, json, os, sys
@@ -94,6 +98,13 @@ def shared_directory() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory this test shares with its jobs' containers (non-root UIDs enter it)."""
+    with shared_directory() as path:
+        yield path
 
 
 Check = tuple[str, str, str, str]  # name, kind, path, the secret it must not get ("": none)

@@ -22,6 +22,12 @@ directories relative to it:
     DELETE removes ``key-<jid>``.
 
 pfcon passes pman's job object on unchanged and polls until the status is final.
+
+The jobs run as another UID than this client (which runs as the tests do, as root here; a
+real pfcon as a UID of its own): what it writes for them is group-writable, directories also
+setgid, as pfcon leaves it with ``umask 002`` (``shared_mkdir``, ``share_tree``), and the jobs
+reach it through the storeBase's group (the claim's fsGroup, the group the operator gave the
+host directory).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.rest import FINISHED, PmanClient
+from tests.support.storage import share_tree, shared_mkdir
 
 Job = dict[str, Any]
 CHRISLINK = ".chrislink"
@@ -69,11 +76,11 @@ class Pfcon5:
     # -- what pfcon sends pman, per storage mode
 
     def submit_zipfile(self, jid: str, compute: dict[str, Any], data_file: bytes) -> Job:
-        incoming = self.storebase / f"key-{jid}" / "incoming"
-        incoming.mkdir(parents=True, exist_ok=True)
-        (self.storebase / f"key-{jid}" / "outgoing").mkdir(parents=True, exist_ok=True)
+        incoming = shared_mkdir(self.storebase / f"key-{jid}" / "incoming")
+        shared_mkdir(self.storebase / f"key-{jid}" / "outgoing")
         with zipfile.ZipFile(io.BytesIO(data_file)) as archive:
             archive.extractall(incoming)
+        share_tree(incoming)
         return self.submit_dirs(jid, compute, f"key-{jid}/incoming", f"key-{jid}/outgoing")
 
     def submit_filesystem(
@@ -85,12 +92,12 @@ class Pfcon5:
     def submit_fslink(
         self, jid: str, compute: dict[str, Any], input_dirs: list[str], output_dir: str
     ) -> Job:
-        incoming = self.storebase / f"key-{jid}" / "incoming"
-        incoming.mkdir(parents=True, exist_ok=True)
+        incoming = shared_mkdir(self.storebase / f"key-{jid}" / "incoming")
         for path in input_dirs:
             source = self.storebase / path.strip("/")
             shutil.copytree(source, incoming, dirs_exist_ok=True, symlinks=True)
         self._expand_links(incoming)
+        share_tree(incoming)
         return self.submit_dirs(jid, compute, f"key-{jid}/incoming", output_dir.strip("/"))
 
     def _expand_links(self, directory: Path) -> None:

@@ -21,11 +21,23 @@ from tests.support.names import unique_name
 from tests.support.pman_server import pman_server
 from tests.support.rest import PmanClient, delete_jobs
 
+# Copies the files under ``src`` into ``out``, as a processor must where its output directory
+# is not its own (in the volume modes the kubelet or the client made it, as another UID):
+# shutil.copytree would also set the input directory's mode and times on it, which only its
+# owner may.
+COPY_FILES = (
+    "for top, _, files in os.walk(src):\n"
+    "    here = os.path.join(out, os.path.relpath(top, src))\n"
+    "    os.makedirs(here, exist_ok=True)\n"
+    "    for name in files:\n"
+    "        shutil.copy(os.path.join(top, name), here)\n"
+)
 # A processor that needs no image: the venv's python3 is first on the pods' PATH.
 COPY_INPUT = (
-    "import os, shutil, sys; out = sys.argv[-1]; os.makedirs(out, exist_ok=True); "
-    "print('args:', ' '.join(sys.argv[1:])); print('env:', os.environ.get('CHRIS_JID')); "
-    "shutil.copytree('/share/incoming', out, dirs_exist_ok=True)"
+    "import os, shutil, sys; src, out = '/share/incoming', sys.argv[-1]; "
+    "os.makedirs(out, exist_ok=True); "
+    "print('args:', ' '.join(sys.argv[1:])); print('env:', os.environ.get('CHRIS_JID'))\n"
+    + COPY_FILES
 )
 
 

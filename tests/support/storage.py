@@ -7,10 +7,19 @@ container of the real Swift server; in the volume modes a storeBase on this mach
 directory of its own for ``host``, the directory of a fresh claim of the local cluster for
 ``kubernetes_pvc``. Both volume modes need the local cluster: a real cluster's nodes do not
 see this machine's files.
+
+Jobs run as a non-root UID (the namespace's arbitrary one, in group 0, or ``CONTAINER_USER``),
+not as the tests, which write the storeBase as root. So the storeBase is what a real
+deployment makes it: a host ``STOREBASE`` is prepared as an operator must
+(:func:`prepare_storebase`: no kubelet changes a hostPath), a claim is given to the pod's
+``fsGroup`` by the kubelet, and the client makes what it writes for a job group-writable
+(:func:`shared_mkdir`, :func:`share_tree`), as a client running as another UID than its jobs
+must.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -34,6 +43,47 @@ MISSING_INPUT = {
     "kubernetes_pvc": "does not exist in the storeBase",
     "host": "does not exist in the storeBase",
 }
+
+
+def prepare_storebase(path: Path, *, gid: int = 0) -> Path:
+    """What an operator does to a host directory before pman's jobs mount it as
+    ``STOREBASE``, since Kubernetes never changes a hostPath's owner: the group of the jobs
+    (0, which every arbitrary UID is in, as OpenShift images and volumes use it; the GID of
+    ``CONTAINER_USER`` when that is fixed), setgid so that what is made in it keeps that group,
+    and group read, write and search. (Giving it away takes root; elsewhere the local cluster
+    runs every container as the tests' own user.)"""
+    if os.geteuid() == 0:
+        os.chown(path, -1, gid)
+    path.chmod(0o2775)
+    return path
+
+
+def shared_mkdir(path: Path) -> Path:
+    """``mkdir -p`` as a client running as another UID than its jobs makes the directories
+    they write (pfcon with ``umask 002``): group-writable, setgid, in the group of the
+    storeBase (which setgid passes on: the claim's fsGroup, the host directory's group)."""
+    missing, directory = [], path
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        directory.chmod(0o2775)
+    return path
+
+
+def share_tree(top: Path) -> Path:
+    """What the client wrote under ``top``, as it leaves it with ``umask 002``: directories
+    group-writable and setgid, files group-writable. A job's UID may then write its input
+    as far as modes go, as pfcon's own UID (the jobs' on OpenShift) may: only the read-only
+    mount keeps the job from changing it."""
+    for directory, _, files in os.walk(top):
+        Path(directory).chmod(0o2775)
+        for name in files:
+            path = Path(directory, name)
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode & 0o7777 | 0o664)
+    return top
 
 
 @dataclass
@@ -95,7 +145,7 @@ def storage_for(
         pytest.skip(f"STORAGE_TYPE={mode} tests write the storeBase: they need the local cluster")
     if mode == "host":
         assert scratch is not None
-        root = scratch
+        root = prepare_storebase(scratch)
         settings: dict[str, Any] = {"storage_type": "host", "storebase": root}
     else:
         claim = unique_name("storebase")
@@ -103,8 +153,9 @@ def storage_for(
         settings = {"storage_type": "kubernetes_pvc", "volume_name": claim}
     for name, data in INPUT.items():
         path = root / key / "incoming" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        shared_mkdir(path.parent)
         path.write_bytes(data)
+    share_tree(root / key)
     try:
         yield Storage(mode, settings, key, root=root)
     finally:

@@ -158,6 +158,7 @@ def segment_names(connection: Any, container: str) -> list[tuple[str, str]]:
     return [(f"{container}_segments", entry["name"]) for entry in listing]
 
 
+@pytest.mark.fault
 def test_a_v6_job_stages_in_through_its_plan_publishes_a_large_object_and_survives_swift_restarting(
     tempauth, local_cluster, swift_server, shared_dir
 ):
@@ -234,6 +235,7 @@ def test_a_pfcon_job_stages_its_linked_input_and_publishes_only_its_files(
         assert cube_api.delete(jid).status_code == 204
 
 
+@pytest.mark.fault
 def test_a_key_changed_under_a_running_job_fails_it_saying_why_with_nothing_published(
     tempauth, local_cluster, shared_dir
 ):

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
 from devstack.up import PmanProcess
 from pman.swift import TEMP_URL_KEYS
@@ -235,28 +236,46 @@ def test_a_pfcon_job_stages_its_linked_input_and_publishes_only_its_files(
         assert cube_api.delete(jid).status_code == 204
 
 
-@pytest.mark.fault
-def test_a_key_changed_under_a_running_job_fails_it_saying_why_with_nothing_published(
-    tempauth, local_cluster, shared_dir
-):
-    pman, account, bucket, _, _ = tempauth
-    flag = shared_dir / "go"
+def waiting_copy_job(pman: PmanClient, bucket: str, flag: Path) -> str:
+    """A job whose processor waits for ``flag``, submitted and running; its jid."""
     body = job_body(bucket, entrypoint=python_entrypoint(COPY_AND_BIG), env=[f"FLAG={flag}"])
     jid = pman.submit(body)["jid"]
     pman.wait(jid, is_waiting)
+    return jid
+
+
+@pytest.mark.fault
+def test_a_key_rotated_through_key_2_keeps_running_jobs_and_a_key_replaced_fails_them(
+    tempauth, shared_dir
+):
+    pman, account, bucket, _, url = tempauth
     connection = account.connection()
-    previous = connection.head_account()[TEMP_URL_KEYS[0].lower()]
-    connection.post_account({TEMP_URL_KEYS[0]: "a-new-key-" + uuid.uuid4().hex})
+    key, key_2 = TEMP_URL_KEYS
+    flag = shared_dir / "first"
+    kept = waiting_copy_job(pman, bucket, flag)
+    previous = connection.head_account()[key.lower()]  # set by pman if there was none
     try:
+        # As openshift/README.rst says: the old key as Key-2 first, then the new one.
+        connection.post_account({key_2: previous, key: "a-new-key-" + uuid.uuid4().hex})
         flag.touch()
-        final, _ = pman.wait(jid)
+        final, _ = pman.wait(kept)
+        assert final["status"] == "finishedSuccessfully", final
+        assert "big.bin" in outputs(connection, bucket, f"out-{kept}")
+
+        # The key replaced with no Key-2: running jobs' URLs are refused.
+        flag = shared_dir / "second"
+        failed = waiting_copy_job(pman, bucket, flag)
+        connection.post_account({key_2: "", key: "another-key-" + uuid.uuid4().hex})
+        flag.touch()
+        final, _ = pman.wait(failed)
     finally:
-        connection.post_account({TEMP_URL_KEYS[0]: previous})
-    assert final["status"] == "finishedWithError", final
-    assert final["reason"] == "PublishFailed", final
+        connection.post_account({key: previous, key_2: ""})
+    assert (final["status"], final["reason"]) == ("finishedWithError", "PublishFailed"), final
     assert "exit code 15" in final["message"], final
     assert "the key it was signed with has changed" in final["message"], final
-    assert outputs(connection, bucket, f"out-{jid}") == {}
+    assert outputs(connection, bucket, f"out-{failed}") == {}
+    served = requests.get(f"{url}/api/v1/_data/{failed}/output/", timeout=30)
+    assert served.status_code in (404, 409), served.text
 
 
 def test_a_v6_job_on_keystone(keystone_swift, local_cluster, tmp_path_factory):

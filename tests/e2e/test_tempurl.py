@@ -40,10 +40,12 @@ from tests.support.pipeline import (
 from tests.support.rest import PmanClient, delete_jobs, job_pods
 from tests.support.swift import delete_container
 from tests.support.tempurls import Account, keystone_account, tempauth_account
+from tests.support.waiting import eventually
 
 SEGMENT = 1 << 20  # the smallest segment Swift's SLO takes (but the last)
 BIG = 2 * SEGMENT + SEGMENT // 2  # three segments
 BIG_DATA = random.Random(7).randbytes(BIG)
+LIFETIME = 604800 + 30 + 300  # JOB_DEADLINE_SECONDS + JOB_GRACE_SECONDS + margin
 # A processor that needs no image: waits for $FLAG when set, copies its input under copy/,
 # writes a large file.
 COPY_AND_BIG = (
@@ -135,7 +137,9 @@ def assert_holds_no_secret(pod: dict[str, Any]) -> None:
         assert urls, f"{name} holds no temporary URL"
         for url in urls:
             (expires,) = parse_qs(urlsplit(url).query)["temp_url_expires"]
-            assert int(expires) > now + 60, url.split("?")[0]
+            # The job's deadline (the default week), its grace period and 300 s, from submit.
+            assert now < int(expires) <= now + LIFETIME, url.split("?")[0]
+            assert int(expires) > now + LIFETIME - 120, url.split("?")[0]
     processor = json.dumps(containers["processor"])
     assert "temp_url_sig" not in processor
     assert "secret" not in processor.lower()
@@ -163,7 +167,7 @@ def segment_names(connection: Any, container: str) -> list[tuple[str, str]]:
 def test_a_v6_job_stages_in_through_its_plan_publishes_a_large_object_and_survives_swift_restarting(
     tempauth, local_cluster, swift_server, shared_dir
 ):
-    pman, account, bucket, _, _ = tempauth
+    pman, account, bucket, cube, _ = tempauth
     flag = shared_dir / "go"
     body = job_body(bucket, entrypoint=python_entrypoint(COPY_AND_BIG), env=[f"FLAG={flag}"])
     jid = pman.submit(body)["jid"]
@@ -198,7 +202,15 @@ def test_a_v6_job_stages_in_through_its_plan_publishes_a_large_object_and_surviv
     others += segment_names(connection, bucket)
     assert len(others) == len(published) - 1 + 3
     assert_written_last(connection, (bucket, f"{prefix}/{MANIFEST}"), others)
+    assert plans(connection, cube, jid)
     assert pman.delete(jid).status_code == 204
+    eventually(lambda: not plans(connection, cube, jid), timeout=30, what="the plans deleted")
+
+
+def plans(connection: Any, cube: str, jid: str) -> list[str]:
+    """The job's stage-in plans in the bookkeeping container."""
+    listing = connection.get_container(f"{cube}_pman", prefix=f"runs/{jid}/")[1]
+    return [entry["name"] for entry in listing]
 
 
 def test_a_pfcon_job_stages_its_linked_input_and_publishes_only_its_files(

@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -21,7 +24,7 @@ from tests.support.names import unique_name
 from tests.support.pman_cluster import running_pman
 from tests.support.publisher import object_names, run_publisher
 from tests.support.swift import delete_container
-from tests.support.tempurls import Account, tempauth_account
+from tests.support.tempurls import Account, at, send, tempauth_account
 from tests.support.trees import read_tree, write_tree
 
 MIB = 1 << 20
@@ -88,6 +91,31 @@ def test_a_drop_box_takes_files_with_a_put_url_alone(tmp_path, account, containe
     assert account.signer().signature("PUT", container, "drop/", prefix=True) not in (
         first.stdout + first.stderr + second.stderr
     )
+
+
+def test_a_drop_box_signed_with_the_swift_command_as_publisher_readme_shows(
+    tmp_path, account, container
+):
+    key = account.signer().key  # the account's key (pman sets one when there is none)
+    swift = Path(sys.executable).with_name("swift")
+    signed = subprocess.run(
+        [str(swift), "tempurl", "--prefix-based", "PUT", "1d",
+         f"{account.storage_url}/{container}/from-bob/", key],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    url = signed.stdout.strip()
+    assert url.startswith("http"), url
+    assert "temp_url_prefix=from-bob" in url
+    src = write_tree(tmp_path / "results", {"scan.nii": b"nii", "notes/n.txt": b"n"})
+    result = upload(src, url)
+    assert result.code == 0, result.stderr
+    assert object_names_of(account, container) == [
+        f"from-bob/{MANIFEST_NAME}",
+        "from-bob/notes/n.txt",
+        "from-bob/scan.nii",
+    ]
+    # Write-only: the same URL reads nothing back.
+    assert send("GET", at(url, "from-bob/scan.nii")).status_code == 401
 
 
 def object_names_of(account: Account, container: str) -> list[str]:

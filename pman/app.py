@@ -14,21 +14,29 @@ from typing import Any
 
 from flask import Flask
 
-from pman.api import common, data, ops, pfcon, v6
+from pman.api import common, data, largeobjects, ops, pfcon, v6
 from pman.api.openapi import openapi_document
 from pman.cache import StatusCache
 from pman.kube import Kube
 from pman.metrics import Metrics
 from pman.pfconjobs import PfconJobs
 from pman.service import JobService
-from pman.settings import Settings, check_pfcon
+from pman.settings import Settings, check_pfcon, check_pod_credentials
 from pman.swift import Store
+from pman.tempurls import TempUrls
 
 log = logging.getLogger("pman")
 
 # Every route pman serves, and the request handling they share. The pfcon API registers
 # itself under PFCON_BASE_PATH, and only when it is on.
-BLUEPRINTS = (common.blueprint, v6.blueprint, data.blueprint, ops.blueprint, pfcon.blueprint)
+BLUEPRINTS = (
+    common.blueprint,
+    v6.blueprint,
+    data.blueprint,
+    largeobjects.blueprint,
+    ops.blueprint,
+    pfcon.blueprint,
+)
 
 
 @dataclass
@@ -56,20 +64,25 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The pman WSGI application; settings from the environment when not given."""
     settings = settings or Settings.from_env(os.environ)
     check_pfcon(settings)
+    check_pod_credentials(settings)
     metrics = Metrics()
     kube = Kube(settings, metrics=metrics)
     cache = StatusCache(kube) if settings.status_cache else None
     app = Flask("pman")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    jobs = JobService(settings, kube, cache=cache)
     store = _store(settings)
+    tempurls = _tempurls(settings, store)
+    # In the volume modes only the pfcon API's jobs use Swift.
+    jobs = JobService(
+        settings, kube, cache=cache, tempurls=None if settings.volume_storage else tempurls
+    )
     app.extensions["pman"] = Pman(
         settings=settings,
         jobs=jobs,
         store=store,
         metrics=metrics,
-        pfcon=_pfcon(settings, jobs, store),
+        pfcon=_pfcon(settings, jobs, store, tempurls),
     )
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
@@ -78,7 +91,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def _pfcon(settings: Settings, jobs: JobService, store: Store | None) -> PfconJobs | None:
+def _tempurls(settings: Settings, store: Store | None) -> TempUrls | None:
+    """What pman does for job pods that hold no secret, when they hold none; says so."""
+    if not settings.tempurl_pods or store is None:
+        return None
+    where = settings.pman_service_url
+    log.info(
+        "job pods reach Swift through temporary URLs pman signs (SWIFT_POD_CREDENTIALS=tempurl): "
+        "no Secret in them; %s",
+        f"large objects written through {where}"
+        if where
+        else "large files go as single objects (PMAN_SERVICE_URL is not set)",
+    )
+    return TempUrls(settings, store)
+
+
+def _pfcon(
+    settings: Settings, jobs: JobService, store: Store | None, tempurls: TempUrls | None
+) -> PfconJobs | None:
     """The pfcon API's jobs when it is on; says at start whether it is."""
     if not settings.pfcon_enabled or store is None:
         if settings.pfcon_user and settings.pfcon_password:
@@ -96,7 +126,7 @@ def _pfcon(settings: Settings, jobs: JobService, store: Store | None) -> PfconJo
         settings.swift_container_name,
         settings.bookkeeping_container,
     )
-    return PfconJobs(settings, jobs, store)
+    return PfconJobs(settings, jobs, store, tempurls=tempurls)
 
 
 def _store(settings: Settings) -> Store | None:

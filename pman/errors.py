@@ -135,3 +135,9 @@ class StoreError(PmanError):
     """Swift answered with an error pman did not expect, or holds unusable data."""
 
     status = 502
+
+
+class Unprocessable(PmanError):
+    """A request pman understood but cannot carry out as asked (Swift refused its data)."""
+
+    status = 422

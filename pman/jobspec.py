@@ -6,6 +6,11 @@ container ``stage-in`` downloads the input into the ``share`` emptyDir, the
 for the processor to end and uploads ``/share/outgoing``. Only stage-in and publish see
 the Swift credentials; only publish gets a (short-lived) Kubernetes token.
 
+With ``SWIFT_POD_CREDENTIALS=tempurl`` the pod holds no Swift secret at all: no Secret
+volume, and stage-in and publish get temporary URLs (:class:`SignedAccess`, made by
+:mod:`pman.tempurls`) on their command lines; the stage-in follows a stage-in plan, as for
+the pfcon API. The processor sees none of them either way.
+
 In the volume storage modes (``kubernetes_pvc``, ``host``) the client keeps the data in
 its storeBase, mounted as upstream pman mounts it: the processor gets the subPath
 ``input_dir`` read-only at ``/share/incoming`` and ``output_dir`` read-write at
@@ -19,6 +24,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pman.models import JobRequest
@@ -68,6 +74,36 @@ SIDECAR_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}}
 Uid = int | None
 
 
+@dataclass(frozen=True)
+class SignedAccess:
+    """What a job pod reaches Swift with instead of the Secret (``SWIFT_POD_CREDENTIALS=
+    tempurl``): temporary URLs, which its ``kubectl get pod -o yaml`` shows until they
+    expire."""
+
+    plan: str
+    """GET URL of the stage-in plan (which holds the URLs of the objects to stage)."""
+    destination: str
+    """PUT URL of the output prefix."""
+    temp_urls: tuple[tuple[str, str], ...] = ()
+    """(method, URL) the publisher may use besides: replacing an earlier output, the
+    segments of large files, the manifest when it goes elsewhere."""
+    manifest: str | None = None
+    """PUT URL of the manifest, when it does not go under the output (pfcon jobs)."""
+    large_objects: str | None = None
+    """pman's large-object service (a temporary URL cannot write a Static Large Object)."""
+
+    def publish_options(self) -> list[str]:
+        """The publisher's options for these URLs (but the destination)."""
+        options = []
+        if self.manifest is not None:
+            options += ["--manifest-to", self.manifest]
+        for method, url in self.temp_urls:
+            options += ["--temp-url", f"{method}={url}"]
+        if self.large_objects is not None:
+            options += ["--large-object-service", self.large_objects]
+        return options
+
+
 def literal(word: str) -> str:
     """``word`` escaped for a container's command or an env value, where Kubernetes expands
     ``$(VAR)`` and reads ``$$`` as ``$``: with every ``$`` doubled, the process gets exactly
@@ -109,9 +145,16 @@ def _pick(value: int | tuple[int, int] | None, choose: Callable[[int, int], int]
 
 
 def build_job(
-    request: JobRequest, settings: Settings, *, run: str, uid: Uid = None, gid: Uid = None
+    request: JobRequest,
+    settings: Settings,
+    *,
+    run: str,
+    uid: Uid = None,
+    gid: Uid = None,
+    access: SignedAccess | None = None,
 ) -> Manifest:
-    """The batch/v1 Job that runs ``request`` as run ``run`` (see :func:`new_run`)."""
+    """The batch/v1 Job that runs ``request`` as run ``run`` (see :func:`new_run`); its pod
+    holds the temporary URLs ``access`` instead of the Swift Secret when given."""
     metadata = {"labels": labels(request, settings, run), "annotations": annotations(request)}
     return {
         "apiVersion": "batch/v1",
@@ -126,7 +169,7 @@ def build_job(
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
             "template": {
                 "metadata": metadata,
-                "spec": pod_spec(request, settings, run=run, uid=uid, gid=gid),
+                "spec": pod_spec(request, settings, run=run, uid=uid, gid=gid, access=access),
             },
         },
     }
@@ -164,12 +207,20 @@ def annotations(request: JobRequest) -> dict[str, str]:
     }
 
 
-def pod_spec(request: JobRequest, settings: Settings, *, run: str, uid: Uid, gid: Uid) -> Manifest:
+def pod_spec(
+    request: JobRequest,
+    settings: Settings,
+    *,
+    run: str,
+    uid: Uid,
+    gid: Uid,
+    access: SignedAccess | None = None,
+) -> Manifest:
     """The pod: the containers and volumes of the storage mode, and what every pod has."""
     parts = (
         volume_parts(request, settings)
         if settings.volume_storage
-        else swift_parts(request, settings, run=run)
+        else swift_parts(request, settings, run=run, access=access)
     )
     spec: Manifest = {
         "restartPolicy": "Never",
@@ -189,9 +240,28 @@ def pod_spec(request: JobRequest, settings: Settings, *, run: str, uid: Uid, gid
     return spec
 
 
-def swift_parts(request: JobRequest, settings: Settings, *, run: str) -> Manifest:
+def swift_parts(
+    request: JobRequest, settings: Settings, *, run: str, access: SignedAccess | None = None
+) -> Manifest:
     """Stage-in, then the processor beside the publish sidecar, sharing an emptyDir; the
-    manifest names run ``run``."""
+    manifest names run ``run``. With ``access``, no Secret: the stage-in follows the plan
+    and both reach Swift through the temporary URLs."""
+    if access is not None:
+        image = settings.publisher_image
+        return {
+            "serviceAccountName": settings.publisher_service_account,
+            "initContainers": [plan_stage_in_container(image, access.plan, credentials=False)],
+            "containers": [
+                processor_container(request, settings),
+                publish_container(
+                    image,
+                    access.destination,
+                    options=["--run-id", run, *segments(settings), *access.publish_options()],
+                    credentials=False,
+                ),
+            ],
+            "volumes": volumes(settings, credentials=False),
+        }
     return {
         "serviceAccountName": settings.publisher_service_account,
         "initContainers": [
@@ -207,7 +277,7 @@ def swift_parts(request: JobRequest, settings: Settings, *, run: str) -> Manifes
             publish_container(
                 settings.publisher_image,
                 f"swift://{request.output_dir}",
-                options=["--run-id", run],
+                options=["--run-id", run, *segments(settings)],
             ),
         ],
         "volumes": volumes(settings),
@@ -252,18 +322,24 @@ def container_security_context() -> Manifest:
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-def stage_in_container(image: str, source: str, *, allow_empty: bool = False) -> Manifest:
+def stage_in_container(
+    image: str, source: str, *, allow_empty: bool = False, credentials: bool = True
+) -> Manifest:
     """``publisher download`` of ``source`` (``swift://container/prefix``) into
-    ``/share/incoming``.
+    ``/share/incoming``, with the Secret's credentials (or, not ``credentials``, the
+    temporary URLs on its command line, and no Secret mounted).
 
     It also creates ``/share/outgoing``, writable by any UID: processors expect their
     output directory to exist, and nothing else in the pod creates it.
     """
-    command = ["publisher", "download", "--credentials", CREDENTIALS_FILE]
+    command = ["publisher", "download"]
+    if credentials:
+        command += ["--credentials", CREDENTIALS_FILE]
     command += ["--make-dir", OUTGOING]
     if allow_empty:
         command.append("--allow-empty")
     command += [source, INCOMING]
+    mounts = [share_mount(), credentials_mount()] if credentials else [share_mount()]
     return {
         "name": STAGE_IN,
         "image": image,
@@ -271,7 +347,7 @@ def stage_in_container(image: str, source: str, *, allow_empty: bool = False) ->
         "resources": SIDECAR_RESOURCES,
         "securityContext": container_security_context(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [share_mount(), credentials_mount()],
+        "volumeMounts": mounts,
     }
 
 
@@ -327,26 +403,21 @@ def processor_limits(request: JobRequest) -> dict[str, str]:
     return limits
 
 
-def publish_container(image: str, destination: str, *, options: Sequence[str] = ()) -> Manifest:
+def publish_container(
+    image: str, destination: str, *, options: Sequence[str] = (), credentials: bool = True
+) -> Manifest:
     """``publisher publish``: waits for the processor, then uploads ``/share/outgoing`` to
-    ``destination`` (``swift://container/prefix``); ``options`` go before the paths."""
+    ``destination`` (``swift://container/prefix``, or without ``credentials`` a temporary
+    URL, and no Secret mounted); ``options`` go before the paths."""
+    command = ["publisher", "publish", "--wait-container", PROCESSOR]
+    if credentials:
+        command += ["--credentials", CREDENTIALS_FILE]
+    command += [*options, OUTGOING, destination]
+    mounts = [share_mount(), credentials_mount(), token_mount()]
     return {
         "name": PUBLISH,
         "image": image,
-        "command": [
-            literal(word)
-            for word in (
-                "publisher",
-                "publish",
-                "--wait-container",
-                PROCESSOR,
-                "--credentials",
-                CREDENTIALS_FILE,
-                *options,
-                OUTGOING,
-                destination,
-            )
-        ],
+        "command": [literal(word) for word in command],
         "env": [
             _field_env("POD_NAME", "metadata.name"),
             _field_env("POD_NAMESPACE", "metadata.namespace"),
@@ -354,8 +425,14 @@ def publish_container(image: str, destination: str, *, options: Sequence[str] = 
         "resources": SIDECAR_RESOURCES,
         "securityContext": container_security_context(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [share_mount(), credentials_mount(), token_mount()],
+        "volumeMounts": mounts if credentials else [share_mount(), token_mount()],
     }
+
+
+def segments(settings: Settings) -> list[str]:
+    """The publisher's ``--segment-size``, when ``PUBLISHER_SEGMENT_SIZE`` sets one."""
+    size = settings.publisher_segment_size
+    return [] if size is None else ["--segment-size", str(size)]
 
 
 def _field_env(name: str, path: str) -> Manifest:
@@ -396,10 +473,11 @@ def storebase_volume(settings: Settings) -> Manifest:
     }
 
 
-def volumes(settings: Settings) -> list[Manifest]:
-    """The shared emptyDir, the Swift Secret, the publisher's token, and /dev/shm."""
-    result = [share_volume(), credentials_volume(settings.swift_secret_name), token_volume()]
-    return result + shm_volumes(settings)
+def volumes(settings: Settings, *, credentials: bool = True) -> list[Manifest]:
+    """The shared emptyDir, the Swift Secret (unless not ``credentials``), the publisher's
+    token, and /dev/shm."""
+    secret = [credentials_volume(settings.swift_secret_name)] if credentials else []
+    return [share_volume(), *secret, token_volume(), *shm_volumes(settings)]
 
 
 def shm_volumes(settings: Settings) -> list[Manifest]:
@@ -460,11 +538,13 @@ def build_pfcon_job(
     manifest: str,
     uid: Uid = None,
     gid: Uid = None,
+    access: SignedAccess | None = None,
 ) -> Manifest:
     """The Job of a pfcon job, run ``run``: its stage-in downloads what the stage-in plan
     ``plan`` (``container/object``) lists, its publish uploads to ``request.output_dir``
     (in CUBE's container) and writes the manifest to ``manifest`` (``container/object``),
-    so that nothing but the plugin's files lands in the output. Always Swift-shaped."""
+    so that nothing but the plugin's files lands in the output. Always Swift-shaped; its pod
+    holds the temporary URLs ``access`` instead of the Swift Secret when given."""
     job = build_job(request, settings, run=run, uid=uid, gid=gid)
     extra = {
         "labels": {FRONT_END_LABEL: PFCON_FRONT_END},
@@ -474,7 +554,7 @@ def build_pfcon_job(
         for key, values in extra.items():
             metadata[key] = {**metadata[key], **values}
     job["spec"]["template"]["spec"] = pfcon_pod_spec(
-        request, settings, run=run, plan=plan, manifest=manifest, uid=uid, gid=gid
+        request, settings, run=run, plan=plan, manifest=manifest, uid=uid, gid=gid, access=access
     )
     return job
 
@@ -488,9 +568,18 @@ def pfcon_pod_spec(
     manifest: str,
     uid: Uid,
     gid: Uid,
+    access: SignedAccess | None = None,
 ) -> Manifest:
-    """The pod of a pfcon job: stage-in from the plan, the processor, the publish sidecar."""
-    publish_options = ["--run-id", run, "--manifest-to", f"swift://{manifest}"]
+    """The pod of a pfcon job: stage-in from the plan, the processor, the publish sidecar;
+    through the temporary URLs ``access``, with no Secret, when given."""
+    image, signed = settings.publisher_image, access is not None
+    if access is None:
+        plan_source, destination = f"swift://{plan}", f"swift://{request.output_dir}"
+        publish_options = ["--run-id", run, *segments(settings)]
+        publish_options += ["--manifest-to", f"swift://{manifest}"]
+    else:
+        plan_source, destination = access.plan, access.destination
+        publish_options = ["--run-id", run, *segments(settings), *access.publish_options()]
     publish_options.append("--skip-chris-links")  # a plugin's links could reach others' data
     spec: Manifest = {
         "restartPolicy": "Never",
@@ -499,16 +588,12 @@ def pfcon_pod_spec(
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": pod_security_context(uid=uid, gid=gid),
-        "initContainers": [plan_stage_in_container(settings.publisher_image, f"swift://{plan}")],
+        "initContainers": [plan_stage_in_container(image, plan_source, credentials=not signed)],
         "containers": [
             processor_container(request, settings),
-            publish_container(
-                settings.publisher_image,
-                f"swift://{request.output_dir}",
-                options=publish_options,
-            ),
+            publish_container(image, destination, options=publish_options, credentials=not signed),
         ],
-        "volumes": volumes(settings),
+        "volumes": volumes(settings, credentials=not signed),
     }
     if settings.node_selector:
         spec["nodeSelector"] = dict(settings.node_selector)
@@ -517,20 +602,15 @@ def pfcon_pod_spec(
     return spec
 
 
-def plan_stage_in_container(image: str, plan: str) -> Manifest:
+def plan_stage_in_container(image: str, plan: str, *, credentials: bool = True) -> Manifest:
     """``publisher download --plan``: the objects the stage-in plan ``plan``
-    (``swift://container/object``) lists into ``/share/incoming``, and ``/share/outgoing``
-    made writable by any UID (see :func:`stage_in_container`)."""
-    container = stage_in_container(image, plan)
-    container["command"] = [
-        "publisher",
-        "download",
-        "--credentials",
-        CREDENTIALS_FILE,
-        "--make-dir",
-        OUTGOING,
-        "--plan",
-        plan,
-        INCOMING,
-    ]
+    (``swift://container/object``, or without ``credentials`` its temporary URL) lists into
+    ``/share/incoming``, and ``/share/outgoing`` made writable by any UID (see
+    :func:`stage_in_container`)."""
+    container = stage_in_container(image, plan, credentials=credentials)
+    command = ["publisher", "download"]
+    if credentials:
+        command += ["--credentials", CREDENTIALS_FILE]
+    command += ["--make-dir", OUTGOING, "--plan", plan, INCOMING]
+    container["command"] = [literal(word) for word in command]
     return container

@@ -39,6 +39,7 @@ from pman.jobspec import (
     MANIFEST_ANNOTATION,
     OUTPUT_ANNOTATION,
     PFCON_FRONT_END,
+    SignedAccess,
     build_pfcon_job,
     new_run,
     pick_user,
@@ -63,12 +64,22 @@ from pman.settings import Settings
 from pman.stagein import (
     InputRefused,
     Listed,
+    Plan,
     clean_path,
     plan_document,
     plan_stage_in,
 )
 from pman.status import FAILED, STARTED, SUCCEEDED, UNDEFINED
-from pman.swift import Store, SwiftSession
+from pman.swift import Location, Store, SwiftSession
+from pman.tempurls import (
+    TempUrls,
+    delete_plans,
+    plan_name,
+    publish_access,
+    segments_reader,
+    sign_plan,
+    write_plan,
+)
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -152,10 +163,20 @@ class PfconJobRequest(BaseModel):
 class PfconJobs:
     """Submit, report, list the output of and delete the jobs of the pfcon API."""
 
-    def __init__(self, settings: Settings, jobs: JobService, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: JobService,
+        store: Store,
+        *,
+        tempurls: TempUrls | None = None,
+    ) -> None:
         self.settings = settings
         self.jobs = jobs
         self.store = store
+        self.tempurls = tempurls
+        """With ``SWIFT_POD_CREDENTIALS=tempurl``: the plan holds the URLs of its objects,
+        and the pod those of its plan and output."""
         self.container = settings.swift_container_name
         self.bookkeeping = settings.bookkeeping_container
         self._published = _Cache(capacity=256)
@@ -176,7 +197,7 @@ class PfconJobs:
                 self.jobs.delete(jid)
         self._wait_until_gone(jid, replacing=existing is not None)
         run = new_run()
-        plan = self._write_plan(request, run)
+        plan, access = self._write_plan(request, run)
         uid, gid = pick_user(self.settings.container_user)
         job = build_pfcon_job(
             request.job_request(container=self.container, plan=plan),
@@ -186,6 +207,7 @@ class PfconJobs:
             manifest=f"{self.bookkeeping}/{manifest_name(request.output_dir)}",
             uid=uid,
             gid=gid,
+            access=access,
         )
         try:
             return self.jobs.create(job)
@@ -220,35 +242,51 @@ class PfconJobs:
                 )
             time.sleep(POLL)
 
-    def _write_plan(self, request: PfconJobRequest, run: str) -> str:
-        """Plan the stage-in, write the plan; its ``container/object``. A refused input is
-        planned as the refusal: the job then fails with its reason, not the POST."""
-        name = f"runs/{request.jid}/{run}/stage-in.json"
+    def _write_plan(self, request: PfconJobRequest, run: str) -> tuple[str, SignedAccess | None]:
+        """Plan the stage-in, write the plan; its ``container/object``, and with temporary
+        URLs what the pod is given. A refused input is planned as the refusal: the job then
+        fails with its reason, not the POST."""
+        name = plan_name(request.jid, run)
         with self.store.session() as swift:
+            source = _CubeContainer(swift, self.container)
             try:
-                plan = plan_stage_in(
-                    request.input_dirs, request.output_dir, _CubeContainer(swift, self.container)
-                )
+                plan = plan_stage_in(request.input_dirs, request.output_dir, source)
                 error = None
             except InputRefused as refused:
                 log.info("job %s: its input is refused: %s", request.jid, refused)
                 plan, error = None, str(refused)
-            document = plan_document(
-                plan,
-                container=self.container,
-                jid=request.jid,
-                run=run,
-                input_dirs=request.input_dirs,
-                output_dir=request.output_dir,
-                error=error,
-            )
-            data = json.dumps(document, separators=(",", ":")).encode()
+
+            def document(plan: Plan | None, error: str | None) -> dict[str, Any]:
+                return plan_document(
+                    plan,
+                    container=self.container,
+                    jid=request.jid,
+                    run=run,
+                    input_dirs=request.input_dirs,
+                    output_dir=request.output_dir,
+                    error=error,
+                )
+
+            if self.tempurls is None:
+                write_plan(swift, self.bookkeeping, name, document(plan, error))
+                return f"{self.bookkeeping}/{name}", None
+            signer = self.tempurls.signer(swift)
+            segments = segments_reader(swift, self.container)
             try:
-                swift.put_small(self.bookkeeping, name, data, content_type="application/json")
-            except ObjectNotFound:
-                swift.ensure_container(self.bookkeeping)
-                swift.put_small(self.bookkeeping, name, data, content_type="application/json")
-        return f"{self.bookkeeping}/{name}"
+                signed = sign_plan(document(plan, error), signer, segments)
+            except InputRefused as refused:
+                signed = sign_plan(document(None, str(refused)), signer, segments)
+            write_plan(swift, self.bookkeeping, name, signed)
+            output = Location(self.container, request.output_dir)
+            self.tempurls.create_output(swift, output)
+            access = publish_access(
+                signer,
+                output,
+                plan=signer.url("GET", self.bookkeeping, name),
+                manifest=(self.bookkeeping, manifest_name(request.output_dir)),
+                service_url=self.settings.pman_service_url,
+            )
+        return f"{self.bookkeeping}/{name}", access
 
     # -- report ------------------------------------------------------------------------------
 
@@ -335,14 +373,7 @@ class PfconJobs:
         self._delete_plans(jid)
 
     def _delete_plans(self, jid: str) -> None:
-        try:
-            with self.store.session() as swift:
-                for entry in swift.list_objects(self.bookkeeping, f"runs/{jid}/"):
-                    swift.delete_object(self.bookkeeping, entry["name"])
-        except ObjectNotFound:
-            pass
-        except PmanError as error:
-            log.warning("job %s: its stage-in plans were not deleted: %s", jid, error)
+        delete_plans(self.store, self.bookkeeping, jid)
 
 
 def manifest_name(output_dir: str) -> str:

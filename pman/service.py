@@ -14,6 +14,7 @@ from typing import Any
 from pman.cache import StatusCache
 from pman.errors import Forbidden, JobExists, JobNotFound, PmanError, RunEnding
 from pman.jobspec import (
+    FRONT_END_LABEL,
     JID_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -40,6 +41,7 @@ from pman.status import (
     processor_started,
     representative_pod,
 )
+from pman.tempurls import TempUrls
 
 Obj = dict[str, Any]
 
@@ -54,9 +56,12 @@ class JobService:
         *,
         cache: StatusCache | None = None,
         metrics: Metrics | None = None,
+        tempurls: TempUrls | None = None,
     ) -> None:
         self.settings = settings
         self.kube = kube
+        self.tempurls = tempurls
+        """With ``SWIFT_POD_CREDENTIALS=tempurl``: each job's URLs and stage-in plan."""
         self.cache = cache
         self.metrics = metrics or kube.metrics
         self._logs = LogCache(capacity=CACHE_BYTES, on_change=self.metrics.cached_log_bytes.set)
@@ -79,7 +84,9 @@ class JobService:
         """
         self._refuse_while_ending(request.jid)
         uid, gid = pick_user(self.settings.container_user)
-        job = build_job(request, self.settings, run=new_run(), uid=uid, gid=gid)
+        run = new_run()
+        access = self.tempurls.v6_access(request, run) if self.tempurls else None
+        job = build_job(request, self.settings, run=run, uid=uid, gid=gid, access=access)
         created = self.kube.create_job(job)
         self.metrics.jobs_submitted.inc()
         return job_object(created, job_state(created, []), logs="")
@@ -109,6 +116,8 @@ class JobService:
         self._logs.forget(jid)
         if self.cache:
             self.cache.forget(jid)
+        if self.tempurls and FRONT_END_LABEL not in _labels(job):
+            self.tempurls.delete_plans(jid)  # a pfcon job's go with it (pman.pfconjobs)
 
     def _refuse_while_ending(self, jid: str) -> None:
         try:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import swiftcreds
 from pman import __version__
@@ -34,6 +35,11 @@ ONE_DAY = 86400
 ONE_WEEK = 7 * ONE_DAY
 
 SWIFT, KUBERNETES_PVC, HOST = "swift", "kubernetes_pvc", "host"
+SECRET, TEMPURL = "secret", "tempurl"
+POD_CREDENTIALS = (SECRET, TEMPURL)
+TEMP_URL_MARGIN = 300
+"""Seconds a job's temporary URLs stay good beyond its deadline and grace period: for the
+clocks of pman and Swift to differ, and a Job to be created a little after it is signed."""
 STORAGE_TYPES = (SWIFT, KUBERNETES_PVC, HOST)
 VOLUME_STORAGE = (KUBERNETES_PVC, HOST)
 # Upstream pman's other values, for a message that says why they do not apply here.
@@ -98,8 +104,29 @@ class Settings:
     publisher_image: str = f"pman-publisher:{__version__}"
     """``PUBLISHER_IMAGE``: image of the stage-in and publish containers."""
 
+    publisher_segment_size: int | None = None
+    """``PUBLISHER_SEGMENT_SIZE``: the publish container's ``--segment-size``, in bytes or
+    with a unit (``100MiB``): outputs above it go as Static Large Objects in segments this
+    big. Unset keeps the publisher's own default (64 MiB)."""
+
     swift_secret_name: str = "swift-credentials"
     """``SWIFT_SECRET_NAME``: Secret holding ``swift-credentials.cfg``."""
+
+    swift_pod_credentials: str = SECRET
+    """``SWIFT_POD_CREDENTIALS``: what a job pod's stage-in and publish containers reach
+    Swift with. ``secret``: the Secret ``SWIFT_SECRET_NAME``, good for the whole account for
+    as long as the credential lives. ``tempurl``: no secret at all, only temporary URLs pman
+    signs for each job with the account's temp URL key, each good for one method under one
+    of the job's prefixes until its deadline and grace period are over (pman then lists
+    each job's input when it is submitted, as for the pfcon API). ``secret`` stays the
+    default: it is what pman did before the setting existed."""
+
+    pman_service_url: str | None = None
+    """``PMAN_SERVICE_URL``: where job pods reach pman (its Service, e.g.
+    ``http://pman:5010/``), with ``SWIFT_POD_CREDENTIALS=tempurl``: a temporary URL cannot
+    write the manifest of a Static Large Object, so the publisher asks pman to, and pman
+    checks the job's own URLs first. Unset: files above the publisher's segment size are
+    uploaded as single objects (at most Swift's largest, 5 GiB by default)."""
 
     publisher_service_account: str = "pman-publisher"
     """``PUBLISHER_SERVICE_ACCOUNT``: service account whose token the publish container
@@ -247,12 +274,24 @@ class Settings:
             raise SettingsError("invalid settings: " + "; ".join(problems))
         settings = cls(**values)
         check_pfcon(settings)
+        check_pod_credentials(settings)
         return settings
 
     def __post_init__(self) -> None:
         problems = storage_problems(self.storage_type, self.volume_name, self.storebase)
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
+
+    @property
+    def tempurl_pods(self) -> bool:
+        """Whether job pods hold temporary URLs instead of the Swift Secret."""
+        return self.swift_pod_credentials == TEMPURL
+
+    @property
+    def temp_url_seconds(self) -> int:
+        """How long a job's temporary URLs are good for, from its submission: its deadline,
+        its pods' grace period and a margin (:data:`TEMP_URL_MARGIN`)."""
+        return self.job_deadline_seconds + self.job_grace_seconds + TEMP_URL_MARGIN
 
     @property
     def volume_storage(self) -> bool:
@@ -486,6 +525,25 @@ def pfcon_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def check_pod_credentials(settings: Settings) -> None:
+    """Raise :class:`SettingsError` when ``SWIFT_POD_CREDENTIALS=tempurl`` cannot work (in
+    the volume modes, a pman with no Swift credentials runs no job that uses Swift)."""
+    if settings.tempurl_pods and settings.swift_credentials is None and not settings.volume_storage:
+        raise SettingsError(
+            "invalid settings: SWIFT_POD_CREDENTIALS=tempurl needs pman's own Swift "
+            "credentials (SWIFT_CREDENTIALS_FILE, or ST_AUTH/ST_USER/ST_KEY, or the OS_* "
+            "variables): pman signs the job pods' temporary URLs, and lists their inputs"
+        )
+
+
+def parse_service_url(raw: str) -> str:
+    """An http(s) URL with a host, ending in ``/``: where job pods reach pman."""
+    parsed = urlsplit(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query:
+        raise ValueError("expected an http(s) URL such as http://pman:5010/")
+    return raw if raw.endswith("/") else raw + "/"
+
+
 def parse_base_path(raw: str) -> str:
     """A URL path such as ``/pfcon/api/v1/``: absolute, ending in ``/``, plain segments, and
     not ``/api/v1/`` or under it (every name there is a jid)."""
@@ -522,6 +580,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ENABLE_HOME_WORKAROUND": ("enable_home_workaround", parse_bool),
     "PUBLISHER_IMAGE": ("publisher_image", str),
     "SWIFT_SECRET_NAME": ("swift_secret_name", _parse_name(_DNS_SUBDOMAIN, "Secret name")),
+    "SWIFT_POD_CREDENTIALS": ("swift_pod_credentials", _parse_choice(*POD_CREDENTIALS)),
+    "PUBLISHER_SEGMENT_SIZE": ("publisher_segment_size", parse_size),
+    "PMAN_SERVICE_URL": ("pman_service_url", parse_service_url),
     "PUBLISHER_SERVICE_ACCOUNT": (
         "publisher_service_account",
         _parse_name(_DNS_SUBDOMAIN, "service account name"),

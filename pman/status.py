@@ -51,6 +51,7 @@ PUBLISHER_EXIT_CODES = {
     12: "the processor's end was never seen",
     13: "a local disk error occurred",
     14: "the job's input was refused",
+    15: "Swift refused the job's temporary URLs (expired, or the key changed)",
 }
 INPUT_MISSING_CODES = {6, 7}
 # The stage-in plan refused the input (pfcon jobs): its reason is the stage-in's last line.

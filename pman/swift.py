@@ -13,21 +13,25 @@ with the original exception as ``__cause__``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 import urllib3
 from keystoneauth1 import exceptions as ks_exceptions
 from swiftclient import client as swiftclient
 from swiftclient.exceptions import ClientException
+from swiftclient.utils import generate_temp_url
 
 import swiftcreds
 from pman.errors import ObjectNotFound, PayloadTooLarge, PmanError, StoreError, StoreUnavailable
@@ -231,6 +235,68 @@ class SwiftSession:
                 content_type=content_type,
             )
 
+    def storage_url(self) -> str:
+        """The account's storage URL (``.../v1/AUTH_<account>``), authenticating if needed."""
+        with self._translated("authenticating"):
+            url, _ = self._conn.get_auth() if not self._conn.url else (self._conn.url, None)
+        return str(url).rstrip("/")
+
+    def temp_url_keys(self, *, create: bool = False) -> list[str]:
+        """The account's temp URL keys (``X-Account-Meta-Temp-URL-Key``, then ``-Key-2``);
+        with ``create``, when it has none, a new random key set first. Never logged."""
+        keys = self._temp_url_keys()
+        if keys or not create:
+            return keys
+        with self._translated("setting the account's temp URL key"):
+            self._conn.post_account({TEMP_URL_KEYS[0]: secrets.token_urlsafe(32)})
+        log.info("the Swift account had no temp URL key: pman set one")
+        # Read back: another pman replica may have set its own at the same moment.
+        return self._temp_url_keys()
+
+    def _temp_url_keys(self) -> list[str]:
+        with self._translated("reading the account's temp URL key"):
+            headers = self._conn.head_account()
+        return [value for name in TEMP_URL_KEYS if (value := headers.get(name.lower()))]
+
+    def signer(self, *, seconds: int, create: bool = True) -> Signer:
+        """Signs temporary URLs good for ``seconds`` from now, with the account's key (set
+        when there is none, unless not ``create``)."""
+        keys = self.temp_url_keys(create=create)
+        if not keys:
+            raise StoreError("the Swift account has no temp URL key")
+        return Signer(self.storage_url(), keys[0], int(time.time()) + seconds)
+
+    def slo_segments(self, container: str, name: str) -> list[dict[str, Any]]:
+        """The segments of Static Large Object ``name`` (``name``: ``/container/object``,
+        ``hash``, ``bytes``), from its manifest."""
+        what = f"reading the manifest of {container}/{name}"
+        with self._translated(what):
+            _, body = self._conn.get_object(container, name, query_string="multipart-manifest=get")
+        try:
+            entries = json.loads(body)
+            return [
+                {"name": str(e["name"]), "hash": str(e["hash"]), "bytes": int(e["bytes"])}
+                for e in entries
+            ]
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(f"{what}: not a Static Large Object's manifest") from None
+
+    def put_large_object(
+        self, container: str, name: str, segments: list[dict[str, Any]], *, etag: str
+    ) -> None:
+        """Write the manifest of a Static Large Object (Swift checks each segment's ETag
+        and size, and the manifest's ETag, the MD5 of theirs)."""
+        body = json.dumps(segments).encode()
+        with self._translated(f"writing the large object {container}/{name}"):
+            self._conn.put_object(
+                container,
+                name,
+                body,
+                content_length=len(body),
+                etag=etag,
+                query_string="multipart-manifest=put",
+            )
+
     def delete_object(self, container: str, name: str) -> None:
         """Delete an object; one that is already gone is fine."""
         try:
@@ -278,6 +344,50 @@ class SwiftSession:
             if translated is None:
                 raise
             raise translated from error
+
+
+TEMP_URL_KEYS = ("X-Account-Meta-Temp-URL-Key", "X-Account-Meta-Temp-URL-Key-2")
+"""Where an account keeps its temp URL keys: pman signs with the first; Swift also takes
+signatures of the second (so a key can be changed without breaking running jobs' URLs)."""
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Signs Swift temporary URLs of one account with its key, all expiring at ``expires``
+    (UNIX time): ``method`` on one object, or (``prefix``) on every object whose name starts
+    with ``name``. Pure: the key was read before."""
+
+    storage_url: str
+    key: str = field(repr=False)
+    expires: int
+
+    def signature(self, method: str, container: str, name: str, *, prefix: bool = False) -> str:
+        """The ``temp_url_sig`` (SHA-256, the digest Swift accepts by default)."""
+        path = f"{self.account_path}/{container}/{name}"
+        signed = generate_temp_url(
+            path, self.expires, self.key, method, absolute=True, prefix=prefix
+        )
+        # generate_temp_url answers "<path>?temp_url_sig=<hex>&temp_url_expires=...": its
+        # path and prefix unquoted, so the URL itself is built by `url`.
+        return signed[len(path) + len("?temp_url_sig=") :].partition("&")[0]
+
+    def url(self, method: str, container: str, name: str, *, prefix: bool = False) -> str:
+        """The temporary URL itself."""
+        fields = {
+            "temp_url_sig": self.signature(method, container, name, prefix=prefix),
+            "temp_url_expires": str(self.expires),
+        }
+        if prefix:
+            fields["temp_url_prefix"] = name
+        where = f"{quote(container, safe='')}/{quote(name, safe='/')}"
+        return f"{self.storage_url}/{where}?{urlencode(fields, quote_via=quote)}"
+
+    @property
+    def account_path(self) -> str:
+        """``/v1/<account>``: the path Swift signs, even behind a proxy that adds one."""
+        path = urlsplit(self.storage_url).path
+        at = path.find("/v1/")
+        return path[at:] if at >= 0 else path
 
 
 def translate(what: str, error: Exception, credentials: Credentials) -> PmanError | None:

@@ -5,7 +5,7 @@ Exit codes (also in publisher/README.rst): 0 done; 1 unexpected error; 2 bad usa
 6 container missing; 7 nothing to download / object vanished; 8 checksum mismatch;
 9 unsafe object name; 10 Swift kept failing or refused; 11 Kubernetes API error;
 12 watched pod gone or wait deadline passed; 13 local disk error; 14 the stage-in plan
-refuses the input; 128+N killed by signal N.
+refuses the input; 15 a temporary URL expired or was refused; 128+N killed by signal N.
 """
 
 from __future__ import annotations
@@ -18,18 +18,19 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from publisher import __version__
 from publisher.credentials import resolve
-from publisher.errors import Interrupted, PublisherError, UsageError
+from publisher.errors import Interrupted, PublisherError, TempUrlRefused, UsageError
 from publisher.progress import Progress, Reporter
-from publisher.swift import RetryPolicy, SwiftStore
-from publisher.transfer import SEGMENT_THREADS, THREADS
+from publisher.swift import RetryPolicy, SwiftStore, TempUrlStore
+from publisher.transfer import SEGMENT_THREADS, THREADS, object_prefix
 from publisher.upload import UploadOptions
+from swiftcreds.tempurl import NotATempUrl, TempUrl
 
 log = logging.getLogger("publisher")
 
@@ -41,18 +42,71 @@ _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 @dataclass(frozen=True)
 class SwiftLocation:
-    """A parsed ``swift://CONTAINER/PREFIX``."""
+    """A parsed ``swift://CONTAINER/PREFIX``, or a temporary URL of a prefix or object
+    (``signed``), which names its container and prefix (or object) too."""
 
     container: str
     prefix: str
+    signed: TempUrl | None = None
 
     def __str__(self) -> str:
+        if self.signed is not None:  # never its signature
+            return f"{self.signed.storage_url}/{self.container}/{self.prefix} (temporary URL)"
         return f"swift://{self.container}/{self.prefix}"
+
+
+def location(method: str) -> Callable[[str], SwiftLocation]:
+    """``swift://CONTAINER/PREFIX``, or a temporary URL of a prefix allowing `method`."""
+
+    def parse(text: str) -> SwiftLocation:
+        if not text.startswith(("http://", "https://")):
+            return parse_location(text)
+        signed = _temp_url(text, method)
+        prefix = signed.path.strip("/")
+        if not signed.prefix or not object_prefix(prefix).startswith(signed.name):
+            raise argparse.ArgumentTypeError(
+                "expected a prefix temporary URL (with temp_url_prefix) whose path is under "
+                "its prefix"
+            )
+        return SwiftLocation(signed.container, prefix, signed)
+
+    return parse
+
+
+def object_location(method: str) -> Callable[[str], SwiftLocation]:
+    """``swift://CONTAINER/OBJECT``, or a temporary URL of that object allowing `method`."""
+
+    def parse(text: str) -> SwiftLocation:
+        if not text.startswith(("http://", "https://")):
+            return parse_object(text)
+        signed = _temp_url(text, method)
+        if signed.path.endswith("/") or not signed.covers(signed.container, signed.path):
+            raise argparse.ArgumentTypeError("expected the temporary URL of an object")
+        return SwiftLocation(signed.container, signed.path, signed)
+
+    return parse
+
+
+def temp_url_option(text: str) -> TempUrl:
+    """``METHOD=URL``: a temporary URL and the method it was signed for."""
+    method, sep, url = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError("expected METHOD=URL, e.g. DELETE=https://...")
+    return _temp_url(url, method)
+
+
+def _temp_url(text: str, method: str) -> TempUrl:
+    try:
+        return TempUrl.parse(text, method)
+    except NotATempUrl as error:
+        raise argparse.ArgumentTypeError(f"not a usable temporary URL: {error}") from None
 
 
 def parse_location(text: str) -> SwiftLocation:
     if not text.startswith("swift://"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected swift://CONTAINER/PREFIX")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected swift://CONTAINER/PREFIX or a temporary URL"
+        )
     container, _, prefix = text[len("swift://") :].partition("/")
     prefix = prefix.strip("/")
     if not container:
@@ -130,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between progress lines; 0 for none (5)",
     )
+    common.add_argument(
+        "--temp-url",
+        dest="temp_urls",
+        type=temp_url_option,
+        action="append",
+        default=[],
+        metavar="METHOD=URL",
+        help="another temporary URL the command may use, for METHOD (GET, PUT or DELETE): "
+        "repeat it for each method and prefix (with temporary URLs as locations only)",
+    )
     common.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     common.add_argument("-v", "--verbose", action="store_true", help="log more detail")
 
@@ -152,11 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     down.add_argument(
         "--plan",
-        type=parse_object,
+        type=object_location("GET"),
         metavar="swift://CONTAINER/OBJECT",
-        help="download what this stage-in plan (written by pman) lists, instead of a prefix",
+        help="download what this stage-in plan (written by pman) lists, instead of a prefix; "
+        "also the plan's temporary URL (GET), when the plan holds its objects' own",
     )
-    down.add_argument("source", type=parse_location, nargs="?", metavar="swift://CONTAINER/PREFIX")
+    down.add_argument("source", type=location("GET"), nargs="?", metavar="swift://CONTAINER/PREFIX")
     down.add_argument("dest", type=Path, metavar="DEST")
 
     run = argparse.ArgumentParser(add_help=False)
@@ -169,9 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--manifest-to",
-        type=parse_object,
+        type=object_location("PUT"),
         metavar="swift://CONTAINER/OBJECT",
-        help="write the manifest there, not under the destination prefix",
+        help="write the manifest there, not under the destination prefix (or to this "
+        "temporary URL, PUT)",
+    )
+    run.add_argument(
+        "--large-object-service",
+        metavar="URL",
+        help="with temporary URLs: pman's service that writes the manifests of Static Large "
+        "Objects (a temporary URL cannot), e.g. http://pman:5010/api/v1/_large-objects/; "
+        "without it, large files go as single objects",
     )
     run.add_argument(
         "--skip-chris-links",
@@ -181,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("upload", parents=[common, run], help="upload a directory")
     up.add_argument("src", type=Path, metavar="SRC")
-    up.add_argument("dest", type=parse_location, metavar="swift://CONTAINER/PREFIX")
+    up.add_argument("dest", type=location("PUT"), metavar="swift://CONTAINER/PREFIX")
 
     pub = commands.add_parser(
         "publish",
@@ -201,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up waiting after this long; 0 waits for ever (0)",
     )
     pub.add_argument("src", type=Path, metavar="SRC")
-    pub.add_argument("dest", type=parse_location, metavar="swift://CONTAINER/PREFIX")
+    pub.add_argument("dest", type=location("PUT"), metavar="swift://CONTAINER/PREFIX")
     return parser
 
 
@@ -241,9 +314,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 
 def _run(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
-    credentials = resolve(args.credentials, env)
-    log.debug("using %s", credentials.describe())
-    store = SwiftStore(credentials, retry=RetryPolicy(attempts=args.retries))
+    store = _store(args, env)
     if args.command == "download":
         return _download(args, store)
     options = UploadOptions(
@@ -254,6 +325,35 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
     if args.command == "upload":
         return _upload(args, store, options)
     return _publish(args, store, options, env)
+
+
+def _store(args: argparse.Namespace, env: Mapping[str, str]) -> SwiftStore:
+    """The credentials' store, or the temporary URLs' when the locations are such URLs."""
+    retry = RetryPolicy(attempts=args.retries)
+    locations = [getattr(args, name, None) for name in ("source", "dest", "plan", "manifest_to")]
+    given = [where for where in locations if isinstance(where, SwiftLocation)]
+    signed = [where.signed for where in given if where.signed is not None]
+    service = getattr(args, "large_object_service", None)
+    if not signed:
+        if args.temp_urls or service:
+            raise UsageError("--temp-url and --large-object-service go with temporary URLs")
+        credentials = resolve(args.credentials, env)
+        log.debug("using %s", credentials.describe())
+        return SwiftStore(credentials, retry=retry)
+    if len(signed) != len(given):
+        raise UsageError("give either swift:// locations or temporary URLs, not both")
+    if args.credentials:
+        raise UsageError("--credentials is not used with temporary URLs")
+    for url in signed:
+        if url.expired():
+            raise TempUrlRefused(
+                f"the temporary URL ({url.describe()}) has expired: ask for a new one (a "
+                "job: submit it again)"
+            )
+    urls = [*signed, *args.temp_urls]
+    for url in urls:
+        log.debug("may %s", url.describe())
+    return TempUrlStore(urls, large_objects=service, retry=retry)
 
 
 def _download(args: argparse.Namespace, store: SwiftStore) -> dict[str, Any]:

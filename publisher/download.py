@@ -37,6 +37,7 @@ from publisher.manifest import MANIFEST_NAME
 from publisher.progress import Progress
 from publisher.swift import ObjectInfo, Segment, SwiftStore
 from publisher.transfer import SEGMENT_THREADS, THREADS, object_prefix, wait_all, worker_pool
+from swiftcreds.tempurl import TempUrl, exact
 
 log = logging.getLogger("publisher")
 
@@ -165,11 +166,15 @@ def download_prefix(
 
 @dataclass(frozen=True)
 class StageInPlan:
-    """A stage-in plan: the objects of ``container`` to download, each to its own path."""
+    """A stage-in plan: the objects of ``container`` to download, each to its own path, and
+    the temporary URLs to read them with (none when the plan's reader has credentials)."""
 
     container: str
     files: list[_Item]
     links: int
+    urls: list[TempUrl] = field(default_factory=list)
+    allow_empty: bool = True
+    inputs: list[str] = field(default_factory=list)
 
 
 def download_plan(
@@ -185,6 +190,13 @@ def download_plan(
     those objects, each to its planned path, each checked against its planned ETag."""
     started = time.monotonic()
     plan = read_plan(store, container, name)
+    if not plan.files and not plan.allow_empty:
+        where = ", ".join(f"{plan.container}/{prefix}" for prefix in plan.inputs)
+        raise NothingToDownload(
+            f"nothing to download: no object under {where or plan.container} when the job "
+            "was submitted"
+        )
+    store.add(plan.urls)
     _check_clashes({item.path: item for item in plan.files}, set())
     _planned_pieces(store, plan.container, plan.files)
     progress.total_files = len(plan.files)
@@ -225,15 +237,63 @@ def read_plan(store: SwiftStore, container: str, name: str) -> StageInPlan:
     entries = document.get("files")
     if not isinstance(source, str) or not source or not isinstance(entries, list):
         raise UsageError(f"{where} is not a stage-in plan (no container or no files)")
+    signed = _signed_by(document, where)
     try:
-        files = [_planned(entry) for entry in entries]
+        files = [_planned(entry, source, signed) for entry in entries]
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"{where} lists a file it does not describe: {exc}") from None
     links = document.get("links")
-    return StageInPlan(source, files, len(links) if isinstance(links, list) else 0)
+    inputs = document.get("input_dirs")
+    return StageInPlan(
+        source,
+        files,
+        len(links) if isinstance(links, list) else 0,
+        urls=[url for item in files for url in signed.taken(item)],
+        allow_empty=document.get("allow_empty", True) is not False,
+        inputs=[str(i) for i in inputs] if isinstance(inputs, list) else [],
+    )
 
 
-def _planned(entry: dict[str, Any]) -> _Item:
+class _Signatures:
+    """The temporary URLs a plan holds: one GET per planned object and segment, all with
+    the plan's storage URL and expiry time (none in a plan for credentials)."""
+
+    def __init__(self, storage_url: str | None, expires: int | None) -> None:
+        self.storage_url, self.expires = storage_url, expires
+        self.urls: dict[int, list[TempUrl]] = {}
+
+    def sign(self, item: _Item, container: str, name: str, entry: dict[str, Any]) -> None:
+        if self.storage_url is None:
+            return
+        url = exact(
+            "GET",
+            self.storage_url,
+            container,
+            name,
+            signature=entry.get("temp_url_sig"),
+            expires=self.expires,
+        )
+        self.urls.setdefault(id(item), []).append(url)
+
+    def taken(self, item: _Item) -> list[TempUrl]:
+        return self.urls.get(id(item), [])
+
+
+def _signed_by(document: dict[str, Any], where: str) -> _Signatures:
+    signed = document.get("temp_urls")
+    if signed is None:
+        return _Signatures(None, None)
+    storage, expires = (
+        signed.get(k) if isinstance(signed, dict) else None for k in ("storage_url", "expires")
+    )
+    if not isinstance(storage, str) or not isinstance(expires, int):
+        raise UsageError(
+            f"{where} is not a stage-in plan (temp_urls without a storage URL or expiry)"
+        )
+    return _Signatures(storage, expires)
+
+
+def _planned(entry: dict[str, Any], container: str, signed: _Signatures) -> _Item:
     size, name, path = entry["bytes"], entry["object"], entry["path"]
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ValueError(f"{path!r} has no valid size")
@@ -246,7 +306,22 @@ def _planned(entry: dict[str, Any]) -> _Item:
         raise UnsafeName(f"the plan's path {path!r} would leave the destination: {exc}") from None
     if path.endswith("/"):
         raise UnsafeName(f"the plan's path {path!r} is not a file name: refused")
-    return _Item(path, ObjectInfo(name, size, etag, slo_etag=slo_etag))
+    item = _Item(path, ObjectInfo(name, size, etag, slo_etag=slo_etag))
+    if (segments := entry.get("segments")) is not None:
+        if not slo_etag or not isinstance(segments, list) or not segments:
+            raise ValueError(f"{path!r} has segments but is no Static Large Object")
+        for segment in segments:
+            piece = Segment(
+                str(segment["container"]),
+                str(segment["object"]),
+                int(segment["bytes"]),
+                str(segment["etag"]),
+            )
+            item.pieces.append(piece)
+            signed.sign(item, piece.container, piece.name, segment)
+    elif not slo_etag:
+        signed.sign(item, container, name, entry)
+    return item
 
 
 def _planned_pieces(store: SwiftStore, container: str, files: list[_Item]) -> None:
@@ -254,7 +329,8 @@ def _planned_pieces(store: SwiftStore, container: str, files: list[_Item]) -> No
     one, or for a Static Large Object its segments' (which must add up to the planned)."""
     for item in files:
         if item.obj.slo_etag:
-            item.pieces = store.slo_segments(container, item.obj.name)
+            if not item.pieces:  # else the plan lists them (a temporary URL cannot read them)
+                item.pieces = store.slo_segments(container, item.obj.name)
             joined = "".join(piece.etag for piece in item.pieces)
             if hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest() != (
                 item.obj.slo_etag

@@ -93,6 +93,13 @@ class InputRefused(PublisherError):
     exit_code = 14
 
 
+class TempUrlRefused(PublisherError):
+    """A temporary URL expired, or Swift (or pman, for a large object's manifest) refused its
+    signature: the key it was signed with has changed, or it is not for this request."""
+
+    exit_code = 15
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM: stop now. A BaseException so that no handler swallows it."""
 

@@ -7,8 +7,10 @@ reuses and a file is sent with sendfile(2), so the publisher spends little CPU p
 and per byte on a machine it shares with everything else. It owns the retry policy:
 connection errors, 5xx, 408, 429, and Swift's 498 (rate limited) and 499 (the proxy gave up
 on a slow client) are retried with exponential backoff and jitter; an expired token (401) is
-renewed once. Library and socket errors never leave this module:
-callers see the errors of `publisher.errors`, with the original as __cause__.
+renewed once. `TempUrlStore` does the same with no credentials at all: each request is
+signed by one of the temporary URLs it was given (pman's job pods hold only those). Library
+and socket errors never leave this module: callers see the errors of `publisher.errors`,
+with the original as __cause__.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import select
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
@@ -43,9 +45,12 @@ from publisher.errors import (
     NothingToDownload,
     PublisherError,
     StoreUnreachable,
+    TempUrlRefused,
     TransferFailed,
+    UsageError,
 )
 from swiftcreds.reasons import short_reason
+from swiftcreds.tempurl import TempUrl, expiry
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +118,14 @@ class _HttpStatus(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(f"{status} {reason}".strip())
         self.status, self.reason = status, reason
+
+
+class _ServiceStatus(Exception):
+    """Internal: pman's large-object service answered with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status} {message}")
+        self.status, self.message = status, message
 
 
 class _Unreachable(Exception):
@@ -340,13 +353,18 @@ class SwiftStore:
     def _call(
         self,
         what: str,
-        request: Callable[[_Connection, dict[str, str]], Any],
+        method: str,
+        container: str,
+        name: str | None,
+        request: Callable[[_Connection, str, dict[str, str]], Any],
         *,
+        query: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> Any:
         """Run one Swift request with retries, renewing the token once on 401.
 
-        `request` gets this thread's connection and the headers every request carries.
+        `request` gets this thread's connection, the path of `container`/`name` (with
+        `query`) and the headers every request carries; `method` is what it sends.
         """
         renewed = False
         while True:
@@ -354,8 +372,9 @@ class SwiftStore:
 
             def attempt(endpoint: tuple[str, str] = endpoint) -> Any:
                 url, token = endpoint
+                conn = self._connection(url)
                 try:
-                    return request(self._connection(url), {"X-Auth-Token": token})
+                    return request(conn, conn.path(container, name, query), {"X-Auth-Token": token})
                 except _HttpStatus as exc:
                     if exc.status == 404:
                         raise _NotFound(what) from exc
@@ -371,15 +390,29 @@ class SwiftStore:
                 renewed = True
                 self._renew(endpoint)
 
+    # -- what a store can do -----------------------------------------------------------
+    can_list = True
+    """Whether the store can list a container (a temporary URL cannot)."""
+    writes_large_objects = True
+    """Whether the store can write the manifest of a Static Large Object."""
+
+    def allows(self, method: str, container: str, name: str) -> bool:
+        """Whether `method` may be sent for object `name` of `container` (always, with
+        credentials)."""
+        return True
+
+    def add(self, urls: Iterable[TempUrl]) -> None:
+        """Allow what temporary URLs allow: with credentials, nothing more."""
+
     # -- operations --------------------------------------------------------------------
     def ensure_container(self, container: str) -> None:
         """Create the container when it does not exist (PUT is idempotent)."""
 
-        def request(conn: _Connection, headers: dict[str, str]) -> None:
+        def request(conn: _Connection, path: str, headers: dict[str, str]) -> None:
             headers["Content-Length"] = "0"
-            conn.finish(conn.request("PUT", conn.path(container), headers))
+            conn.finish(conn.request("PUT", path, headers))
 
-        self._call(f"creating container {container}", request)
+        self._call(f"creating container {container}", "PUT", container, None, request)
 
     def list_objects(self, container: str, prefix: str = "") -> list[ObjectInfo]:
         """Every object under `prefix`; raises ContainerNotFound."""
@@ -399,17 +432,35 @@ class SwiftStore:
         if marker:
             query["marker"] = marker
 
-        def request(conn: _Connection, headers: dict[str, str]) -> list[dict]:
-            path = conn.path(container, query=urlencode(query))
+        def request(conn: _Connection, path: str, headers: dict[str, str]) -> list[dict]:
             body = conn.finish(conn.request("GET", path, headers))
             return json.loads(body) if body else []
 
+        what = f"listing {container}/{prefix}"
         try:
-            return self._call(f"listing {container}/{prefix}", request)
+            return self._call(what, "GET", container, None, request, query=urlencode(query))
         except _NotFound:
             raise ContainerNotFound(f"container {container!r} does not exist") from None
         except ValueError as exc:
             raise TransferFailed(f"listing {container}/{prefix}: unreadable listing") from exc
+
+    def head_object(self, container: str, name: str) -> ObjectInfo | None:
+        """What Swift holds as object `name` (a Static Large Object with its ``slo_etag``),
+        or None when there is none."""
+
+        def request(conn: _Connection, path: str, headers: dict[str, str]) -> ObjectInfo:
+            response = conn.request("HEAD", path, headers)
+            conn.finish(response)
+            received = {k.lower(): v for k, v in response.getheaders()}
+            etag = received.get("etag", "").strip('"')
+            large = received.get("x-static-large-object", "").lower() == "true"
+            size = int(received.get("content-length") or 0)
+            return ObjectInfo(name, size, "" if large else etag, slo_etag=etag if large else "")
+
+        try:
+            return self._call(f"looking up {container}/{name}", "HEAD", container, name, request)
+        except _NotFound:
+            return None
 
     def put_object(
         self,
@@ -419,7 +470,6 @@ class SwiftStore:
         *,
         length: int,
         etag: str,
-        query: str | None = None,
         content_type: str | None = None,
     ) -> None:
         """PUT one object with its MD5 as ETag. `body` is bytes or opens a fresh reader.
@@ -427,21 +477,43 @@ class SwiftStore:
         A reader with a ``send_to(socket)`` method is sent with it (sendfile) over plain
         HTTP; any other reader is read in blocks.
         """
+        self._put(container, name, body, length=length, etag=etag, content_type=content_type)
 
-        def request(conn: _Connection, headers: dict[str, str]) -> None:
+    def _put(
+        self,
+        container: str,
+        name: str,
+        body: bytes | Callable[[], BinaryIO],
+        *,
+        length: int,
+        etag: str,
+        content_type: str | None = None,
+        query: str | None = None,
+    ) -> None:
+        def request(conn: _Connection, path: str, headers: dict[str, str]) -> None:
             if self.first_put_at is None:
                 self.first_put_at = time.time()
             headers |= {"Content-Length": str(length), "ETag": etag}
             if content_type is not None:
                 headers["Content-Type"] = content_type
             contents = body if isinstance(body, bytes) else body()
-            path = conn.path(container, name, query)
             conn.finish(conn.request("PUT", path, headers, contents))
 
+        what = f"uploading {container}/{name}"
         try:
-            self._call(f"uploading {container}/{name}", request)
+            self._call(what, "PUT", container, name, request, query=query)
         except _NotFound:
             raise TransferFailed(f"uploading {container}/{name}: container vanished") from None
+
+    def put_large_object(
+        self, container: str, name: str, segments: list[dict[str, Any]], *, etag: str
+    ) -> None:
+        """Write the manifest of a Static Large Object whose segments are uploaded
+        (``path``, ``etag``, ``size_bytes`` each); `etag` is the MD5 of their ETags."""
+        body = json.dumps(segments).encode()
+        self._put(
+            container, name, body, length=len(body), etag=etag, query="multipart-manifest=put"
+        )
 
     def get_object(
         self,
@@ -457,8 +529,8 @@ class SwiftStore:
         next chunk: `sink` must use (hash, write) a chunk before asking for the next one.
         """
 
-        def request(conn: _Connection, headers: dict[str, str]) -> Any:
-            response = conn.request("GET", conn.path(container, name), headers)
+        def request(conn: _Connection, path: str, headers: dict[str, str]) -> Any:
+            response = conn.request("GET", path, headers)
             if response.status >= 300:
                 conn.finish(response)
             received = {k.lower(): v for k, v in response.getheaders()}
@@ -468,20 +540,21 @@ class SwiftStore:
                 if not response.isclosed():
                     conn.close()  # some of the body is still on the wire
 
+        what = f"downloading {container}/{name}"
         try:
-            return self._call(f"downloading {container}/{name}", request, retry=retry)
+            return self._call(what, "GET", container, name, request, retry=retry)
         except _NotFound:
             raise NothingToDownload(f"object {container}/{name} vanished during download") from None
 
     def slo_segments(self, container: str, name: str) -> list[Segment]:
         """The segments of a Static Large Object, from its manifest."""
 
-        def request(conn: _Connection, headers: dict[str, str]) -> bytes:
-            path = conn.path(container, name, "multipart-manifest=get")
+        def request(conn: _Connection, path: str, headers: dict[str, str]) -> bytes:
             return conn.finish(conn.request("GET", path, headers))
 
+        what = f"reading the manifest of {container}/{name}"
         try:
-            raw = self._call(f"reading the manifest of {container}/{name}", request)
+            raw = self._call(what, "GET", container, name, request, query="multipart-manifest=get")
             entries = json.loads(raw)
         except _NotFound:
             raise NothingToDownload(f"object {container}/{name} vanished during download") from None
@@ -510,20 +583,201 @@ class SwiftStore:
 
         return self.get_object(container, name, sink)
 
-    def delete_object(self, container: str, name: str, *, large: bool = False) -> None:
-        """Delete one object (a Static Large Object with its segments when ``large``); one
-        that is already gone is fine."""
-        query = "multipart-manifest=delete" if large else None
+    def delete_object(
+        self, container: str, name: str, *, segments: Sequence[Segment] | None = None
+    ) -> None:
+        """Delete one object; a Static Large Object, whose `segments` are given, with its
+        segments. One that is already gone is fine."""
+        query = "multipart-manifest=delete" if segments is not None else None
+        self._delete(container, name, query=query)
 
-        def request(conn: _Connection, headers: dict[str, str]) -> None:
-            conn.finish(conn.request("DELETE", conn.path(container, name, query), headers))
+    def _delete(self, container: str, name: str, *, query: str | None = None) -> None:
+        def request(conn: _Connection, path: str, headers: dict[str, str]) -> None:
+            conn.finish(conn.request("DELETE", path, headers))
 
+        what = f"deleting {container}/{name}"
         with contextlib.suppress(_NotFound):
-            self._call(f"deleting {container}/{name}", request)
+            self._call(what, "DELETE", container, name, request, query=query)
+
+
+class TempUrlStore(SwiftStore):
+    """Objects of a Swift account reached through temporary URLs only: no credentials, no
+    token, nothing the URLs do not allow (see :mod:`publisher.tempurl`).
+
+    Each request is signed by a URL that allows its method on its object (``HEAD`` by a
+    ``GET`` or ``PUT`` one); with none, it is not sent (:class:`UsageError`, naming what is
+    missing). Swift answers 401 to a signature it does not accept: that is
+    :class:`TempUrlRefused`, which says whether the URL had expired. A temporary URL cannot
+    list or create a container, nor carry a query: so objects are looked up one by one
+    (``HEAD``), the containers must exist (pman creates them), a Static Large Object is
+    deleted segment by segment, and its manifest is written by pman's large-object service
+    (``large_objects``, which checks the same signatures), or, without one, large files
+    are uploaded as single objects.
+    """
+
+    can_list = False
+
+    def __init__(
+        self,
+        urls: Iterable[TempUrl] = (),
+        *,
+        large_objects: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(None, retry=retry, timeout=timeout, sleep=sleep)  # type: ignore[arg-type]
+        self.large_objects = large_objects
+        self._exact: dict[tuple[str, str, str], TempUrl] = {}
+        self._prefixes: list[TempUrl] = []
+        self.add(urls)
+
+    @property
+    def writes_large_objects(self) -> bool:  # type: ignore[override]
+        return self.large_objects is not None
+
+    def add(self, urls: Iterable[TempUrl]) -> None:
+        """Allow what `urls` allow, too."""
+        for url in urls:
+            if url.prefix:
+                self._prefixes.append(url)
+            else:
+                self._exact[(url.method, url.container, url.name)] = url
+
+    def authenticate(self) -> None:
+        """Nothing to do: every request carries its own signature."""
+
+    def allows(self, method: str, container: str, name: str) -> bool:
+        return self._signed(method, container, name) is not None
+
+    def _signed(self, method: str, container: str, name: str) -> TempUrl | None:
+        methods = ("GET", "PUT") if method == "HEAD" else (method,)
+        for signed in methods:
+            if found := self._exact.get((signed, container, name)):
+                return found
+        for url in self._prefixes:
+            if url.method in methods and url.covers(container, name):
+                return url
+        return None
+
+    def _call(
+        self,
+        what: str,
+        method: str,
+        container: str,
+        name: str | None,
+        request: Callable[[_Connection, str, dict[str, str]], Any],
+        *,
+        query: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        if name is None or query is not None:
+            reached = f"container {container}" if name is None else f"?{query}"
+            raise UsageError(f"{what}: a temporary URL cannot reach {reached}")
+        url = self._signed(method, container, name)
+        if url is None:
+            raise UsageError(f"{what}: no temporary URL given allows {method} of it")
+
+        def attempt() -> Any:
+            conn = self._connection(url.storage_url)
+            try:
+                return request(conn, conn.path(container, name, url.query()), {})
+            except _HttpStatus as exc:
+                if exc.status == 404:
+                    raise _NotFound(what) from exc
+                if exc.status == 401:
+                    raise _refused(what, url) from exc
+                raise
+
+        return self._with_retries(what, attempt, retry=retry)
+
+    def ensure_container(self, container: str) -> None:
+        """Nothing: a temporary URL cannot create a container; pman creates the job's."""
+
+    def list_objects(self, container: str, prefix: str = "") -> list[ObjectInfo]:
+        raise UsageError(
+            f"a temporary URL cannot list container {container!r}: the objects to download "
+            "must be named (a stage-in plan, --plan)"
+        )
+
+    def slo_segments(self, container: str, name: str) -> list[Segment]:
+        raise UsageError(
+            f"{container}/{name} is a Static Large Object, and a temporary URL cannot read its "
+            "manifest: the stage-in plan must list its segments"
+        )
+
+    def delete_object(
+        self, container: str, name: str, *, segments: Sequence[Segment] | None = None
+    ) -> None:
+        """Delete one object, then (a Static Large Object) each of its `segments`: Swift
+        drops ``multipart-manifest=delete`` from a temporary URL's request."""
+        self._delete(container, name)
+        for segment in segments or ():
+            self._delete(segment.container, segment.name)
+
+    def put_large_object(
+        self, container: str, name: str, segments: list[dict[str, Any]], *, etag: str
+    ) -> None:
+        """Have pman's large-object service write the manifest: it checks that the URLs
+        given allow PUT of the object and of every segment, then writes it with its own
+        credentials (Swift would store the manifest sent through a temporary URL as a plain
+        object)."""
+        what = f"writing the large object {container}/{name}"
+        if self.large_objects is None:
+            raise UsageError(f"{what}: no large-object service was given")
+        target = self._signed("PUT", container, name)
+        if target is None:
+            raise UsageError(f"{what}: no temporary URL given allows PUT of it")
+        covering: dict[str, None] = {}
+        for entry in segments:
+            seg_container, _, seg_name = str(entry["path"]).lstrip("/").partition("/")
+            url = self._signed("PUT", seg_container, seg_name)
+            if url is None:
+                raise UsageError(f"{what}: no temporary URL given allows PUT of its segments")
+            covering[url.url()] = None
+        body = {
+            "object": target.url(name),
+            "segments": list(covering),
+            "manifest": segments,
+            "etag": etag,
+        }
+        service = self.large_objects
+
+        def attempt() -> None:
+            response = requests.post(service, json=body, timeout=self.timeout)
+            if response.status_code == 201:
+                return
+            try:
+                message = str(response.json().get("message", ""))[:300]
+            except ValueError:
+                message = response.reason or ""
+            if response.status_code == 403:
+                raise TempUrlRefused(f"{what}: pman refused the temporary URLs: {message}")
+            if response.status_code == 422:
+                raise IntegrityError(f"{what}: {message}")
+            raise _ServiceStatus(response.status_code, message)
+
+        self._with_retries(what, attempt)
+
+
+def _refused(what: str, url: TempUrl) -> TempUrlRefused:
+    if url.expired():
+        return TempUrlRefused(
+            f"{what}: the temporary URL ({url.describe()}) expired at {expiry(url.expires)}: "
+            "ask for new ones (a job: submit it again)"
+        )
+    return TempUrlRefused(
+        f"{what}: Swift refused the temporary URL ({url.describe()}) with 401: its "
+        "signature is not good for this request, or the key it was signed with has changed"
+    )
 
 
 def _translate(what: str, exc: Exception) -> tuple[bool, PublisherError] | None:
     """Map a library error to (is it worth retrying, the publisher's error); None if not one."""
+    if isinstance(exc, _ServiceStatus):
+        return _transient(exc.status), TransferFailed(
+            f"{what}: pman answered {exc.status}: {exc.message}".rstrip(": ")
+        )
     if isinstance(exc, _HttpStatus):
         return _status_error(what, exc.status, f"{exc.status} {exc.reason}".strip())
     if isinstance(exc, _Unreachable):

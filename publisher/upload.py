@@ -3,8 +3,9 @@
 Files up to `segment_size` go as one PUT each; bigger files go as Static Large Objects
 whose segments (in ``<container>_segments``) are uploaded in parallel. Every PUT carries
 the MD5 of its body as ETag. One listing of the destination tells which objects are already
-there with the same checksum; those are skipped, so a rerun resumes. The manifest is
-written last; a stale manifest is deleted before anything else changes.
+there with the same checksum (through temporary URLs, which cannot list, a HEAD of each
+object before it is sent); those are skipped, so a rerun resumes. The manifest is written
+last; a stale manifest is deleted before anything else changes.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from publisher.localfs import (
 )
 from publisher.manifest import MANIFEST_NAME, build_manifest, encode, manifest_object_name
 from publisher.progress import Progress
-from publisher.swift import ObjectInfo, SwiftStore
+from publisher.swift import ObjectInfo, Segment, SwiftStore
 from publisher.transfer import SEGMENT_THREADS, THREADS, object_prefix, wait_all, worker_pool
 
 log = logging.getLogger("publisher")
@@ -132,15 +133,9 @@ def upload_tree(
     if existing is None:
         existing = list_destination(store, container, prefix)
     manifest_container, manifest_name = manifest_at or (container, manifest_object_name(prefix))
-    earlier: dict[str, bool] = {}
-    if manifest_at is None and manifest_name in existing:
-        earlier = _earlier_output(store, container, manifest_name, object_prefix(prefix))
-        store.delete_object(container, manifest_name)
-    elif manifest_at is not None:
-        found = _earlier_output_at(store, manifest_at, container, object_prefix(prefix))
-        if found is not None:
-            earlier = found
-            store.delete_object(manifest_container, manifest_name)
+    earlier = _replaced_output(
+        store, (manifest_container, manifest_name), container, object_prefix(prefix), existing
+    )
     progress.total_files = len(files)
     progress.total_bytes = sum(f.size for f in files)
     with Root(src) as root:
@@ -148,9 +143,9 @@ def upload_tree(
         result.files = uploader.run(files, existing)
         result.skipped.extend(uploader.late_skips)
     kept = {f["object"] for f in result.files}
-    for name, large in earlier.items():
+    for name, segments in earlier.items():
         if name not in kept:
-            store.delete_object(container, name, large=large)
+            store.delete_object(container, name, segments=segments)
     result.finished = time.time()
     result.manifest = build_manifest(
         container=container,
@@ -176,53 +171,100 @@ def upload_tree(
     return result
 
 
-def _earlier_output(
-    store: SwiftStore, container: str, manifest_name: str, name_prefix: str
-) -> dict[str, bool]:
-    """The objects an earlier manifest lists under the prefix (and whether each is a large
-    object); none when it cannot be read, which only leaves them in place."""
-    try:
-        document = json.loads(store.read_small(container, manifest_name, limit=MAX_MANIFEST))
-        earlier = {f["object"]: "large_object" in f for f in document["files"]}
-    except (PublisherError, ValueError, KeyError, TypeError) as exc:
-        log.warning("the earlier manifest %s/%s is unreadable (%s)", container, manifest_name, exc)
+def _replaced_output(
+    store: SwiftStore,
+    manifest_at: tuple[str, str],
+    container: str,
+    name_prefix: str,
+    existing: dict[str, ObjectInfo] | None,
+) -> dict[str, list[Segment] | None]:
+    """The objects of the earlier output this upload replaces, whose manifest (at
+    `manifest_at`) is deleted now, before anything else changes; none when there is none.
+
+    Temporary URLs that allow no GET and DELETE of the manifest (a drop box) replace
+    nothing: what is there is overwritten, file by file, and the manifest last."""
+    manifest_container, manifest_name = manifest_at
+    where = f"{manifest_container}/{manifest_name}"
+    if not (store.allows("GET", *manifest_at) and store.allows("DELETE", *manifest_at)):
+        log.info("no GET and DELETE of %s allowed: an earlier output is overwritten", where)
         return {}
-    return {
-        name: large
-        for name, large in earlier.items()
-        if isinstance(name, str) and name.startswith(name_prefix) and name != manifest_name
-    }
+    listed = manifest_container == container and manifest_name.startswith(name_prefix)
+    if listed and existing is not None and manifest_name not in existing:
+        return {}  # the listing shows there is none
+    earlier = _earlier_output(store, manifest_at, container, name_prefix)
+    if earlier is None:
+        return {}
+    store.delete_object(manifest_container, manifest_name)
+    return earlier
 
 
-def _earlier_output_at(
+def _earlier_output(
     store: SwiftStore, manifest_at: tuple[str, str], container: str, name_prefix: str
-) -> dict[str, bool] | None:
-    """The objects the earlier manifest at `manifest_at` lists under container/prefix; None
-    when there is none, nothing when it is unreadable or describes another output."""
+) -> dict[str, list[Segment] | None] | None:
+    """The objects the earlier manifest at `manifest_at` lists under container/prefix, each
+    with its segments when it is a Static Large Object; None when there is no manifest,
+    nothing when it is unreadable or describes another output (which only leaves them in
+    place)."""
     manifest_container, manifest_name = manifest_at
     where = f"{manifest_container}/{manifest_name}"
     try:
         raw = store.read_small(manifest_container, manifest_name, limit=MAX_MANIFEST)
     except NothingToDownload:
         return None
+    except PublisherError as exc:
+        log.warning("the earlier manifest %s is unreadable (%s)", where, exc)
+        return {}
     try:
         document = json.loads(raw)
-        earlier = {f["object"]: "large_object" in f for f in document["files"]}
         if document.get("container") != container:
             raise ValueError(f"it describes container {document.get('container')!r}")
+        earlier = {f["object"]: _segments_of(f, container) for f in document["files"]}
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("the earlier manifest %s is unreadable (%s)", where, exc)
         return {}
     return {
-        name: large
-        for name, large in earlier.items()
-        if isinstance(name, str) and name.startswith(name_prefix)
+        name: segments
+        for name, segments in earlier.items()
+        if isinstance(name, str)
+        and name.startswith(name_prefix)
+        and (container, name) != (manifest_container, manifest_name)
     }
 
 
-def list_destination(store: SwiftStore, container: str, prefix: str) -> dict[str, ObjectInfo]:
-    """Create the container if needed and list what is already under the prefix."""
+def _segments_of(entry: dict[str, Any], container: str) -> list[Segment] | None:
+    """The segments of a manifest's entry that is a Static Large Object, by the names the
+    upload gives them (`segment_name`); None for a plain object."""
+    large = entry.get("large_object")
+    if large is None:
+        return None
+    name, size, step = entry["object"], int(entry["bytes"]), int(large["segment_bytes"])
+    count = int(large["segments"])
+    return [
+        Segment(
+            f"{container}_segments",
+            segment_name(name, size, step, index),
+            min(step, size - index * step),
+            "",
+        )
+        for index in range(count)
+    ]
+
+
+def segment_name(name: str, size: int, segment_size: int, index: int) -> str:
+    """The object name of segment `index` of object `name`, in ``<container>_segments``:
+    a file of another size or cut in other segments never shares one."""
+    return f"{name}/slo/{size}/{segment_size}/{index:08d}"
+
+
+def list_destination(
+    store: SwiftStore, container: str, prefix: str
+) -> dict[str, ObjectInfo] | None:
+    """Create the container if needed and list what is already under the prefix; None when
+    the store cannot list (temporary URLs): each object is then looked up before it is
+    sent."""
     store.ensure_container(container)
+    if not store.can_list:
+        return None
     return {o.name: o for o in store.list_objects(container, object_prefix(prefix))}
 
 
@@ -253,6 +295,12 @@ def _unusable_name(path: str, name_prefix: str, *, reserve_manifest: bool = True
         return "reserved for the publisher's manifest"
     return ""
 
+
+class _Unknown:
+    """What the destination holds at a name that is yet to be looked up."""
+
+
+UNKNOWN = _Unknown()
 
 _buffers = threading.local()
 
@@ -289,16 +337,19 @@ class _Uploader:
         self.segment_container = f"{container}_segments"
         self.lock = threading.Lock()
         self.late_skips: list[Skipped] = []
+        self.whole_warned = False
 
-    def run(self, files: list[LocalFile], existing: dict[str, ObjectInfo]) -> list[dict]:
-        large = [f for f in files if f.size > self.options.segment_size]
+    def run(self, files: list[LocalFile], existing: dict[str, ObjectInfo] | None) -> list[dict]:
+        """Upload `files`; `existing` is what the destination holds, or None when each
+        object must be looked up (HEAD) before it is sent."""
+        large = [f for f in files if self._is_large(f)]
         segments = self._existing_segments() if large else {}
         results: dict[str, dict] = {}
         pending_segments: list[tuple[_LargeFile, int]] = []
-        small: list[tuple[LocalFile, ObjectInfo | None]] = []
+        small: list[tuple[LocalFile, ObjectInfo | _Unknown | None]] = []
         for f in files:
-            info = existing.get(self.name_prefix + f.path)
-            if f.size > self.options.segment_size:
+            info = UNKNOWN if existing is None else existing.get(self.name_prefix + f.path)
+            if self._is_large(f):
                 large_file = _LargeFile(self, f, info, segments, results)
                 pending_segments.extend((large_file, i) for i in range(len(large_file.ranges)))
             else:
@@ -334,12 +385,33 @@ class _Uploader:
             position, (large_file, index) = item
             large_file.segment(index, hashes.take(position))
 
-    def _existing_segments(self) -> dict[str, ObjectInfo]:
+    def _is_large(self, f: LocalFile) -> bool:
+        if f.size <= self.options.segment_size:
+            return False
+        if not self.store.writes_large_objects:
+            if not self.whole_warned:
+                self.whole_warned = True
+                log.warning(
+                    "files above the segment size go as single objects (at most Swift's "
+                    "largest, 5 GiB by default): no large-object service to write the "
+                    "manifest of a Static Large Object, which a temporary URL cannot"
+                )
+            return False
+        return True
+
+    def _existing_segments(self) -> dict[str, ObjectInfo] | None:
+        """The segments already uploaded; None when each must be looked up."""
         self.store.ensure_container(self.segment_container)
+        if not self.store.can_list:
+            return None
         listing = self.store.list_objects(self.segment_container, self.name_prefix)
         return {o.name: o for o in listing}
 
-    def _small(self, f: LocalFile, info: ObjectInfo | None, results: dict) -> None:
+    def look_up(self, container: str, name: str, info: ObjectInfo | _Unknown | None) -> Any:
+        """`info`, or what Swift holds at container/name when it is not known yet."""
+        return self.store.head_object(container, name) if info is UNKNOWN else info
+
+    def _small(self, f: LocalFile, info: ObjectInfo | _Unknown | None, results: dict) -> None:
         name = self.name_prefix + f.path
         try:
             fd = self.root.open_file(f.path)
@@ -358,6 +430,7 @@ class _Uploader:
             else:
                 md5 = _md5_of(fd, 0, f.size)
                 body = lambda: FileSlice(fd, 0, f.size)  # noqa: E731 - reopened per retry
+            info = self.look_up(self.container, name, info)
             done = info is not None and info.etag == md5 and info.size == f.size
             if not done:
                 self.store.put_object(self.container, name, body, length=f.size, etag=md5)
@@ -425,8 +498,8 @@ class _LargeFile:
         self,
         up: _Uploader,
         f: LocalFile,
-        info: ObjectInfo | None,
-        segments: dict[str, ObjectInfo],
+        info: ObjectInfo | _Unknown | None,
+        segments: dict[str, ObjectInfo] | None,
         results: dict,
     ) -> None:
         self.up, self.f, self.info, self.existing, self.results = up, f, info, segments, results
@@ -438,7 +511,7 @@ class _LargeFile:
         self.lock = threading.Lock()
 
     def segment_name(self, index: int) -> str:
-        return f"{self.name}/slo/{self.f.size}/{self.up.options.segment_size}/{index:08d}"
+        return segment_name(self.name, self.f.size, self.up.options.segment_size, index)
 
     def hash_segment(self, index: int) -> str:
         offset, length = self.ranges[index]
@@ -463,7 +536,11 @@ class _LargeFile:
         fd = self.up.root.open_file(self.f.path)
         try:
             seg = self.segment_name(index)
-            known = self.existing.get(seg)
+            known = (
+                self.existing.get(seg)
+                if self.existing is not None
+                else self.up.store.head_object(self.up.segment_container, seg)
+            )
             if known is None or known.etag != md5 or known.size != length:
                 self.up.store.put_object(
                     self.up.segment_container,
@@ -480,7 +557,8 @@ class _LargeFile:
 
     def _finish(self) -> None:
         slo_etag = hashlib.md5("".join(self.etags).encode(), usedforsecurity=False).hexdigest()
-        done = self.info is not None and self.info.slo_etag == slo_etag
+        info = self.up.look_up(self.up.container, self.name, self.info)
+        done = info is not None and info.slo_etag == slo_etag
         if not done:
             manifest = [
                 {
@@ -490,15 +568,7 @@ class _LargeFile:
                 }
                 for i, etag in enumerate(self.etags)
             ]
-            body = json.dumps(manifest).encode()
-            self.up.store.put_object(
-                self.up.container,
-                self.name,
-                body,
-                length=len(body),
-                etag=slo_etag,
-                query="multipart-manifest=put",
-            )
+            self.up.store.put_large_object(self.up.container, self.name, manifest, etag=slo_etag)
         with self.up.lock:
             self.results[self.f.path] = {
                 "path": self.f.path,

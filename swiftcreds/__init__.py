@@ -6,6 +6,8 @@
 what keystoneauth1 and python-swiftclient take. Nothing here does I/O beyond reading the
 file it is given, and failures are :class:`CredentialsError`, which each caller translates
 into its own error. Which file to read by default is the caller's business.
+:mod:`swiftcreds.tempurl` reads Swift temporary URLs, the credentials of pman's job pods
+when they hold no secret.
 """
 
 from swiftcreds.auth import keystone_plugin, swiftclient_options

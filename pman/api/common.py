@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pman.api")
 blueprint = Blueprint("common", __name__)
-# Probes need no token: a kubelet has none.
-PUBLIC_ENDPOINTS = {"ops.healthz", "ops.readyz"}
+# Probes need no token: a kubelet has none. Nor do job pods, which write large objects with
+# their temporary URLs as authority (pman.api.largeobjects).
+PUBLIC_ENDPOINTS = {"ops.healthz", "ops.readyz", "largeobjects.write_large_object"}
 
 
 def pman() -> Pman:

@@ -9,49 +9,17 @@ import pytest
 
 from tests.support.pipeline import (
     MANIFEST,
-    container_log,
-    job_body,
+    is_waiting,
     manifest,
     outputs,
     pman_process,
-    python_entrypoint,
+    wait_for_log,
+    waiting_job,
 )
 from tests.support.rest import PmanClient, delete_jobs, job_pods
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fault
-
-# Waits for a file the test creates, so the test decides when the processor ends.
-WAIT_FOR_FLAG = (
-    "import os, sys, time\n"
-    "print('waiting for the flag', flush=True)\n"
-    "while not os.path.exists(os.environ['FLAG']): time.sleep(0.05)\n"
-    "open(sys.argv[-1] + '/result.txt', 'w').write('done\\n')\n"
-    "print('done', flush=True)\n"
-)
-
-
-def waiting_job(bucket: str, flag) -> dict:
-    return job_body(bucket, entrypoint=python_entrypoint(WAIT_FOR_FLAG), env=[f"FLAG={flag}"])
-
-
-def is_waiting(job: dict) -> bool:
-    return job["phase"] == "running" and "waiting for the flag" in job["logs"]
-
-
-def wait_for_log(cluster, pod: str, container: str, *texts: str, timeout: float = 60) -> str:
-    """The container's log once it holds one of `texts`."""
-
-    def logged() -> str | None:
-        log = container_log(cluster, pod, container)
-        return log if any(text in log for text in texts) else None
-
-    try:
-        return eventually(logged, timeout=timeout, what=f"{container} logging any of {texts!r}")
-    except AssertionError as error:
-        raise AssertionError(
-            f"{error}; its log: {container_log(cluster, pod, container)!r}"
-        ) from None
 
 
 def test_swift_stopping_during_the_publish_is_retried_and_the_job_succeeds(

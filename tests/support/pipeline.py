@@ -22,6 +22,7 @@ from devstack.up import EXAMPLES, PmanProcess
 from tests.support.cluster import KubeCluster
 from tests.support.names import unique_name
 from tests.support.rest import Job
+from tests.support.waiting import eventually
 
 ORDER = {"notstarted": 0, "started": 1, "finishedSuccessfully": 2, "finishedWithError": 2}
 WORDCOUNT = EXAMPLES / "wordcount" / "wordcount.py"
@@ -121,3 +122,36 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+# Waits for a file the test creates, so the test decides when the processor ends.
+WAIT_FOR_FLAG = (
+    "import os, sys, time\n"
+    "print('waiting for the flag', flush=True)\n"
+    "while not os.path.exists(os.environ['FLAG']): time.sleep(0.05)\n"
+    "open(sys.argv[-1] + '/result.txt', 'w').write('done\\n')\n"
+    "print('done', flush=True)\n"
+)
+
+
+def waiting_job(bucket: str, flag) -> dict:
+    return job_body(bucket, entrypoint=python_entrypoint(WAIT_FOR_FLAG), env=[f"FLAG={flag}"])
+
+
+def is_waiting(job: dict) -> bool:
+    return job["phase"] == "running" and "waiting for the flag" in job["logs"]
+
+
+def wait_for_log(cluster, pod: str, container: str, *texts: str, timeout: float = 60) -> str:
+    """The container's log once it holds one of `texts`."""
+
+    def logged() -> str | None:
+        log = container_log(cluster, pod, container)
+        return log if any(text in log for text in texts) else None
+
+    try:
+        return eventually(logged, timeout=timeout, what=f"{container} logging any of {texts!r}")
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}; its log: {container_log(cluster, pod, container)!r}"
+        ) from None

@@ -13,10 +13,10 @@ from tests.support.pipeline import (
     manifest,
     outputs,
     pman_process,
-    wait_for_log,
+    publish_through_a_swift_outage,
     waiting_job,
 )
-from tests.support.rest import PmanClient, delete_jobs, job_pods
+from tests.support.rest import PmanClient, delete_jobs
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fault
@@ -28,20 +28,7 @@ def test_swift_stopping_during_the_publish_is_retried_and_the_job_succeeds(
     flag = shared_dir / "go"
     jid = pman.submit(waiting_job(bucket, flag))["jid"]
     pman.wait(jid, is_waiting)
-    (pod,) = job_pods(local_cluster, jid)
-    swift_server.stop_server("proxy")
-    try:
-        flag.touch()
-        # It meets the outage: uploads are retried, or, when it had not authenticated yet
-        # (authentication retries are shown only with -v), its preparation says so.
-        log = wait_for_log(
-            local_cluster, pod.metadata.name, "publish", "retrying in", "will try again"
-        )
-        assert "container processor ended: Completed" in log
-        assert pman.get(jid).json()["status"] == "started"
-    finally:
-        swift_server.start_server("proxy")
-    final, _ = pman.wait(jid)
+    final = publish_through_a_swift_outage(pman, local_cluster, swift_server, jid, flag)
     assert (final["status"], final["message"]) == ("finishedSuccessfully", "finished")
     connection = swift_server.connection()
     assert set(outputs(connection, bucket, f"out-{jid}")) == {"result.txt", MANIFEST}

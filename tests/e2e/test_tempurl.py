@@ -33,9 +33,9 @@ from tests.support.pipeline import (
     job_body,
     manifest,
     outputs,
+    publish_through_a_swift_outage,
     python_entrypoint,
     upload_sample,
-    wait_for_log,
 )
 from tests.support.rest import PmanClient, delete_jobs, job_pods
 from tests.support.swift import delete_container
@@ -173,18 +173,7 @@ def test_a_v6_job_stages_in_through_its_plan_publishes_a_large_object_and_surviv
     jid = pman.submit(body)["jid"]
     pman.wait(jid, is_waiting)
     assert_holds_no_secret(pod_manifest(local_cluster, jid))
-    (pod,) = job_pods(local_cluster, jid)
-    swift_server.stop_server("proxy")
-    try:
-        flag.touch()
-        log = wait_for_log(
-            local_cluster, pod.metadata.name, "publish", "retrying in", "will try again"
-        )
-        assert "container processor ended: Completed" in log
-        assert pman.get(jid).json()["status"] == "started"
-    finally:
-        swift_server.start_server("proxy")
-    final, _ = pman.wait(jid)
+    final = publish_through_a_swift_outage(pman, local_cluster, swift_server, jid, flag)
     assert (final["status"], final["message"]) == ("finishedSuccessfully", "finished"), final
 
     connection = account.connection()

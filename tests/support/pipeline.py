@@ -21,7 +21,7 @@ import kubernetes
 from devstack.up import EXAMPLES, PmanProcess
 from tests.support.cluster import KubeCluster
 from tests.support.names import unique_name
-from tests.support.rest import Job
+from tests.support.rest import Job, job_pods
 from tests.support.waiting import eventually
 
 ORDER = {"notstarted": 0, "started": 1, "finishedSuccessfully": 2, "finishedWithError": 2}
@@ -155,3 +155,21 @@ def wait_for_log(cluster, pod: str, container: str, *texts: str, timeout: float 
         raise AssertionError(
             f"{error}; its log: {container_log(cluster, pod, container)!r}"
         ) from None
+
+
+def publish_through_a_swift_outage(pman, cluster, swift_server, jid: str, flag: Path) -> Job:
+    """Stop Swift's proxy, let the waiting job's processor end (``flag``), see its publish
+    container meet the outage while the job stays ``started``, start Swift again; the job's
+    final state."""
+    (pod,) = job_pods(cluster, jid)
+    swift_server.stop_server("proxy")
+    try:
+        flag.touch()
+        # It meets the outage: uploads are retried, or, when it had not authenticated yet
+        # (authentication retries are shown only with -v), its preparation says so.
+        log = wait_for_log(cluster, pod.metadata.name, "publish", "retrying in", "will try again")
+        assert "container processor ended: Completed" in log
+        assert pman.get(jid).json()["status"] == "started"
+    finally:
+        swift_server.start_server("proxy")
+    return pman.wait(jid)[0]

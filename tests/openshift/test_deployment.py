@@ -252,6 +252,55 @@ def test_the_roles_grant_exactly_the_calls_pman_and_the_publisher_make(
         assert rules - calls == set(), f"{account}'s Role grants what it never calls"
 
 
+# -- the same template with SWIFT_POD_CREDENTIALS=tempurl --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tempurl_pman(kube_cluster, swift_server):
+    """pman deployed so that its job pods hold temporary URLs, not the Swift Secret."""
+    if kube_cluster.local is None:
+        pytest.skip("runs pman's pod as a local process: needs the local cluster")
+    parameters = {"SWIFT_POD_CREDENTIALS": "tempurl"}
+    with deploy(kube_cluster, swift_server, parameters=parameters) as deployed:
+        yield deployed
+
+
+def test_with_tempurl_a_job_runs_without_the_secret_and_publishes_its_output(
+    tempurl_pman, swift_job, shared_dir
+):
+    pman = tempurl_pman
+    body, connection = swift_job
+    release = shared_dir / "release"
+    body["entrypoint"] = ["sh", "-c", f"while [ ! -e {release} ]; do sleep 0.05; done; {PROCESSOR}"]
+    seen: list = []
+
+    def look_at_the_pod() -> None:
+        selector = f"pman.chrisproject.org/jid={body['jid']}"
+
+        def pod():
+            pods = pman.core.list_namespaced_pod(pman.namespace, label_selector=selector).items
+            return pods[0] if pods else None
+
+        seen.append(eventually(pod, timeout=60, what="the job's pod"))
+        release.touch()
+
+    job = run_job(pman, body, while_running=look_at_the_pod)
+    assert job["status"] == "finishedSuccessfully", f"{job}\n{pman.logs()}"
+    (pod,) = seen
+    assert not [volume.name for volume in pod.spec.volumes if volume.secret], pod.spec.volumes
+    words = {
+        c.name: " ".join((c.command or []) + (c.args or []))
+        for c in pod.spec.init_containers + pod.spec.containers
+    }
+    assert "temp_url_sig=" in words["stage-in"]
+    assert "temp_url_sig=" in words["publish"]
+    assert "temp_url_sig=" not in words["processor"]
+    container = body["output_dir"].split("/")[0]
+    output = connection.get_object(container, "out/output.txt")[1]
+    assert output == b"input from swift\n"
+    assert "job pods reach Swift through temporary URLs pman signs" in pman.logs()
+
+
 # -- the same template with STORAGE_TYPE=kubernetes_pvc --------------------------------------
 
 

@@ -178,6 +178,10 @@ def _pman_job(objects: list[Obj], port: int) -> Obj:
     spec["restartPolicy"] = "Never"
     (container,) = spec["containers"]
     container["env"].append({"name": "PMAN_BIND", "value": f"127.0.0.1:{port}"})
+    # Job pods reach pman where it listens: the local cluster has no Service addresses.
+    for variable in container["env"]:
+        if variable["name"] == "PMAN_SERVICE_URL" and variable.get("value"):
+            variable["value"] = f"http://127.0.0.1:{port}/"
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

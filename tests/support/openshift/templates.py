@@ -41,6 +41,8 @@ ALL_SET: dict[str, dict[str, str]] = {
         "SWIFT_CONTAINER_NAME": "cube-files",
         "PFCON_BOOKKEEPING_CONTAINER": "cube-files-pman",
         "SWIFT_SECRET_NAME": "moc-swift",
+        "SWIFT_POD_CREDENTIALS": "tempurl",
+        "PMAN_SERVICE_URL": "http://pman.radiology.svc:5010/",
         "JOB_DEADLINE_SECONDS": "3600",
         "JOB_GRACE_SECONDS": "120",
         "JOB_TTL_SECONDS": "172800",

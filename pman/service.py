@@ -87,7 +87,12 @@ class JobService:
         run = new_run()
         access = self.tempurls.v6_access(request, run) if self.tempurls else None
         job = build_job(request, self.settings, run=run, uid=uid, gid=gid, access=access)
-        created = self.kube.create_job(job)
+        try:
+            created = self.kube.create_job(job)
+        except PmanError:
+            if access is not None and self.tempurls:  # its plan holds URLs no job will use
+                self.tempurls.delete_plan(request.jid, run)
+            raise
         self.metrics.jobs_submitted.inc()
         return job_object(created, job_state(created, []), logs="")
 

@@ -34,9 +34,18 @@ from swiftclient.exceptions import ClientException
 from swiftclient.utils import generate_temp_url
 
 import swiftcreds
-from pman.errors import ObjectNotFound, PayloadTooLarge, PmanError, StoreError, StoreUnavailable
+from pman.errors import (
+    BadRequest,
+    ObjectNotFound,
+    PayloadTooLarge,
+    PmanError,
+    StoreError,
+    StoreUnavailable,
+    Unprocessable,
+)
 from swiftcreds import Credentials, swiftclient_options
 from swiftcreds.reasons import short_reason
+from swiftcreds.tempurl import has_dot_segment
 
 log = logging.getLogger(__name__)
 
@@ -286,16 +295,30 @@ class SwiftSession:
     ) -> None:
         """Write the manifest of a Static Large Object (Swift checks each segment's ETag
         and size, and the manifest's ETag, the MD5 of theirs)."""
+        what = f"writing the large object {container}/{name}"
+        if has_dot_segment(name) or any(has_dot_segment(s.get("path", "")) for s in segments):
+            raise BadRequest(f"{what}: a name with a '.' or '..' segment would name another")
         body = json.dumps(segments).encode()
-        with self._translated(f"writing the large object {container}/{name}"):
-            self._conn.put_object(
-                container,
-                name,
-                body,
-                content_length=len(body),
-                etag=etag,
-                query_string="multipart-manifest=put",
-            )
+        try:
+            with self._translated(what):
+                self._conn.put_object(
+                    container,
+                    name,
+                    body,
+                    content_length=len(body),
+                    etag=etag,
+                    query_string="multipart-manifest=put",
+                )
+        except StoreError as error:
+            cause = error.__cause__
+            if isinstance(cause, ClientException) and cause.http_status == 400:
+                # Swift checked the segments: its answer names the one that does not match.
+                content = cause.http_response_content or b""
+                if isinstance(content, bytes):
+                    content = content.decode("utf-8", "replace")
+                reason = " ".join(content.split())[:300] or "400 Bad Request"
+                raise Unprocessable(f"{what}: Swift refused the manifest: {reason}") from None
+            raise
 
     def delete_object(self, container: str, name: str) -> None:
         """Delete an object; one that is already gone is fine."""

@@ -50,7 +50,7 @@ from pman.stagein import (
     plan_document,
 )
 from pman.swift import Location, Signer, Store, SwiftSession
-from swiftcreds.tempurl import NotATempUrl, TempUrl, expiry
+from swiftcreds.tempurl import NotATempUrl, TempUrl, expiry, has_dot_segment
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,7 @@ class TempUrls:
             Location.parse(str(request.input_dir)),
             Location.parse(str(request.output_dir)),
         )
+        self._check_scope(source, output)
         with self.store.session() as swift:
             signer = self.signer(swift)
             try:
@@ -220,12 +221,41 @@ class TempUrls:
                 service_url=self.settings.pman_service_url,
             )
 
+    def _check_scope(self, source: Location, output: Location) -> None:
+        """:class:`BadRequest` for a v6 job whose URLs would reach more than its own data: a
+        whole container (no prefix to scope them by), pman's bookkeeping container (other
+        jobs' plans and their URLs), or a ``_segments`` container (other outputs' parts)."""
+        problems: dict[str, str] = {}
+        if not output.prefix.strip("/"):
+            problems["output_dir"] = (
+                "must be a folder in a container (<container>/<folder>) with "
+                "SWIFT_POD_CREDENTIALS=tempurl: a job's URLs would reach the whole container"
+            )
+        for field, location in (("input_dir", source), ("output_dir", output)):
+            if location.container == self.bookkeeping:
+                problems[field] = f"must not be in pman's own container {self.bookkeeping!r}"
+            elif field == "output_dir" and location.container.endswith("_segments"):
+                problems[field] = (
+                    "must not be in a _segments container: the parts of large objects are "
+                    "there, written by pman's jobs"
+                )
+        if problems:
+            raise BadRequest(problems)
+
     @staticmethod
     def create_output(swift: SwiftSession, output: Location) -> None:
         """The containers the output and its large objects' segments go to: a temporary URL
         cannot create them."""
         swift.ensure_container(output.container)
         swift.ensure_container(f"{output.container}_segments")
+
+    def delete_plan(self, jid: str, run: str) -> None:
+        """Delete the stage-in plan of run ``run`` of ``jid`` (a job that was not created)."""
+        try:
+            with self.store.session() as swift:
+                swift.delete_object(self.bookkeeping, plan_name(jid, run))
+        except PmanError as error:
+            log.warning("job %s: its stage-in plan was not deleted: %s", jid, error)
 
     def delete_plans(self, jid: str) -> None:
         """Delete the stage-in plans of every run of ``jid`` (they hold its URLs)."""
@@ -331,7 +361,10 @@ def _checked(text: Any, field: str, storage_url: str, keys: Sequence[str], now: 
         raise Forbidden(f"{field}: the temporary URL expired at {expiry(url.expires)}")
     for key in keys:
         signer = Signer(storage_url, key, url.expires)
-        expected = signer.signature("PUT", url.container, url.name, prefix=url.prefix)
+        try:
+            expected = signer.signature("PUT", url.container, url.name, prefix=url.prefix)
+        except ValueError as error:  # what python-swiftclient cannot sign
+            raise BadRequest({field: f"is not a usable temporary URL: {error}"}) from None
         if hmac.compare_digest(expected.encode(), url.signature.encode()):
             return url
     raise Forbidden(
@@ -352,6 +385,10 @@ def _manifest(raw: Any, covering: list[TempUrl]) -> list[dict[str, Any]]:
             raise BadRequest({"manifest": "a segment's path and etag must be strings"})
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise BadRequest({"manifest": "a segment's size_bytes must be a positive integer"})
+        if has_dot_segment(path):
+            raise BadRequest(
+                {"manifest": "a segment's path has a '.' or '..' segment: it would name another"}
+            )
         container, _, name = path.lstrip("/").partition("/")
         if not path.startswith("/") or not any(url.covers(container, name) for url in covering):
             raise Forbidden(

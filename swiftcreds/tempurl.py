@@ -22,6 +22,8 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 METHODS = ("GET", "PUT", "DELETE")
 """The methods a publisher is given temporary URLs for (``HEAD`` comes with GET and PUT)."""
 API_VERSION = "v1"
+MAX_EXPIRES_DIGITS = 12
+"""A UNIX time in seconds has 10 digits until the year 2286."""
 
 
 class NotATempUrl(ValueError):
@@ -60,7 +62,7 @@ class TempUrl:
         prefix = query.get("temp_url_prefix")
         if not signature or not expires:
             raise NotATempUrl("a temporary URL has temp_url_sig and temp_url_expires")
-        if not expires.isdigit():
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > MAX_EXPIRES_DIGITS:
             raise NotATempUrl("temp_url_expires must be a UNIX time (seconds)")
         segments = parts.path.split("/")
         if API_VERSION not in segments[:-2]:
@@ -70,6 +72,12 @@ class TempUrl:
         rest = unquote("/".join(segments[at + 3 :]))
         if not account or not container:
             raise NotATempUrl("a temporary URL names an account and a container")
+        if "/" in container or has_dot_segment(container):
+            raise NotATempUrl("a container name holds no '/' and is not '.' or '..'")
+        if has_dot_segment(rest) or (prefix is not None and has_dot_segment(prefix[0])):
+            raise NotATempUrl(
+                "a path with a '.' or '..' segment: HTTP clients send it to another object"
+            )
         storage = f"{parts.scheme}://{parts.netloc}{'/'.join(segments[: at + 2])}"
         if prefix is None:
             if not rest:
@@ -116,6 +124,13 @@ def exact(method: str, storage_url: str, container: str, name: str, **fields: ob
     if not isinstance(expires, int) or isinstance(expires, bool):
         raise NotATempUrl(f"object {name!r} has no expiry time")
     return TempUrl(method, storage_url, container, name, False, expires, signature, name)
+
+
+def has_dot_segment(path: str) -> bool:
+    """Whether ``path`` has a ``.`` or ``..`` segment. Swift takes such a name as it is, but
+    HTTP clients (urllib3, and so python-swiftclient and requests) remove dot segments from a
+    URL before sending it: a request for ``out/../x`` would reach ``x``."""
+    return any(part in (".", "..") for part in path.split("/"))
 
 
 def expiry(timestamp: int) -> str:

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.support.cluster", "tests.support.swift", "tests.support.isolation"]
+pytest_plugins = [
+    "tests.support.cluster",
+    "tests.support.swift",
+    "tests.support.isolation",
+    "tests.support.data",
+]
 
 TIERS = ("unit", "integration", "e2e", "images")
 SERVER_FIXTURES = {"swift_server", "kube_cluster", "keystone_swift"}

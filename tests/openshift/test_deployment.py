@@ -27,6 +27,19 @@ FINAL = {"finishedSuccessfully", "finishedWithError"}
 PROCESSOR = 'echo processed by pman; mkdir -p "$0"; cat /share/incoming/input.txt > "$0/output.txt"'
 
 
+def processor_request(jid: str, input_dir: str, output_dir: str) -> dict:
+    """pfcon's request for a job running PROCESSOR on ``input_dir``."""
+    return pfcon_request(
+        jid=jid,
+        entrypoint=["sh", "-c", PROCESSOR],
+        args=[],
+        args_path_flags=[],
+        input_dir=input_dir,
+        output_dir=output_dir,
+        env=[],
+    )
+
+
 @pytest.fixture(scope="module")
 def pman(kube_cluster, swift_server):
     if kube_cluster.local is None:
@@ -42,15 +55,7 @@ def swift_job(swift_server, swift_container):
     connection.put_container(swift_container)
     connection.put_object(swift_container, "in/input.txt", b"input from swift\n")
     jid = f"openshift-{uuid.uuid4().hex[:8]}"
-    body = pfcon_request(
-        jid=jid,
-        entrypoint=["sh", "-c", PROCESSOR],
-        args=[],
-        args_path_flags=[],
-        input_dir=f"{swift_container}/in",
-        output_dir=f"{swift_container}/out",
-        env=[],
-    )
+    body = processor_request(jid, f"{swift_container}/in", f"{swift_container}/out")
     return body, connection
 
 
@@ -171,15 +176,7 @@ def test_the_data_routes_reach_swift_with_the_mounted_credentials(pman, data_jid
     assert uploaded in logs
     assert "X-Auth-Token" not in logs
     assert "REQ: curl" not in logs
-    body = pfcon_request(
-        jid=data_jid,
-        entrypoint=["sh", "-c", PROCESSOR],
-        args=[],
-        args_path_flags=[],
-        input_dir=pushed["input_dir"],
-        output_dir=f"key-{data_jid}/outgoing",
-        env=[],
-    )
+    body = processor_request(data_jid, pushed["input_dir"], f"key-{data_jid}/outgoing")
     submit(pman, body)
     try:
         job = wait_final(pman, data_jid)
@@ -324,15 +321,7 @@ def test_in_the_pvc_mode_a_job_reads_and_writes_the_claim_the_client_shares(pvc_
     incoming = storebase / f"key-{jid}" / "incoming"  # what pfcon writes before it submits
     incoming.mkdir(parents=True)
     (incoming / "input.txt").write_bytes(b"input from the claim\n")
-    body = pfcon_request(
-        jid=jid,
-        entrypoint=["sh", "-c", PROCESSOR],
-        args=[],
-        args_path_flags=[],
-        input_dir=f"key-{jid}/incoming",
-        output_dir=f"key-{jid}/outgoing",
-        env=[],
-    )
+    body = processor_request(jid, f"key-{jid}/incoming", f"key-{jid}/outgoing")
     job = run_job(pman, body)
     assert job["status"] == "finishedSuccessfully", job
     assert "processed by pman" in job["logs"]
@@ -353,15 +342,7 @@ def test_in_the_pvc_mode_pmans_role_grants_exactly_its_calls_and_no_publisher_ru
     jid = f"openshift-pvc-{uuid.uuid4().hex[:8]}"
     (storebase / f"key-{jid}" / "incoming").mkdir(parents=True)
     (storebase / f"key-{jid}" / "incoming" / "input.txt").write_bytes(b"x\n")
-    body = pfcon_request(
-        jid=jid,
-        entrypoint=["sh", "-c", PROCESSOR],
-        args=[],
-        args_path_flags=[],
-        input_dir=f"key-{jid}/incoming",
-        output_dir=f"key-{jid}/outgoing",
-        env=[],
-    )
+    body = processor_request(jid, f"key-{jid}/incoming", f"key-{jid}/outgoing")
     job = run_job(pman, body)
     assert job["status"] == "finishedSuccessfully", job
     assert requests.get(f"{pman.url}/api/v1/_jobs/", headers=pman.headers(), timeout=30).ok

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.support.bodies import HOSTILE_FIELDS, pfcon_request
-from tests.support.data import Containers, data_pman, objects, tar_bytes
+from tests.support.data import data_pman, objects, tar_bytes
 from tests.support.names import unique_name
 
 # What an answer must never hold: Python's own words, reprs and the like.
@@ -24,13 +24,6 @@ MANIFEST = ".publisher-manifest.json"
 def pman(kube_cluster, swift_server):
     with data_pman(kube_cluster, swift_server) as handle:
         yield handle
-
-
-@pytest.fixture
-def containers(swift_server):
-    handle = Containers(swift_server)
-    yield handle
-    handle.cleanup()
 
 
 def assert_plain_words(answer: requests.Response) -> None:

@@ -41,13 +41,6 @@ def pman(kube_cluster, swift_server):
         yield handle
 
 
-@pytest.fixture
-def containers(swift_server):
-    handle = Containers(swift_server)
-    yield handle
-    handle.cleanup()
-
-
 def upload_url(pman, jid: str) -> str:
     return f"{pman.url}/api/v1/_data/{jid}/input/"
 

@@ -13,7 +13,7 @@ import requests
 
 from pman.cli import main
 from pman.uploads import STATUS_CONTAINER
-from tests.support.data import Containers, data_pman, objects, tar_bytes
+from tests.support.data import data_pman, objects, tar_bytes
 from tests.support.trees import write_tree
 from tests.support.waiting import eventually
 
@@ -26,13 +26,6 @@ def impatient(kube_cluster, swift_server):
     """pman that answers every upload before its files are in Swift."""
     with data_pman(kube_cluster, swift_server, upload_wait_seconds=0) as handle:
         yield handle
-
-
-@pytest.fixture
-def containers(swift_server):
-    handle = Containers(swift_server)
-    yield handle
-    handle.cleanup()
 
 
 def input_url(pman, jid: str) -> str:

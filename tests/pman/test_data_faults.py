@@ -17,7 +17,7 @@ import requests
 
 import swiftcreds
 from devstack.up import PmanProcess
-from tests.support.data import Containers, container_exists, data_pman, tar_bytes, zip_bytes
+from tests.support.data import container_exists, data_pman, tar_bytes, zip_bytes
 
 # Well inside the 100 s pman's clients wait, far below what a hung Swift used to cost.
 CLIENT_PATIENCE = 60
@@ -25,13 +25,6 @@ CLIENT_PATIENCE = 60
 # the same with the default, only later.
 QUICK = {"swift_timeout": 1}
 TAR = {"Content-Type": "application/x-tar"}
-
-
-@pytest.fixture
-def containers(swift_server):
-    handle = Containers(swift_server)
-    yield handle
-    handle.cleanup()
 
 
 @contextmanager

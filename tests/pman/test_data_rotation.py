@@ -14,7 +14,7 @@ import requests
 import swiftcreds
 from pman.errors import StoreUnavailable
 from pman.swift import Store
-from tests.support.data import Containers, data_pman, publish
+from tests.support.data import data_pman, publish
 from tests.support.trees import write_tree
 from tests.support.waiting import eventually
 
@@ -69,13 +69,6 @@ def volume(tmp_path):
     root = tmp_path / "secret"
     root.mkdir()
     return SecretVolume(root)
-
-
-@pytest.fixture
-def containers(swift_server):
-    handle = Containers(swift_server)
-    yield handle
-    handle.cleanup()
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Helpers (no tests) for the data-route and client tests: archives built in memory, Swift
-contents, the real publisher, a pman with Swift credentials."""
+contents, the real publisher, a pman with Swift credentials; and the ``containers`` fixture
+(a plugin of the root ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from swiftclient.exceptions import ClientException
 
 import swiftcreds
@@ -145,3 +147,11 @@ class Containers:
         connection = self.swift.connection()
         for name in self.names:
             delete_container(connection, name)
+
+
+@pytest.fixture
+def containers(swift_server: SwiftAIO) -> Iterator[Containers]:
+    """Unique job ids for one test, their ``key-<jid>`` containers deleted after it."""
+    handle = Containers(swift_server)
+    yield handle
+    handle.cleanup()

@@ -7,7 +7,6 @@ is raw HTTP so that tests see every status code and header.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import requests
 
 from tests.support.names import unique_name
+from tests.support.waiting import states_until
 
 USER = "cube"
 PASSWORD = "cube-password-for-tests"
@@ -141,16 +141,14 @@ class PfconClient:
         timeout: float = 120,
     ) -> tuple[Job, list[Job]]:
         """Poll as CUBE does until ``until(job)``; the last compute object and all seen."""
-        seen: list[Job] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def read() -> Job:
             response = self.get(jid)
             assert response.status_code == 200, response.text
-            seen.append(response.json()["compute"])
-            if until(seen[-1]):
-                return seen[-1], seen
-            time.sleep(0.2)
-        raise AssertionError(f"{jid} never reached the awaited state; last: {seen[-1:]}")
+            return response.json()["compute"]
+
+        what = f"{jid} reaching the awaited state"
+        return states_until(read, until, timeout=timeout, interval=0.2, what=what)
 
 
 def cube_jid() -> str:

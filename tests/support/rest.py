@@ -6,7 +6,6 @@ a separate process (``tests/e2e``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ import kubernetes
 import requests
 
 from tests.support.cluster import KubeCluster
+from tests.support.waiting import states_until
 
 FINISHED = ("finishedSuccessfully", "finishedWithError")
 
@@ -53,16 +53,14 @@ class PmanClient:
         timeout: float = 90,
     ) -> tuple[Job, list[Job]]:
         """Poll as a client does until ``until(job)``; the last job object and every one seen."""
-        seen: list[Job] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def read() -> Job:
             response = self.get(jid)
             assert response.status_code == 200, response.text
-            seen.append(response.json())
-            if until(seen[-1]):
-                return seen[-1], seen
-            time.sleep(0.1)
-        raise AssertionError(f"{jid} never reached the awaited state; last: {seen[-1:]}")
+            return response.json()
+
+        what = f"{jid} reaching the awaited state"
+        return states_until(read, until, timeout=timeout, interval=0.1, what=what)
 
 
 def delete_jobs(cluster: KubeCluster, jids: list[str]) -> None:

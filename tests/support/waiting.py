@@ -33,3 +33,26 @@ def eventually(
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what}: not within {timeout} s")
         time.sleep(interval)
+
+
+def states_until(
+    read: Callable[[], T],
+    until: Callable[[T], bool],
+    *,
+    timeout: float = 60,
+    interval: float = 0.1,
+    what: str = "the awaited state",
+) -> tuple[T, list[T]]:
+    """Read a state every ``interval`` seconds until ``until(state)``: the last state and
+    every one read (to check what a client saw on the way). Fails showing the last one."""
+    seen: list[T] = []
+
+    def reached() -> bool:
+        seen.append(read())
+        return until(seen[-1])
+
+    try:
+        eventually(reached, timeout=timeout, interval=interval, what=what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; last: {seen[-1:]}") from None
+    return seen[-1], seen

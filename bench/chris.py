@@ -36,6 +36,7 @@ import requests
 
 from bench.datasets import MIB
 from bench.rss import peak_rss_kib
+from bench.tools import swift_secret
 from devstack.swiftaio import SwiftAIO
 from devstack.up import PmanProcess
 from localcluster.cluster import LocalCluster
@@ -91,7 +92,7 @@ class ChrisBench:
             with kubernetes.config.new_client_from_config(config_file=config) as api:
                 self.core = kubernetes.client.CoreV1Api(api)
                 self.batch = kubernetes.client.BatchV1Api(api)
-                secret = self._secret()
+                secret = swift_secret(self.core, self.swift)
                 pman = PmanProcess(self._pman_env(secret), self.state / "pman.log").start()
                 self.url = f"{pman.url}{BASE}"
                 self.token = self._login()
@@ -115,16 +116,6 @@ class ChrisBench:
             shutil.rmtree(self.state / "data", ignore_errors=True)
 
     # -- setup ------------------------------------------------------------------------------
-
-    def _secret(self) -> str:
-        name = "bench-swift-credentials"
-        text = (
-            f"[AUTHORIZATION]\nosAuthUrl = {self.swift.auth_url}\n"
-            f"username = {self.swift.user}\npassword = {self.swift.key}\n"
-        )
-        body = {"metadata": {"name": name}, "stringData": {"swift-credentials.cfg": text}}
-        self.core.create_namespaced_secret("default", body)
-        return name
 
     def _pman_env(self, secret: str) -> dict[str, str]:
         return {

@@ -17,6 +17,7 @@ from typing import Any
 
 import kubernetes
 
+from bench.tools import swift_secret
 from devstack.swiftaio import SwiftAIO
 from localcluster.cluster import LocalCluster
 from pman import jobspec
@@ -71,7 +72,7 @@ class LatencyBench:
             ) as api:
                 self.core = kubernetes.client.CoreV1Api(api)
                 self.batch = kubernetes.client.BatchV1Api(api)
-                secret = self._secret()
+                secret = swift_secret(self.core, self.swift)
                 runs = {"short": [], "long": []}
                 for _i in range(repeats):
                     runs["short"].append(self._one(short, secret))
@@ -91,16 +92,6 @@ class LatencyBench:
             "audit_short": sorted({r["audit_requests"] for r in runs["short"]}),
             "audit_long": sorted({r["audit_requests"] for r in runs["long"]}),
         }
-
-    def _secret(self) -> str:
-        name = "bench-swift-credentials"
-        text = (
-            f"[AUTHORIZATION]\nosAuthUrl = {self.swift.auth_url}\n"
-            f"username = {self.swift.user}\npassword = {self.swift.key}\n"
-        )
-        body = {"metadata": {"name": name}, "stringData": {"swift-credentials.cfg": text}}
-        self.core.create_namespaced_secret("default", body)
-        return name
 
     def _one(self, seconds: float, secret: str) -> dict[str, Any]:
         name = f"bench-{uuid.uuid4().hex[:8]}"

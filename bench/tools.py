@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devstack.swiftaio import SwiftAIO
 
@@ -135,3 +136,14 @@ def empty_container(swift: SwiftAIO, container: str) -> None:
             )
         with contextlib.suppress(ClientException):
             conn.delete_container(name)
+
+
+def swift_secret(core: Any, swift: SwiftAIO, name: str = "bench-swift-credentials") -> str:
+    """Create the Secret job pods read ``swift-credentials.cfg`` from, in namespace
+    ``default`` (``core``: a CoreV1Api); its name."""
+    body = {
+        "metadata": {"name": name},
+        "stringData": {"swift-credentials.cfg": swift.credentials_text()},
+    }
+    core.create_namespaced_secret("default", body)
+    return name

@@ -122,15 +122,19 @@ class SwiftAIO:
 
         return Connection(self.auth_url, self.user, self.key, retries=0)
 
-    def write_credentials(self, path: Path | str) -> Path:
-        """Write a `swift-credentials.cfg` (Swift v1 form) for this server and return its path."""
-        path = Path(path)
-        path.write_text(
+    def credentials_text(self) -> str:
+        """A `swift-credentials.cfg` (Swift v1 form) for this server."""
+        return (
             "[AUTHORIZATION]\n"
             f"osAuthUrl = {self.auth_url}\n"
             f"username = {self.user}\n"
             f"password = {self.key}\n"
         )
+
+    def write_credentials(self, path: Path | str) -> Path:
+        """Write a `swift-credentials.cfg` (Swift v1 form) for this server and return its path."""
+        path = Path(path)
+        path.write_text(self.credentials_text())
         path.chmod(0o600)
         return path
 

@@ -84,14 +84,6 @@ def processed(namespace: str, parameters: dict[str, str] | None = None) -> list[
     return objects
 
 
-def credentials_text(swift: Any) -> str:
-    """A swift-credentials.cfg for the test Swift server (Swift v1 form)."""
-    return (
-        f"[AUTHORIZATION]\nosAuthUrl = {swift.auth_url}\n"
-        f"username = {swift.user}\npassword = {swift.key}\n"
-    )
-
-
 @contextmanager
 def deploy(
     cluster: KubeCluster,
@@ -168,7 +160,7 @@ def _swift_secret(objects: list[Obj], swift: Any) -> Obj:
         "kind": "Secret",
         "metadata": {"name": pman_env(objects)["SWIFT_SECRET_NAME"]},
         "type": "Opaque",
-        "stringData": {"swift-credentials.cfg": credentials_text(swift)},
+        "stringData": {"swift-credentials.cfg": swift.credentials_text()},
     }
 
 

@@ -19,6 +19,8 @@ pytest_plugins = [
     "tests.support.cluster",
     "tests.support.swift",
     "tests.support.isolation",
+    "tests.support.pman_cluster",
+    "tests.support.pfcon",
     "tests.support.data",
 ]
 

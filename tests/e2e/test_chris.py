@@ -7,7 +7,6 @@ folder that fails its job), and python-pfconclient, the client CUBE uses, drivin
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -28,7 +27,6 @@ from tests.support.pfcon import (
     put_objects,
 )
 from tests.support.rest import delete_jobs
-from tests.support.swift import delete_container
 from tests.support.waiting import eventually
 
 # Plugins as programs of this machine (the local cluster runs the pods' commands here).
@@ -61,15 +59,6 @@ MISCHIEF = (  # an fs plugin that writes nested folders, a symbolic link and a C
     "os.symlink('/etc/passwd', os.path.join(out, 'passwd'))\n"
 )
 PLACEHOLDER = "root/data/squashEmptyDir"  # what CUBE sends an fs plugin without path params
-
-
-@pytest.fixture(scope="module")
-def cube(swift_server) -> Iterator[str]:
-    name = f"users-{uuid.uuid4().hex[:10]}"
-    swift_server.connection().put_container(name)
-    yield name
-    for container in (name, f"{name}_pman", f"{name}_segments"):
-        delete_container(swift_server.connection(), container)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ import pytest
 import requests
 import yaml
 
+from devstack.processes import free_port
 from tests.support.openshift import template
 from tests.support.openshift.templates import OPENSHIFT, find, pman_container, pman_env
 from tests.support.podman import (
@@ -43,12 +43,6 @@ try:
 except urllib.error.HTTPError as error:
     print(json.dumps([error.code, error.read().decode()]))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def service_account(kubeconfig: str, directory: Path) -> tuple[Path, dict[str, str]]:

@@ -86,6 +86,8 @@ def node(request: pytest.FixtureRequest) -> Iterator[Node]:
         cluster = LocalCluster(state, tls=True, mount_mode=mode).start()
     except RuntimeError as error:
         shutil.rmtree(state, ignore_errors=True)
+        if mode == "root":
+            raise  # as root the root mode always works: a failure is the local cluster's
         pytest.skip(f"this machine allows no {mode} mount mode: {error}")
     try:
         with kubernetes.config.new_client_from_config(
@@ -390,7 +392,7 @@ def test_the_cluster_says_what_isolation_it_gives(node):
     summary = node.cluster.isolation.summary()
     assert "readOnly" in summary
     assert str(node.cluster.state_dir) in summary
-    assert "PID namespace" in summary or "no PID namespace" in summary
+    assert ("see only their own processes" in summary) == node.cluster.isolation.pid_namespace
 
 
 def test_the_memory_watchdog_counts_the_container_not_its_init(tmp_path):

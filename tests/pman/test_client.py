@@ -29,17 +29,11 @@ from tests.support.data import (
     zip_bytes,
 )
 from tests.support.names import unique_name
-from tests.support.pman_cluster import COPY_INPUT, read_job, swift_secret
+from tests.support.pman_cluster import COPY_INPUT, read_job
 from tests.support.trees import read_tree, write_tree
 
 MANIFEST = ".publisher-manifest.json"
 TOKEN = "cli-t0ken"
-
-
-@pytest.fixture(scope="module")
-def secret(kube_cluster, swift_credentials_file):
-    with swift_secret(kube_cluster, swift_credentials_file) as name:
-        yield name
 
 
 @pytest.fixture(scope="module")

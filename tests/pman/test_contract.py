@@ -33,7 +33,6 @@ from tests.support.pman_cluster import (
     publisher_requests,
     read_job,
     running_pman,
-    swift_secret,
 )
 from tests.support.pman_server import pman_server
 from tests.support.rest import FINISHED, job_pods
@@ -66,12 +65,6 @@ def storage(request, kube_cluster, swift_server, tmp_path_factory):
         request.param, kube_cluster, swift_server=swift_server, scratch=scratch
     ) as where:
         yield where
-
-
-@pytest.fixture(scope="module")
-def secret(kube_cluster, swift_credentials_file):
-    with swift_secret(kube_cluster, swift_credentials_file) as name:
-        yield name
 
 
 @pytest.fixture(scope="module")

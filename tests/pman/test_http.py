@@ -227,6 +227,9 @@ def test_metric_labels_come_from_a_closed_set_whatever_clients_send(tmp_path):
         ).text
     series = [line for line in text.splitlines() if line.startswith("pman_http_requests_total{")]
     labels = [dict(re.findall(r'(\w+)="([^"]*)"', line)) for line in series]
+    assert series, text
+    assert "other" in {label["method"] for label in labels}  # the invented methods
+    assert "unmatched" in {label["route"] for label in labels}  # the /x<n>/ paths
     assert {label["method"] for label in labels} <= {*methods, "other"}
     assert {label["route"] for label in labels} <= {
         "/api/v1/",

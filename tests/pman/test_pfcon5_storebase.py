@@ -5,18 +5,16 @@ reads its input read-only and reaches nothing of the storeBase but its two direc
 
 from __future__ import annotations
 
-import io
-import zipfile
-
-import kubernetes
 import pytest
 import requests
 
 from pman.cli import main
 from pman.settings import ContainerUser
+from tests.support.data import zip_bytes
 from tests.support.names import unique_name
 from tests.support.pfcon5 import Pfcon5, compute_data
 from tests.support.pman_cluster import COPY_FILES, read_job, running_pman
+from tests.support.rest import job_pods
 from tests.support.storage import VOLUME_MODES, prepare_storebase
 from tests.support.trees import read_tree, write_tree
 from tests.support.waiting import eventually
@@ -95,14 +93,6 @@ def rewrite(kube_cluster) -> bool:
     return kube_cluster.local.mount_mode == "rewrite"
 
 
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def ds(script: str = COPY, **changes):
     return compute_data(type="ds", entrypoint=["python3", "-c", script], **changes)
 
@@ -117,7 +107,7 @@ def fs(script: str = GREET, **changes):
 def test_zipfile_mode_a_ds_job_reads_incoming_and_pfcon_zips_outgoing(pfcon, storebase):
     jid = unique_name("zip-ds")
     data = {"scan/a.dcm": b"slice a\n", "scan/b.dcm": b"slice b\n", "notes.txt": b"notes\n"}
-    created = pfcon.submit_zipfile(jid, ds(), zip_of(data))
+    created = pfcon.submit_zipfile(jid, ds(), zip_bytes(data))
     assert created["status"] == "notstarted"
     assert created["cmd"].endswith(" /share/incoming /share/outgoing")
     job = pfcon.wait(jid)
@@ -134,7 +124,7 @@ def test_zipfile_mode_a_ds_job_reads_incoming_and_pfcon_zips_outgoing(pfcon, sto
 def test_zipfile_mode_an_fs_job_writes_outgoing(pfcon):
     jid = unique_name("zip-fs")
     pfcon.submit_zipfile(
-        jid, fs(args=["--dir", "cube/uploads"], args_path_flags=["--dir"]), zip_of({})
+        jid, fs(args=["--dir", "cube/uploads"], args_path_flags=["--dir"]), zip_bytes({})
     )
     job = pfcon.wait(jid)
     assert job["status"] == "finishedSuccessfully", job
@@ -219,7 +209,7 @@ def test_a_fixed_container_user_reads_the_input_and_writes_the_output(
     with running_pman(kube_cluster, container_user=user, **settings) as handle:
         pfcon = Pfcon5(handle, storebase)
         jid = unique_name("fixed")
-        pfcon.submit_zipfile(jid, ds(SAY_WHO), zip_of({"scan/a.dcm": b"slice a\n"}))
+        pfcon.submit_zipfile(jid, ds(SAY_WHO), zip_bytes({"scan/a.dcm": b"slice a\n"}))
         spec = read_job(handle.cluster, jid)["spec"]["template"]["spec"]
         assert spec["securityContext"] == {
             "runAsNonRoot": True,
@@ -247,7 +237,7 @@ def test_the_processor_cannot_write_its_input(pfcon, storebase, rewrite):
     if rewrite:
         pytest.skip(NEEDS_MOUNTS)
     jid = unique_name("ro")
-    pfcon.submit_zipfile(jid, ds(TRY_WRITING_THE_INPUT), zip_of({"a.txt": b"original\n"}))
+    pfcon.submit_zipfile(jid, ds(TRY_WRITING_THE_INPUT), zip_bytes({"a.txt": b"original\n"}))
     job = pfcon.wait(jid)
     assert job["status"] == "finishedSuccessfully", job
     assert "/share/incoming/new.txt refused: Read-only file system" in job["logs"]
@@ -259,7 +249,7 @@ def test_the_processor_cannot_write_its_input(pfcon, storebase, rewrite):
 
 def test_the_pod_mounts_two_directories_of_the_storebase_and_nothing_else(pfcon, pman):
     jid = unique_name("mounts")
-    pfcon.submit_zipfile(jid, ds(), zip_of({"x.txt": b"x"}))
+    pfcon.submit_zipfile(jid, ds(), zip_bytes({"x.txt": b"x"}))
     spec = read_job(pman.cluster, jid)["spec"]["template"]["spec"]
     (processor,) = spec["containers"]
     assert [
@@ -289,7 +279,7 @@ def test_links_in_the_input_do_not_reach_the_rest_of_the_storebase(pfcon, storeb
     (storebase / f"key-{jid}" / "incoming" / "peek").symlink_to(
         f"../../key-{other}/incoming/secret.txt"
     )
-    pfcon.submit_zipfile(jid, ds(LOOK_AROUND), zip_of({}))
+    pfcon.submit_zipfile(jid, ds(LOOK_AROUND), zip_bytes({}))
     job = pfcon.wait(jid)
     assert job["status"] == "finishedSuccessfully", job
     assert "share: incoming outgoing" in job["logs"]
@@ -370,7 +360,7 @@ def test_the_data_routes_and_the_cli_answer_409_naming_the_mode(pman, mode, tmp_
     jid = unique_name("data")
     upload = requests.post(
         f"{pman.url}/api/v1/_data/{jid}/input/",
-        data=zip_of({"a.txt": b"a"}),
+        data=zip_bytes({"a.txt": b"a"}),
         headers={"Content-Type": "application/zip"},
         timeout=30,
     )
@@ -398,20 +388,11 @@ def test_the_data_routes_and_the_cli_answer_409_naming_the_mode(pman, mode, tmp_
 def test_delete_stops_a_running_job_and_its_jid_is_free_again(pfcon, pman):
     jid = unique_name("stop")
     sleeper = "import time; print('sleeping', flush=True); time.sleep(300)"
-    pfcon.submit_zipfile(jid, fs(sleeper), zip_of({}))
+    pfcon.submit_zipfile(jid, fs(sleeper), zip_bytes({}))
     pman.wait(jid, lambda j: "sleeping" in j["logs"])
     pfcon.delete(jid)
     assert pman.get(jid).status_code == 404
-    with pman.cluster.api_client() as api:
-        core = kubernetes.client.CoreV1Api(api)
-        selector = f"pman.chrisproject.org/jid={jid}"
-
-        def gone() -> bool:
-            return not core.list_namespaced_pod(
-                pman.cluster.namespace, label_selector=selector
-            ).items
-
-        eventually(gone, timeout=30, what="the pods gone")
-    pfcon.submit_zipfile(jid, fs(), zip_of({}))
+    eventually(lambda: job_pods(pman.cluster, jid) == [], timeout=30, what="the pods gone")
+    pfcon.submit_zipfile(jid, fs(), zip_bytes({}))
     assert pfcon.wait(jid)["status"] == "finishedSuccessfully"
     pfcon.delete(jid)

@@ -11,7 +11,6 @@ POST."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 import requests
@@ -29,9 +28,8 @@ from tests.support.pfcon import (
     plugin_form,
     put_objects,
 )
-from tests.support.pman_cluster import read_job, running_pman, swift_secret
+from tests.support.pman_cluster import read_job, running_pman
 from tests.support.rest import delete_jobs, job_pods
-from tests.support.swift import delete_container
 from tests.support.waiting import eventually
 
 WRITE_TREE = (
@@ -60,22 +58,6 @@ PLACEHOLDER = "root/data/squashEmptyDir"
 
 
 @pytest.fixture(scope="module")
-def cube(swift_server):
-    """CUBE's container (and pman's bookkeeping beside it), deleted afterwards."""
-    name = f"cube-{uuid.uuid4().hex[:10]}"
-    swift_server.connection().put_container(name)
-    yield name
-    for container in (name, f"{name}_pman", f"{name}_segments"):
-        delete_container(swift_server.connection(), container)
-
-
-@pytest.fixture(scope="module")
-def secret(kube_cluster, swift_credentials_file):
-    with swift_secret(kube_cluster, swift_credentials_file) as name:
-        yield name
-
-
-@pytest.fixture(scope="module")
 def pman(kube_cluster, swift_server, secret, cube):
     settings = {
         "swift_credentials": swiftcreds.from_environment(swift_server.environment()),
@@ -88,10 +70,6 @@ def pman(kube_cluster, swift_server, secret, cube):
             yield handle, client
         finally:
             delete_jobs(kube_cluster, client.jids)
-
-
-def in_swift(swift_server, container: str, prefix: str) -> dict[str, bytes]:
-    return objects(swift_server, container, prefix)
 
 
 def test_a_cube_run_from_post_to_file_list_to_delete(pman, swift_server, cube):
@@ -126,20 +104,20 @@ def test_a_cube_run_from_post_to_file_list_to_delete(pman, swift_server, cube):
     assert body["job_output_path"] == output
     assert sorted(body["rel_file_paths"]) == ["nested/deeper/r.csv", "result.txt"]
     # CUBE checks every listed object exists; nothing else is there (no manifest, no link).
-    stored = in_swift(swift_server, cube, output)
+    stored = objects(swift_server, cube, output)
     assert set(stored) == set(body["rel_file_paths"])
     assert stored["result.txt"] == b"result\n"
-    manifests = in_swift(swift_server, f"{cube}_pman", f"outputs/{output}")
+    manifests = objects(swift_server, f"{cube}_pman", f"outputs/{output}")
     assert set(manifests) == {"manifest.json"}
     skipped = {s["path"]: s["reason"] for s in json.loads(manifests["manifest.json"])["skipped"]}
     assert set(skipped) == {"sneaky.chrislink", "link-to-host"}
 
-    plans = in_swift(swift_server, f"{cube}_pman", f"runs/{jid}")
+    plans = objects(swift_server, f"{cube}_pman", f"runs/{jid}")
     assert len(plans) == 1
     assert cube_api.delete(jid).status_code == 204
     assert cube_api.get(jid).status_code == 404
     assert cube_api.delete(jid).status_code == 204  # unknown: 204 too
-    assert in_swift(swift_server, f"{cube}_pman", f"runs/{jid}") == {}
+    assert objects(swift_server, f"{cube}_pman", f"runs/{jid}") == {}
     eventually(lambda: job_pods(handle.cluster, jid) == [], what="the job's pods gone")
 
 
@@ -165,7 +143,7 @@ def test_a_ds_plugin_stages_its_input_with_pfcons_link_layout(pman, swift_server
     linked = f"{base}_home_bob/{base}_PIPELINES_bob/pipeline.yml"
     files = sorted(cube_api.files(jid, output).json()["rel_file_paths"])
     assert files == sorted(["test.txt", linked])
-    assert in_swift(swift_server, cube, output)[linked] == b"Test pipeline"
+    assert objects(swift_server, cube, output)[linked] == b"Test pipeline"
 
 
 @pytest.mark.parametrize(
@@ -197,7 +175,7 @@ def test_a_refused_link_fails_the_job_not_the_post(pman, swift_server, cube, tar
     assert final["logs"].startswith("The processor did not run")
     listed = cube_api.files(jid, output)
     assert (listed.status_code, listed.json()["rel_file_paths"]) == (200, [])
-    assert in_swift(swift_server, cube, output) == {}
+    assert objects(swift_server, cube, output) == {}
 
 
 def test_post_is_idempotent_while_running_and_once_finished(pman, shared_dir):
@@ -253,7 +231,7 @@ def test_post_of_a_failed_job_runs_it_again_and_replaces_its_output(pman, swift_
     final, _ = cube_api.wait(jid)
     assert final["status"] == "finishedSuccessfully", final
     assert cube_api.files(jid, output).json()["rel_file_paths"] == ["good.txt"]
-    assert set(in_swift(swift_server, cube, output)) == {"good.txt"}
+    assert set(objects(swift_server, cube, output)) == {"good.txt"}
 
 
 def test_the_file_list_is_refused_for_another_path_or_before_the_end(pman, shared_dir):
@@ -294,7 +272,7 @@ def test_a_path_with_a_plus_is_echoed_exactly_as_cube_sent_it(pman, swift_server
     cube_api.submit(form)
     assert cube_api.wait(jid)[0]["status"] == "finishedSuccessfully"
     assert cube_api.files(jid, output).json()["job_output_path"] == output
-    assert set(in_swift(swift_server, cube, output)) == {"x.txt"}
+    assert set(objects(swift_server, cube, output)) == {"x.txt"}
 
 
 def test_unknown_jids_and_jobs_of_pmans_own_api_are_not_the_pfcon_apis(pman):

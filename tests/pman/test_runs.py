@@ -19,7 +19,7 @@ from pman.jobspec import RUN_LABEL
 from pman.service import pods_of_run
 from tests.support.data import data_pman, objects
 from tests.support.names import unique_name
-from tests.support.pman_cluster import publisher_requests, read_job, swift_secret
+from tests.support.pman_cluster import publisher_requests, read_job
 from tests.support.rest import job_pods
 from tests.support.swift import delete_container
 from tests.support.waiting import eventually
@@ -56,12 +56,6 @@ def bucket(swift_server):
     connection.put_object(name, "incoming/in.txt", b"input\n")
     yield name
     delete_container(connection, name)
-
-
-@pytest.fixture(scope="module")
-def secret(kube_cluster, swift_credentials_file):
-    with swift_secret(kube_cluster, swift_credentials_file) as name:
-        yield name
 
 
 @pytest.fixture(params=[True, False], ids=["cache", "no-cache"])

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from devstack.processes import free_port
 from tests.support.pman_server import unreachable_kubeconfig
 from tests.support.waiting import eventually
 
@@ -25,12 +26,6 @@ TOKEN = "serving-t0ken"
 # More than the former 2 workers x 8 threads could hold, few enough for any machine.
 SLOW_HEADERS = 40
 SLOW_BODIES = 40
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

@@ -20,6 +20,9 @@ from tests.support.waiting import eventually
 
 KEY = TEMP_URL_KEYS[0]
 
+# The accounts are fixtures looked up by parameter: the tier cannot be read from the names.
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(params=["tempauth", "keystone"])
 def account(request, tmp_path_factory) -> Account:

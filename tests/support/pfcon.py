@@ -7,13 +7,15 @@ is raw HTTP so that tests see every status code and header.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import requests
 
 from tests.support.names import unique_name
+from tests.support.swift import delete_container
 from tests.support.waiting import states_until
 
 USER = "cube"
@@ -161,3 +163,14 @@ def put_objects(connection: Any, container: str, objects: dict[str, bytes]) -> N
     connection.put_container(container)
     for name, data in objects.items():
         connection.put_object(container, name, data)
+
+
+@pytest.fixture(scope="module")
+def cube(swift_server: Any) -> Iterator[str]:
+    """CUBE's Swift container for one module (and pman's bookkeeping and segments
+    containers beside it), deleted afterwards."""
+    name = unique_name("cube")
+    swift_server.connection().put_container(name)
+    yield name
+    for container in (name, f"{name}_pman", f"{name}_segments"):
+        delete_container(swift_server.connection(), container)

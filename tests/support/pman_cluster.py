@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
+import pytest
 import yaml
 from flask import Flask
 
@@ -125,3 +126,10 @@ def publisher_requests(cluster: KubeCluster, pod: str) -> int:
         if "pman-publisher" in event.get("user", {}).get("username", "")
         and pod in event.get("requestURI", "")
     )
+
+
+@pytest.fixture(scope="module")
+def secret(kube_cluster: KubeCluster, swift_credentials_file: Path) -> Iterator[str]:
+    """The test Swift's credentials as a Secret job pods mount, for one module."""
+    with swift_secret(kube_cluster, swift_credentials_file) as name:
+        yield name

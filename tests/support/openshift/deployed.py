@@ -21,7 +21,6 @@ so the Roles and RoleBindings are checked against that log rather than applied.
 from __future__ import annotations
 
 import copy
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import kubernetes
 import requests
 from kubernetes.client.exceptions import ApiException
 
+from devstack.processes import free_port
 from tests.support.cluster import KubeCluster
 from tests.support.names import unique_name
 from tests.support.openshift import template
@@ -64,12 +64,6 @@ class DeployedPman:
 
     def logs(self) -> str:
         return self.core.read_namespaced_pod_log(self.pod, self.namespace, container="pman")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def processed(namespace: str, parameters: dict[str, str] | None = None) -> list[Obj]:

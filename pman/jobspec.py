@@ -356,7 +356,7 @@ def check_input_container(image: str, input_dir: str) -> Manifest:
     whole and read-only: the kubelet would create a missing subPath for the processor, which
     would then run on an empty input. Runs in the publisher image, which has ``test``."""
     # "$$" is how a command keeps a "$" through Kubernetes' $(VAR) expansion.
-    path = f"{STOREBASE_DIR}/{input_dir}".replace("$", "$$")
+    path = literal(f"{STOREBASE_DIR}/{input_dir}")
     return {
         "name": CHECK_INPUT,
         "image": image,

@@ -21,14 +21,10 @@ from pman.archive import (
     zip_stream,
 )
 from pman.errors import ObjectNotFound, PmanError, StoreError
+from pman.pod import MANIFEST, MANIFEST_FORMAT
 from pman.swift import Location, Store, SwiftSession
 
 log = logging.getLogger(__name__)
-
-MANIFEST = ".publisher-manifest.json"
-MANIFEST_FORMAT = "pman-publisher-manifest/"
-# A manifest lists every file with its checksums: some hundred bytes per file.
-MAX_MANIFEST_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)

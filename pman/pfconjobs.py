@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 import time
-from collections import OrderedDict
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationError
@@ -59,7 +57,8 @@ from pman.models import (
     Workers,
     field_messages,
 )
-from pman.service import JobService
+from pman.pod import MANIFEST_FORMAT, MAX_MANIFEST_BYTES
+from pman.service import JobService, Lru
 from pman.settings import Settings
 from pman.stagein import (
     InputRefused,
@@ -89,8 +88,6 @@ MAX_FOLDER = 700
 pman job's ``<container>/<prefix>``, at most 1024."""
 MAX_ITEMS = 1000
 """Values of one repeated field."""
-MANIFEST_FORMAT = "pman-publisher-manifest/"
-MAX_MANIFEST = 64 << 20
 REPLACE_MARGIN = 5
 """Seconds beyond JOB_GRACE_SECONDS that an idempotent POST waits for a failed run's pods."""
 REPLACE_LIMIT = 120
@@ -179,7 +176,8 @@ class PfconJobs:
         and the pod those of its plan and output."""
         self.container = settings.swift_container_name
         self.bookkeeping = settings.bookkeeping_container
-        self._published = _Cache(capacity=256)
+        # Confirmed file lists, by (Job uid, run).
+        self._published: Lru[tuple[str, str], list[str]] = Lru(capacity=256)
 
     # -- submit ------------------------------------------------------------------------------
 
@@ -315,7 +313,7 @@ class PfconJobs:
     def output_files(self, jid: str, job_output_path: str) -> list[str]:
         """The output's files relative to ``output_dir``, as the current run's manifest
         lists them; ``job_output_path`` must name the job's output."""
-        obj, job, state = self.jobs.report(jid)
+        obj, job, state = self.jobs.report(jid, logs=False)
         if not is_pfcon(job):
             raise JobNotFound(f"no job {jid!r}")
         output = _output_dir(job)
@@ -346,7 +344,7 @@ class PfconJobs:
         container, _, name = location.partition("/")
         with self.store.session() as swift:
             try:
-                raw = swift.read_object(container, name, limit=MAX_MANIFEST)
+                raw = swift.read_object(container, name, limit=MAX_MANIFEST_BYTES)
             except ObjectNotFound:
                 raise _NotPublished(
                     f"the job ended but its output manifest ({location}) is missing"
@@ -464,25 +462,3 @@ def _listed(entry: Obj) -> Listed:
         size=int(entry.get("bytes", 0)),
         slo_etag=str(entry.get("slo_etag") or "").strip('"'),
     )
-
-
-class _Cache:
-    """A small LRU of confirmed file lists, by (Job uid, run)."""
-
-    def __init__(self, *, capacity: int) -> None:
-        self._capacity = capacity
-        self._items: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str]) -> list[str] | None:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-            return None
-
-    def put(self, key: tuple[str, str], value: list[str]) -> None:
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)

@@ -29,3 +29,10 @@ STOREBASE_DIR = "/storebase"
 # Where a job's data lives, recorded on its Job and pods (for the data routes and messages).
 INPUT_ANNOTATION = "pman.chrisproject.org/input-dir"
 OUTPUT_ANNOTATION = "pman.chrisproject.org/output-dir"
+
+# What the publish container writes last, beside the outputs (or where pman says): the
+# publisher's manifest, its format, and the most pman reads of one.
+MANIFEST = ".publisher-manifest.json"
+MANIFEST_FORMAT = "pman-publisher-manifest/"
+# A manifest lists every file with its checksums: some hundred bytes per file.
+MAX_MANIFEST_BYTES = 64 << 20

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pman.cache import StatusCache
 from pman.errors import Forbidden, JobExists, JobNotFound, PmanError, RunEnding
@@ -44,6 +44,8 @@ from pman.status import (
 from pman.tempurls import TempUrls
 
 Obj = dict[str, Any]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class JobService:
@@ -65,7 +67,7 @@ class JobService:
         self.cache = cache
         self.metrics = metrics or kube.metrics
         self._logs = LogCache(capacity=CACHE_BYTES, on_change=self.metrics.cached_log_bytes.set)
-        self._asked = _Lru(capacity=512)  # Job versions whose pods were asked for
+        self._asked: Lru[str, str] = Lru(capacity=512)  # Job versions whose pods were asked for
 
     def info(self) -> dict[str, str]:
         """What ``GET /api/v1/`` reports."""
@@ -234,12 +236,13 @@ class JobService:
         self.metrics.jobs_submitted.inc()
         return job_object(created, job_state(created, []), logs="")
 
-    def report(self, jid: str) -> tuple[Obj, Obj, JobState]:
-        """The job object (with logs, as :meth:`get`), the Job it comes from and its state."""
+    def report(self, jid: str, *, logs: bool = True) -> tuple[Obj, Obj, JobState]:
+        """The job object (with logs, as :meth:`get`, unless not ``logs``: then none are
+        read), the Job it comes from and its state."""
         job, pods = self._observe(jid)
         state = job_state(job, pods)
-        logs = self._read_logs(state, representative_pod(pods))
-        return job_object(job, state, logs=logs), job, state
+        text = self._read_logs(state, representative_pod(pods)) if logs else ""
+        return job_object(job, state, logs=text), job, state
 
     def all_pods(self, jid: str) -> list[Obj]:
         """The pods of every run of ``jid``, those still ending included."""
@@ -285,22 +288,22 @@ def _is_ours(job: Obj) -> bool:
     return _labels(job).get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
-class _Lru:
-    """A small LRU of strings."""
+class Lru(Generic[K, V]):
+    """A small thread-safe LRU mapping."""
 
     def __init__(self, *, capacity: int) -> None:
         self._capacity = capacity
-        self._items: OrderedDict[str, str] = OrderedDict()
+        self._items: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: K) -> V | None:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
             return None
 
-    def put(self, key: str, value: str) -> None:
+    def put(self, key: K, value: V) -> None:
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)

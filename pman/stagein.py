@@ -33,10 +33,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from pman.pod import MANIFEST
+
 LINK_SUFFIX = ".chrislink"
-PUBLISHER_MANIFEST = ".publisher-manifest.json"
-"""Not staged at a folder's top, as ``publisher download`` does not stage it: a folder
-filled with ``publisher upload`` holds one."""
 MAX_LINK_BYTES = 4096
 """A ChRIS link holds one path: anything larger is not one."""
 MAX_FILES = 200_000
@@ -172,7 +171,9 @@ class _Planner:
         links = []
         for listed in self._folder(prefix):
             rel = listed.name[len(prefix) + 1 :]
-            if not rel or rel.endswith("/") or rel == PUBLISHER_MANIFEST:
+            # A publisher manifest at a folder's top is not staged, as ``publisher download``
+            # does not stage it: a folder filled with ``publisher upload`` holds one.
+            if not rel or rel.endswith("/") or rel == MANIFEST:
                 continue  # the folder's own marker, a sub-folder's, the publisher's manifest
             if clean_path(rel) is None:
                 raise InputRefused(

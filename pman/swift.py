@@ -267,10 +267,10 @@ class SwiftSession:
             headers = self._conn.head_account()
         return [value for name in TEMP_URL_KEYS if (value := headers.get(name.lower()))]
 
-    def signer(self, *, seconds: int, create: bool = True) -> Signer:
+    def signer(self, *, seconds: int) -> Signer:
         """Signs temporary URLs good for ``seconds`` from now, with the account's key (set
-        when there is none, unless not ``create``)."""
-        keys = self.temp_url_keys(create=create)
+        when there is none)."""
+        keys = self.temp_url_keys(create=True)
         if not keys:
             raise StoreError("the Swift account has no temp URL key")
         return Signer(self.storage_url(), keys[0], int(time.time()) + seconds)

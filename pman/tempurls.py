@@ -40,10 +40,10 @@ from typing import Any
 from pman.errors import BadRequest, Forbidden, ObjectNotFound, PmanError
 from pman.jobspec import SignedAccess
 from pman.models import JobRequest
+from pman.pod import MANIFEST
 from pman.settings import Settings
 from pman.stagein import (
     MAX_FILES,
-    PUBLISHER_MANIFEST,
     InputRefused,
     Plan,
     Planned,
@@ -123,7 +123,7 @@ def plan_folder(listing: Sequence[dict[str, Any]], prefix: str) -> Plan:
     for entry in listing:
         name, size = str(entry["name"]), int(entry.get("bytes", 0))
         rel = name[len(names) :]
-        if (rel.endswith("/") and size == 0) or not rel or rel == PUBLISHER_MANIFEST:
+        if (rel.endswith("/") and size == 0) or not rel or rel == MANIFEST:
             continue  # a folder's marker (the prefix's own too), the publisher's manifest
         etag, slo_etag = str(entry.get("hash", "")).strip('"'), str(entry.get("slo_etag") or "")
         files.append(Planned(name, etag, size, rel.rstrip("/"), slo_etag.strip('"')))

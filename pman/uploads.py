@@ -118,6 +118,7 @@ class _Upload:
     ) -> None:
         self.store, self.location, self.staged, self.spool = store, location, staged, spool
         self.jid = jid
+        self.total_bytes = sum(item.size for item in staged)
         self.id = uuid.uuid4().hex
         self.finished = threading.Event()
         self.uploaded = 0
@@ -154,7 +155,7 @@ class _Upload:
             id=self.id,
             state=state,  # type: ignore[arg-type]
             files=len(self.staged),
-            bytes=sum(item.size for item in self.staged),
+            bytes=self.total_bytes,
             uploaded=self.uploaded,
             message=message,
             updated=_now(),
@@ -175,8 +176,12 @@ class _Upload:
     def _one(self) -> None:
         with self._lock:
             self.uploaded += 1
-            if self._background and time.monotonic() - self._last_write > REFRESH_SECONDS:
-                self._write_quietly(self.status())
+            due = self._background and time.monotonic() - self._last_write > REFRESH_SECONDS
+            if due:
+                self._last_write = time.monotonic()
+                status = self.status()
+        if due:  # written outside the lock: the other upload threads do not wait for Swift
+            self._write_quietly(status)
 
     def _finish(self) -> None:
         if self.failure is None:
@@ -198,13 +203,21 @@ class _Upload:
     def _write(self, status: dict[str, Any]) -> None:
         self._last_write = time.monotonic()
         data = json.dumps(status).encode()
+        headers = {"X-Delete-After": str(KEEP_SECONDS), "Content-Type": "application/json"}
         with self.store.session() as swift:
-            swift.ensure_container(STATUS_CONTAINER)
-            swift.put_object(
-                STATUS_CONTAINER,
-                _status_name(self.location),
-                BytesIO(data),
-                length=len(data),
-                etag=None,
-                headers={"X-Delete-After": str(KEEP_SECONDS), "Content-Type": "application/json"},
-            )
+
+            def put() -> None:
+                swift.put_object(
+                    STATUS_CONTAINER,
+                    _status_name(self.location),
+                    BytesIO(data),
+                    length=len(data),
+                    etag=None,
+                    headers=headers,
+                )
+
+            try:
+                put()
+            except ObjectNotFound:  # the first upload pman sends to the background
+                swift.ensure_container(STATUS_CONTAINER)
+                put()

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.wsgi import get_input_stream
 
-from pman.api.common import pman
+from pman.api.common import known_jid, pman
 from pman.archive import (
     CHUNK,
     ArchiveError,
@@ -58,7 +58,8 @@ from pman.errors import (
 )
 from pman.jobspec import INPUT_ANNOTATION, OUTPUT_ANNOTATION, run_of
 from pman.models import is_jid
-from pman.outputs import MANIFEST, MAX_MANIFEST_BYTES, output_chunks, published_files
+from pman.outputs import output_chunks, published_files
+from pman.pod import MANIFEST, MAX_MANIFEST_BYTES
 from pman.staging import LimitedBody, stage
 from pman.status import job_state
 from pman.swift import Location, Store
@@ -176,8 +177,7 @@ def upload_input(jid: str) -> Any:
 
 @blueprint.get("/api/v1/_data/<jid>/input/")
 def upload_status(jid: str) -> Any:
-    if not is_jid(jid):
-        raise JobNotFound(f"no job {jid!r}")
+    known_jid(jid)
     store = _store()
     location = _input_location(jid)
     status = read_status(store, location)
@@ -260,8 +260,7 @@ def _zip_file_entries(body: LimitedBody) -> Iterator[Entry]:
 # -- download --------------------------------------------------------------------------------
 @blueprint.get("/api/v1/_data/<jid>/output/")
 def download_output(jid: str) -> Any:
-    if not is_jid(jid):
-        raise JobNotFound(f"no job {jid!r}")
+    known_jid(jid)
     mimetype, extension = _output_format()
     store = _store()
     job = _find_job(jid)

@@ -22,7 +22,7 @@ import jwt
 from flask import Blueprint, Flask, current_app, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from pman.api.common import pman
+from pman.api.common import known_jid, pman
 from pman.errors import BadRequest, JobNotFound, Unauthorized, UnsupportedMediaType
 from pman.models import is_jid
 from pman.pfconjobs import PfconJobRequest, PfconJobs
@@ -170,8 +170,7 @@ def submit() -> Any:
 
 @blueprint.get("/pluginjobs/<jid>/")
 def get_job(jid: str) -> Any:
-    if not is_jid(jid):
-        raise JobNotFound(f"no job {jid!r}")
+    known_jid(jid)
     return jsonify({"compute": compute(_jobs().status(jid))})
 
 
@@ -184,8 +183,7 @@ def delete_job(jid: str) -> Any:
 
 @blueprint.get("/pluginjobs/<jid>/file/")
 def output_files(jid: str) -> Any:
-    if not is_jid(jid):
-        raise JobNotFound(f"no job {jid!r}")
+    known_jid(jid)
     path = _raw_query_value("job_output_path")
     if path is None:
         raise BadRequest({"job_output_path": "query parameter is required"})
@@ -288,8 +286,7 @@ def submit_delete() -> Any:
 
 @blueprint.get("/deletejobs/<jid>/")
 def get_delete(jid: str) -> Any:
-    if not is_jid(jid):
-        raise JobNotFound(f"no job {jid!r}")
+    known_jid(jid)
     return jsonify({"compute": delete_skipped(jid)})
 
 

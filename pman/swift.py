@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -45,7 +45,7 @@ from pman.errors import (
 )
 from swiftcreds import Credentials, swiftclient_options
 from swiftcreds.reasons import short_reason
-from swiftcreds.tempurl import has_dot_segment
+from swiftcreds.tempurl import TempUrl, has_dot_segment
 
 log = logging.getLogger(__name__)
 
@@ -396,14 +396,9 @@ class Signer:
 
     def url(self, method: str, container: str, name: str, *, prefix: bool = False) -> str:
         """The temporary URL itself."""
-        fields = {
-            "temp_url_sig": self.signature(method, container, name, prefix=prefix),
-            "temp_url_expires": str(self.expires),
-        }
-        if prefix:
-            fields["temp_url_prefix"] = name
-        where = f"{quote(container, safe='')}/{quote(name, safe='/')}"
-        return f"{self.storage_url}/{where}?{urlencode(fields, quote_via=quote)}"
+        signature = self.signature(method, container, name, prefix=prefix)
+        signed = TempUrl(method, self.storage_url, container, name, prefix, self.expires, signature)
+        return signed.url()
 
     @property
     def account_path(self) -> str:

@@ -152,9 +152,11 @@ def build_job(
     uid: Uid = None,
     gid: Uid = None,
     access: SignedAccess | None = None,
+    parts: Manifest | None = None,
 ) -> Manifest:
     """The batch/v1 Job that runs ``request`` as run ``run`` (see :func:`new_run`); its pod
-    holds the temporary URLs ``access`` instead of the Swift Secret when given."""
+    holds the temporary URLs ``access`` instead of the Swift Secret when given, and the
+    containers and volumes ``parts`` instead of the storage mode's when given."""
     metadata = {"labels": labels(request, settings, run), "annotations": annotations(request)}
     return {
         "apiVersion": "batch/v1",
@@ -169,7 +171,9 @@ def build_job(
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
             "template": {
                 "metadata": metadata,
-                "spec": pod_spec(request, settings, run=run, uid=uid, gid=gid, access=access),
+                "spec": pod_spec(
+                    request, settings, run=run, uid=uid, gid=gid, access=access, parts=parts
+                ),
             },
         },
     }
@@ -215,22 +219,24 @@ def pod_spec(
     uid: Uid,
     gid: Uid,
     access: SignedAccess | None = None,
+    parts: Manifest | None = None,
 ) -> Manifest:
-    """The pod: the containers and volumes of the storage mode, and what every pod has."""
-    parts = (
-        volume_parts(request, settings)
-        if settings.volume_storage
-        else swift_parts(request, settings, run=run, access=access)
-    )
+    """The pod: the containers and volumes of the storage mode (or ``parts``, which always
+    reach Swift), and what every pod has."""
+    shared_volume = parts is None and settings.volume_storage
+    if parts is None:
+        parts = (
+            volume_parts(request, settings)
+            if settings.volume_storage
+            else swift_parts(request, settings, run=run, access=access)
+        )
     spec: Manifest = {
         "restartPolicy": "Never",
         # Also the publish sidecar's time to publish when the pod is ended (its deadline).
         "terminationGracePeriodSeconds": settings.job_grace_seconds,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": pod_security_context(
-            uid=uid, gid=gid, shared_volume=settings.volume_storage
-        ),
+        "securityContext": pod_security_context(uid=uid, gid=gid, shared_volume=shared_volume),
         **parts,
     }
     if settings.node_selector:
@@ -545,7 +551,8 @@ def build_pfcon_job(
     (in CUBE's container) and writes the manifest to ``manifest`` (``container/object``),
     so that nothing but the plugin's files lands in the output. Always Swift-shaped; its pod
     holds the temporary URLs ``access`` instead of the Swift Secret when given."""
-    job = build_job(request, settings, run=run, uid=uid, gid=gid)
+    parts = pfcon_parts(request, settings, run=run, plan=plan, manifest=manifest, access=access)
+    job = build_job(request, settings, run=run, uid=uid, gid=gid, parts=parts)
     extra = {
         "labels": {FRONT_END_LABEL: PFCON_FRONT_END},
         "annotations": {PLAN_ANNOTATION: plan, MANIFEST_ANNOTATION: manifest},
@@ -553,25 +560,20 @@ def build_pfcon_job(
     for metadata in (job["metadata"], job["spec"]["template"]["metadata"]):
         for key, values in extra.items():
             metadata[key] = {**metadata[key], **values}
-    job["spec"]["template"]["spec"] = pfcon_pod_spec(
-        request, settings, run=run, plan=plan, manifest=manifest, uid=uid, gid=gid, access=access
-    )
     return job
 
 
-def pfcon_pod_spec(
+def pfcon_parts(
     request: JobRequest,
     settings: Settings,
     *,
     run: str,
     plan: str,
     manifest: str,
-    uid: Uid,
-    gid: Uid,
     access: SignedAccess | None = None,
 ) -> Manifest:
-    """The pod of a pfcon job: stage-in from the plan, the processor, the publish sidecar;
-    through the temporary URLs ``access``, with no Secret, when given."""
+    """The containers and volumes of a pfcon job: stage-in from the plan, the processor, the
+    publish sidecar; through the temporary URLs ``access``, with no Secret, when given."""
     image, signed = settings.publisher_image, access is not None
     if access is None:
         plan_source, destination = f"swift://{plan}", f"swift://{request.output_dir}"
@@ -581,13 +583,8 @@ def pfcon_pod_spec(
         plan_source, destination = access.plan, access.destination
         publish_options = ["--run-id", run, *segments(settings), *access.publish_options()]
     publish_options.append("--skip-chris-links")  # a plugin's links could reach others' data
-    spec: Manifest = {
-        "restartPolicy": "Never",
-        "terminationGracePeriodSeconds": settings.job_grace_seconds,
+    return {
         "serviceAccountName": settings.publisher_service_account,
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": pod_security_context(uid=uid, gid=gid),
         "initContainers": [plan_stage_in_container(image, plan_source, credentials=not signed)],
         "containers": [
             processor_container(request, settings),
@@ -595,11 +592,6 @@ def pfcon_pod_spec(
         ],
         "volumes": volumes(settings, credentials=not signed),
     }
-    if settings.node_selector:
-        spec["nodeSelector"] = dict(settings.node_selector)
-    if settings.image_pull_secrets:
-        spec["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
-    return spec
 
 
 def plan_stage_in_container(image: str, plan: str, *, credentials: bool = True) -> Manifest:

@@ -368,9 +368,6 @@ class PfconJobs:
             self.jobs.delete(jid)
         except JobNotFound:
             return
-        self._delete_plans(jid)
-
-    def _delete_plans(self, jid: str) -> None:
         delete_plans(self.store, self.bookkeeping, jid)
 
 
